@@ -1,0 +1,74 @@
+"""Length-bucketed batches, as the seed's BucketIterator made them.
+
+Reviews of similar length share a batch, so padding (wasted compute) stays small even at full
+review length. Training batches are reshuffled every epoch from (seed, epoch), not from global
+random state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from .corpus import EncodedSplit
+
+# Reviews are sorted by length inside pools of this many batches, then the batches are shuffled.
+POOL_BATCHES = 100
+
+
+@dataclass
+class Batch:
+    tokens: torch.Tensor  # [batch, max_length] int64, padded with pad_index after each review
+    lengths: torch.Tensor  # [batch] int64, on the CPU (pack_padded_sequence wants it there)
+    labels: torch.Tensor  # [batch] int64
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def to(self, device: torch.device) -> "Batch":
+        return Batch(self.tokens.to(device, non_blocking=True), self.lengths,
+                     self.labels.to(device, non_blocking=True))
+
+
+def make_batch(split: EncodedSplit, indices: np.ndarray, pad_index: int, max_len: int | None = None) -> Batch:
+    lengths = split.lengths[indices]
+    if max_len is not None:
+        lengths = np.minimum(lengths, max_len)
+    tokens = np.full((len(indices), int(lengths.max())), pad_index, dtype=np.int64)
+    for row, (index, length) in enumerate(zip(indices, lengths)):
+        start = split.offsets[index]
+        tokens[row, :length] = split.flat[start : start + length]
+    return Batch(torch.from_numpy(tokens), torch.from_numpy(lengths.astype(np.int64)),
+                 torch.from_numpy(split.labels[indices]))
+
+
+def batch_indices(lengths: np.ndarray, batch_size: int, *, shuffle: bool, seed: int = 0, epoch: int = 0) -> list[np.ndarray]:
+    """Index arrays, one per batch. Evaluation (shuffle=False) sorts everything by length."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if not shuffle:
+        order = np.argsort(lengths, kind="stable")
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(len(lengths))
+    pool = batch_size * POOL_BATCHES
+    batches = []
+    for start in range(0, len(order), pool):
+        chunk = order[start : start + pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def iterate_batches(split: EncodedSplit, batch_size: int, pad_index: int, *, shuffle: bool,
+                    seed: int = 0, epoch: int = 0, max_len: int | None = None) -> Iterator[Batch]:
+    for indices in batch_indices(split.lengths, batch_size, shuffle=shuffle, seed=seed, epoch=epoch):
+        yield make_batch(split, indices, pad_index, max_len)
+
+
+def count_batches(n: int, batch_size: int) -> int:
+    return -(-n // batch_size)

@@ -1,0 +1,79 @@
+"""Checkpoints in safe formats: weights as a tensor-only state dict (loaded with
+``weights_only=True``), vocabulary and config as JSON. No pickle anywhere."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .config import TrainConfig
+from .errors import UserError
+from .model import RecurrentClassifier
+from .text import Vocabulary, get_tokenizer
+from .training import build_model
+
+WEIGHTS, VOCAB, CONFIG = "weights.pt", "vocab.json", "config.json"
+LABELS = ("negative", "positive")
+
+
+def save_checkpoint(directory: str | Path, model: RecurrentClassifier, vocab: Vocabulary, config: TrainConfig,
+                    extra: dict | None = None) -> Path:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
+    torch.save(state, directory / WEIGHTS)
+    vocab.save(directory / VOCAB)
+    (directory / CONFIG).write_text(json.dumps({"config": config.to_dict(), **(extra or {})}, indent=2))
+    return directory
+
+
+@dataclass
+class Checkpoint:
+    model: RecurrentClassifier
+    vocab: Vocabulary
+    config: TrainConfig
+    extra: dict
+
+
+def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
+    directory = Path(directory)
+    missing = [name for name in (WEIGHTS, VOCAB, CONFIG) if not (directory / name).is_file()]
+    if missing:
+        raise UserError(f"{directory} is not a checkpoint: missing {', '.join(missing)}")
+    try:
+        meta = json.loads((directory / CONFIG).read_text())
+        config = TrainConfig.from_dict(meta.pop("config"))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"cannot read {directory / CONFIG}: {exc}") from None
+    vocab = Vocabulary.load(directory / VOCAB)
+    model = build_model(config, len(vocab), vocab.pad_index)
+    try:
+        state = torch.load(directory / WEIGHTS, map_location=device, weights_only=True)
+        model.load_state_dict(state)
+    except (RuntimeError, OSError, EOFError) as exc:
+        raise UserError(f"cannot load weights from {directory / WEIGHTS}: {str(exc).splitlines()[0]}") from None
+    return Checkpoint(model.to(device).eval(), vocab, config, meta)
+
+
+@torch.no_grad()
+def predict(checkpoint: Checkpoint, texts: list[str]) -> list[tuple[str, float]]:
+    """(label, probability of that label) for each text, with the checkpoint's tokenizer."""
+    tokenize = get_tokenizer(checkpoint.config.tokenizer)
+    encoded = []
+    for number, text in enumerate(texts, 1):
+        ids = checkpoint.vocab.encode(tokenize(text))
+        if not ids:
+            raise UserError(f"review {number} is empty after tokenization: give some words to score")
+        encoded.append(ids[: checkpoint.config.max_len] if checkpoint.config.max_len else ids)
+    device = next(checkpoint.model.parameters()).device
+    results = []
+    for ids in encoded:
+        tokens = torch.tensor([ids], device=device)
+        logits = checkpoint.model(tokens, torch.tensor([len(ids)]), path="padded")
+        probabilities = logits.float().softmax(dim=1)[0]
+        label = int(probabilities.argmax())
+        results.append((LABELS[label], float(probabilities[label])))
+    return results

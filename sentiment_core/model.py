@@ -1,0 +1,103 @@
+"""One recurrent classifier; the recurrent cell (rnn, lstm, gru) is a parameter.
+
+Two execution paths compute the same function:
+
+* ``packed``: each layer and direction runs on a PackedSequence (cuDNN's fast path on GPUs).
+* ``padded``: each layer and direction runs on the padded batch and the final state is read at
+  position ``length - 1``. Pads sit after every review, so a forward pass never reads them
+  before that position. The CPU's bf16 (oneDNN/AMX) kernels only take this path: packing drops
+  them to a slow fallback (about 15x slower, ../shared/NOTES.md).
+
+The backward direction of a bidirectional model runs over each review reversed *within its
+length*, so it too starts at the last real token, never at padding. Layers and directions are
+separate single-layer modules so both paths share the same parameters.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from .errors import UserError
+
+CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+PATHS = ("packed", "padded")
+
+
+def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverse each sequence of ``x`` [batch, time, ...] in its first ``length`` steps; pads stay put."""
+    time = x.shape[1]
+    steps = torch.arange(time, device=x.device).unsqueeze(0)  # [1, T]
+    lengths = lengths.to(x.device).unsqueeze(1)  # [B, 1]
+    index = torch.where(steps < lengths, lengths - 1 - steps, steps)  # [B, T]
+    index = index.view(*index.shape, *([1] * (x.dim() - 2))).expand_as(x)
+    return x.gather(1, index)
+
+
+class RecurrentClassifier(nn.Module):
+    """Embedding -> dropout -> recurrent layers -> dropout -> linear head with ``num_classes`` logits."""
+
+    def __init__(
+        self,
+        cell: str,
+        vocab_size: int,
+        pad_index: int = 1,
+        embedding_dim: int = 100,
+        hidden_dim: int = 256,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.6,
+        num_classes: int = 2,
+    ):
+        super().__init__()
+        if cell not in CELLS:
+            raise UserError(f"unknown cell {cell!r}: choose one of {', '.join(CELLS)}")
+        if not 0.0 <= dropout < 1.0:
+            raise UserError(f"dropout must be in [0, 1), got {dropout}")
+        for name, value in (("vocab_size", vocab_size), ("embedding_dim", embedding_dim),
+                            ("hidden_dim", hidden_dim), ("num_layers", num_layers)):
+            if value < 1:
+                raise UserError(f"{name} must be >= 1, got {value}")
+        self.cell = cell
+        self.directions = 2 if bidirectional else 1
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_index)
+        # Dropout on embeddings, between layers and before the head: unlike nn.LSTM's own
+        # `dropout` argument (between layers only), it acts in a 1-layer model too.
+        self.dropout = nn.Dropout(dropout)
+        self.layers = nn.ModuleList()
+        for layer in range(num_layers):
+            input_dim = embedding_dim if layer == 0 else hidden_dim * self.directions
+            self.layers.append(nn.ModuleList(
+                CELLS[cell](input_dim, hidden_dim, batch_first=True) for _ in range(self.directions)))
+        self.head = nn.Linear(hidden_dim * self.directions, num_classes)
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor, path: str = "padded") -> torch.Tensor:
+        """Logits [batch, num_classes] for ``tokens`` [batch, time] with true ``lengths`` [batch]."""
+        if path not in PATHS:
+            raise ValueError(f"path must be one of {PATHS}, got {path!r}")
+        x = self.dropout(self.embedding(tokens))
+        lengths_cpu = lengths.cpu()
+        last = (lengths.to(tokens.device) - 1).view(-1, 1, 1)
+        for depth, directions in enumerate(self.layers):
+            if depth:
+                x = self.dropout(x)
+            outputs, finals = [], []
+            for direction, rnn in enumerate(directions):
+                source = x if direction == 0 else reverse_within_length(x, lengths)
+                out = self._run(rnn, source, lengths_cpu, path)
+                # Final state = output at the last real step (for the reversed input: the state
+                # after reading the review backwards down to its first token).
+                finals.append(out.gather(1, last.expand(-1, 1, out.shape[2])).squeeze(1))
+                outputs.append(out if direction == 0 else reverse_within_length(out, lengths))
+            if depth + 1 < len(self.layers):
+                x = torch.cat(outputs, dim=2)
+        return self.head(self.dropout(torch.cat(finals, dim=1)))
+
+    @staticmethod
+    def _run(rnn: nn.Module, x: torch.Tensor, lengths_cpu: torch.Tensor, path: str) -> torch.Tensor:
+        if path == "padded":
+            return rnn(x)[0]
+        packed = pack_padded_sequence(x, lengths_cpu, batch_first=True, enforce_sorted=False)
+        out, _ = rnn(packed)
+        return pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])[0]

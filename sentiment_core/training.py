@@ -1,0 +1,200 @@
+"""The training loop, written once for every cell. It knows nothing of MLflow or Optuna.
+
+Metrics are exact over all examples: loss is the mean per-example cross-entropy and accuracy
+is correct argmax predictions over examples (the seed averaged per batch and used a
+sigmoid/round rule on two-class logits). ``train_*`` are accumulated during the epoch, in
+training mode, as the seed reported them.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .batching import Batch, batch_indices, make_batch
+from .config import TrainConfig
+from .corpus import Corpus, EncodedSplit
+from .model import RecurrentClassifier
+from .runtime import Runtime, resolve_runtime, seed_everything
+
+METRIC_NAMES = ("train_loss", "train_acc", "valid_loss", "valid_acc", "test_loss", "test_acc")
+# Update the progress bar (and read the running loss back from the device) every this many batches.
+PROGRESS_EVERY = 10
+
+
+@dataclass
+class TrainResult:
+    history: list[dict]
+    status: str  # completed | early_stopped | diverged
+    best_epoch: int | None
+    model: RecurrentClassifier  # holds the best-valid weights
+    runtime: Runtime
+    message: str = ""
+    summary: dict = field(default_factory=dict)
+
+
+def build_model(config: TrainConfig, vocab_size: int, pad_index: int = 1) -> RecurrentClassifier:
+    return RecurrentClassifier(config.cell, vocab_size, pad_index, config.embedding_dim, config.hidden_dim,
+                               config.num_layers, config.bidirectional, config.dropout)
+
+
+def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    kind = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    device = next(model.parameters()).device
+    # The fused kernel is ~8x faster than the per-tensor loop on CPU (the dense embedding
+    # gradient makes the step ~13% of a batch otherwise); it exists for CPU and CUDA only.
+    fused = device.type in ("cpu", "cuda")
+    return kind(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=fused)
+
+
+@torch.no_grad()
+def evaluate(model: RecurrentClassifier, split: EncodedSplit, runtime: Runtime, batch_size: int = 256,
+             max_len: int | None = None) -> tuple[float, float]:
+    """(mean loss, accuracy) over every example of ``split``."""
+    model.eval()
+    total_loss = torch.zeros((), dtype=torch.float64, device=runtime.device)
+    correct = torch.zeros((), dtype=torch.int64, device=runtime.device)
+    for indices in batch_indices(split.lengths, batch_size, shuffle=False):
+        batch = make_batch(split, indices, model.embedding.padding_idx, max_len).to(runtime.device)
+        loss_sum, batch_correct = _forward(model, batch, runtime, reduction="sum")
+        total_loss += loss_sum.double()
+        correct += batch_correct
+    return total_loss.item() / len(split), correct.item() / len(split)
+
+
+def _forward(model, batch: Batch, runtime: Runtime, reduction: str):
+    with runtime.autocast():
+        logits = model(batch.tokens, batch.lengths, path=runtime.sequence_path)
+    # The loss in fp32 whatever the autocast precision.
+    loss = nn.functional.cross_entropy(logits.float(), batch.labels, reduction=reduction)
+    correct = (logits.argmax(dim=1) == batch.labels).sum()
+    return loss, correct
+
+
+def is_better(record: dict, best: dict | None) -> bool:
+    """Higher valid accuracy wins; equal accuracy is broken by lower valid loss."""
+    if best is None:
+        return True
+    return (record["valid_acc"], -record["valid_loss"]) > (best["valid_acc"], -best["valid_loss"])
+
+
+def train(
+    config: TrainConfig,
+    corpus: Corpus,
+    *,
+    on_epoch_end: Callable[[dict], None] | None = None,
+    progress: bool = True,
+    runtime: Runtime | None = None,
+) -> TrainResult:
+    """Train ``config.cell`` on ``corpus``; call ``on_epoch_end(record)`` after every epoch.
+
+    The hook may raise (e.g. to prune a trial); the exception propagates after the epoch's
+    record was delivered. The returned model holds the best-valid weights.
+    """
+    config.validate()
+    runtime = runtime or resolve_runtime(config.device, config.precision, config.sequence_path)
+    seed_everything(config.seed)
+    model = build_model(config, len(corpus.vocab), corpus.vocab.pad_index).to(runtime.device)
+    optimizer = make_optimizer(config, model)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", patience=config.scheduler_patience)
+
+    history: list[dict] = []
+    best: dict | None = None
+    best_state = None
+    status, message = "completed", ""
+    for epoch in range(1, config.epochs + 1):
+        start = time.perf_counter()
+        lr = optimizer.param_groups[0]["lr"]
+        train_loss, train_acc = _train_epoch(model, optimizer, corpus.train, config, runtime, epoch, progress)
+        train_seconds = time.perf_counter() - start
+        if not math.isfinite(train_loss):
+            status = "diverged"
+            message = f"training loss became {train_loss} in epoch {epoch}; lower --lr or keep --clip-grad-norm > 0"
+            break
+        valid_loss, valid_acc = evaluate(model, corpus.valid, runtime, config.eval_batch_size, config.max_len)
+        test_loss, test_acc = evaluate(model, corpus.test, runtime, config.eval_batch_size, config.max_len)
+        record = {
+            "epoch": epoch,
+            "train_loss": train_loss, "train_acc": train_acc,
+            "valid_loss": valid_loss, "valid_acc": valid_acc,
+            "test_loss": test_loss, "test_acc": test_acc,
+            "lr": lr,
+            "epoch_seconds": time.perf_counter() - start,
+            "train_reviews_per_s": len(corpus.train) / train_seconds,
+            "generalization_gap": train_acc - valid_acc,
+        }
+        history.append(record)
+        scheduler.step(record[config.scheduler_metric])
+        if is_better(record, best):
+            best = record
+            best_state = copy.deepcopy(model.state_dict())
+        if progress:
+            tqdm.write(_epoch_line(config.cell, record, config.epochs))
+        if on_epoch_end is not None:
+            on_epoch_end(record)
+        if config.early_stopping_patience and epoch - best["epoch"] >= config.early_stopping_patience:
+            status = "early_stopped"
+            message = f"no valid_acc gain for {config.early_stopping_patience} epochs after epoch {best['epoch']}"
+            break
+
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    result = TrainResult(history, status, best["epoch"] if best else None, model, runtime, message)
+    result.summary = summarize(history, best)
+    return result
+
+
+def summarize(history: list[dict], best: dict | None) -> dict:
+    if not history:
+        return {}
+    return {
+        "best_epoch": best["epoch"],
+        "best_valid_acc": best["valid_acc"],
+        "test_acc_at_best_valid": best["test_acc"],
+        "gap_at_best_valid": best["generalization_gap"],
+        "final_test_acc": history[-1]["test_acc"],
+        "final_train_acc": history[-1]["train_acc"],
+        "final_valid_acc": history[-1]["valid_acc"],
+        "epochs_run": len(history),
+    }
+
+
+def _train_epoch(model, optimizer, split: EncodedSplit, config: TrainConfig, runtime: Runtime,
+                 epoch: int, progress: bool) -> tuple[float, float]:
+    model.train()
+    batches = batch_indices(split.lengths, config.batch_size, shuffle=True, seed=config.seed, epoch=epoch)
+    total_loss = torch.zeros((), dtype=torch.float64, device=runtime.device)
+    correct = torch.zeros((), dtype=torch.int64, device=runtime.device)
+    seen = 0
+    bar = tqdm(batches, desc=f"{config.cell} epoch {epoch}/{config.epochs}", unit="batch",
+               disable=not progress, leave=False, dynamic_ncols=True)
+    for step, indices in enumerate(bar, 1):
+        batch = make_batch(split, indices, model.embedding.padding_idx, config.max_len).to(runtime.device)
+        optimizer.zero_grad(set_to_none=True)
+        loss, batch_correct = _forward(model, batch, runtime, reduction="mean")
+        loss.backward()
+        if config.clip_grad_norm:
+            nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad_norm)
+        optimizer.step()
+        total_loss += loss.detach().double() * len(batch)
+        correct += batch_correct
+        seen += len(batch)
+        if step % PROGRESS_EVERY == 0 or step == len(batches):
+            running_loss = total_loss.item() / seen
+            if not math.isfinite(running_loss):
+                return running_loss, correct.item() / seen  # diverged: stop now, not at epoch end
+            bar.set_postfix(loss=f"{running_loss:.4f}", acc=f"{correct.item() / seen:.4f}")
+    return total_loss.item() / seen, correct.item() / seen
+
+
+def _epoch_line(cell: str, r: dict, epochs: int) -> str:
+    return (f"{cell} epoch {r['epoch']:>2}/{epochs}: train {r['train_loss']:.4f} / {r['train_acc']:.2%}  "
+            f"valid {r['valid_loss']:.4f} / {r['valid_acc']:.2%}  test {r['test_loss']:.4f} / {r['test_acc']:.2%}  "
+            f"{r['epoch_seconds']:.0f}s ({r['train_reviews_per_s']:.0f} reviews/s)")

@@ -1,0 +1,33 @@
+import numpy as np
+
+from sentiment_core.batching import batch_indices, iterate_batches
+
+
+def test_every_review_once_per_epoch_and_reshuffled(tiny_corpus):
+    lengths = tiny_corpus.train.lengths
+    epoch1 = batch_indices(lengths, 32, shuffle=True, seed=7, epoch=1)
+    assert sorted(np.concatenate(epoch1).tolist()) == list(range(len(lengths)))
+    again = batch_indices(lengths, 32, shuffle=True, seed=7, epoch=1)
+    assert all((a == b).all() for a, b in zip(epoch1, again))
+    epoch2 = batch_indices(lengths, 32, shuffle=True, seed=7, epoch=2)
+    assert any(len(a) != len(b) or (a != b).any() for a, b in zip(epoch1, epoch2))
+
+
+def test_bucketing_cuts_padding():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(10, 1000, size=3200)
+    bucketed = batch_indices(lengths, 32, shuffle=True, seed=0)
+    padded = sum(len(b) * lengths[b].max() for b in bucketed)
+    shuffled = rng.permutation(len(lengths))
+    padded_random = sum(32 * lengths[shuffled[i:i + 32]].max() for i in range(0, len(lengths), 32))
+    assert padded < 0.6 * padded_random
+    assert padded < 1.1 * lengths.sum()
+
+
+def test_batches_are_padded_after_each_review_and_truncate(tiny_corpus):
+    pad = tiny_corpus.vocab.pad_index
+    for batch in iterate_batches(tiny_corpus.valid, 50, pad, shuffle=False):
+        for row, length in zip(batch.tokens, batch.lengths):
+            assert (row[length:] == pad).all() and (row[:length] != pad).all()
+    lengths = [int(b.tokens.shape[1]) for b in iterate_batches(tiny_corpus.valid, 50, pad, shuffle=False, max_len=20)]
+    assert max(lengths) == 20

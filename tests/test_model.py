@@ -1,0 +1,54 @@
+import pytest
+import torch
+
+from sentiment_core.errors import UserError
+from sentiment_core.model import RecurrentClassifier, reverse_within_length
+
+
+def _batch(vocab=50, pad=1):
+    torch.manual_seed(0)
+    lengths = torch.tensor([7, 3, 5, 1])
+    tokens = torch.full((4, 9), pad)  # 2 columns of padding beyond the longest review
+    for row, length in enumerate(lengths):
+        tokens[row, :length] = torch.randint(2, vocab, (int(length),))
+    return tokens, lengths
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_packed_and_padded_paths_give_the_same_logits(cell, bidirectional, num_layers):
+    model = RecurrentClassifier(cell, 50, hidden_dim=16, embedding_dim=8, num_layers=num_layers,
+                                bidirectional=bidirectional).eval()
+    tokens, lengths = _batch()
+    packed = model(tokens, lengths, path="packed")
+    padded = model(tokens, lengths, path="padded")
+    assert packed.shape == (4, 2)
+    torch.testing.assert_close(padded, packed, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_padding_does_not_change_a_reviews_logits(bidirectional):
+    model = RecurrentClassifier("lstm", 50, hidden_dim=16, embedding_dim=8, bidirectional=bidirectional).eval()
+    tokens, lengths = _batch()
+    alone = model(tokens[1:2, :3], lengths[1:2])  # the 3-token review without any padding
+    in_batch = model(tokens, lengths)[1:2]
+    torch.testing.assert_close(in_batch, alone, rtol=1e-5, atol=1e-6)
+
+
+def test_reverse_within_length_keeps_pads_in_place():
+    x = torch.tensor([[1, 2, 3, 0], [4, 5, 0, 0]])
+    assert reverse_within_length(x, torch.tensor([3, 2])).tolist() == [[3, 2, 1, 0], [5, 4, 0, 0]]
+
+
+def test_dropout_acts_in_a_one_layer_model():
+    model = RecurrentClassifier("lstm", 50, hidden_dim=16, embedding_dim=8, dropout=0.5).train()
+    tokens, lengths = _batch()
+    assert not torch.equal(model(tokens, lengths), model(tokens, lengths))
+
+
+def test_bad_arguments_are_clear():
+    with pytest.raises(UserError, match="unknown cell 'transformer'"):
+        RecurrentClassifier("transformer", 50)
+    with pytest.raises(UserError, match="dropout"):
+        RecurrentClassifier("lstm", 50, dropout=1.0)

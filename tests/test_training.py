@@ -1,0 +1,75 @@
+import math
+
+import pytest
+
+from sentiment_core.config import TrainConfig
+from sentiment_core.errors import UserError
+from sentiment_core.training import evaluate, train
+
+
+def test_loss_falls_on_real_reviews(tiny_config, tiny_corpus):
+    config = tiny_config.replace(epochs=4, dropout=0.2, scheduler_patience=10)
+    seen = []
+    result = train(config, tiny_corpus, on_epoch_end=seen.append, progress=False)
+    losses = [r["train_loss"] for r in result.history]
+    assert result.status == "completed" and len(result.history) == 4
+    assert seen == result.history
+    assert losses[-1] < losses[0] - 0.05
+    assert result.history[-1]["train_acc"] > 0.6
+    for record in result.history:
+        for name in ("train_acc", "valid_acc", "test_acc"):
+            assert 0 <= record[name] <= 1
+        # Exact over examples: accuracy * n is a whole number of correct reviews.
+        assert math.isclose(record["valid_acc"] * len(tiny_corpus.valid), round(record["valid_acc"] * len(tiny_corpus.valid)))
+        assert record["generalization_gap"] == pytest.approx(record["train_acc"] - record["valid_acc"])
+
+
+def test_same_seed_same_history_on_cpu(tiny_config, tiny_corpus):
+    def metrics(result):
+        return [{k: v for k, v in r.items() if k not in ("epoch_seconds", "train_reviews_per_s")} for r in result.history]
+
+    first = train(tiny_config, tiny_corpus, progress=False)
+    second = train(tiny_config, tiny_corpus, progress=False)
+    other = train(tiny_config.replace(seed=99), tiny_corpus, progress=False)
+    assert metrics(first) == metrics(second)
+    assert metrics(first) != metrics(other)
+
+
+def test_the_returned_model_holds_the_best_valid_weights(tiny_config, tiny_corpus):
+    result = train(tiny_config.replace(epochs=3), tiny_corpus, progress=False)
+    best = result.history[result.best_epoch - 1]
+    assert best["valid_acc"] == max(r["valid_acc"] for r in result.history)
+    loss, acc = evaluate(result.model, tiny_corpus.test, result.runtime, max_len=tiny_config.max_len)
+    assert acc == best["test_acc"] == result.summary["test_acc_at_best_valid"]
+    assert loss == pytest.approx(best["test_loss"], rel=1e-6)
+
+
+def test_early_stopping_stops_after_patience(tiny_config, tiny_corpus):
+    # lr 0 learns nothing: epoch 1 stays best, so patience 2 stops after epoch 3.
+    result = train(tiny_config.replace(epochs=10, lr=1e-12, early_stopping_patience=2, dropout=0.0),
+                   tiny_corpus, progress=False)
+    assert result.status == "early_stopped"
+    assert len(result.history) == 3 and result.best_epoch == 1
+
+
+def test_divergence_stops_with_a_status(tiny_config, tiny_corpus):
+    result = train(tiny_config.replace(lr=1e38, clip_grad_norm=0, epochs=3, precision="fp32"), tiny_corpus, progress=False)
+    assert result.status == "diverged"
+    assert "lower --lr" in result.message
+
+
+@pytest.mark.parametrize("metric", ["valid_loss", "train_loss"])
+def test_learning_rate_drops_on_a_plateau(tiny_config, tiny_corpus, metric):
+    # lr 1e-6 barely moves the loss: a plateau, so patience 0 cuts the rate after epoch 2 (epoch 1 sets the best).
+    result = train(tiny_config.replace(scheduler_metric=metric, scheduler_patience=0, epochs=3, lr=1e-6),
+                   tiny_corpus, progress=False)
+    assert result.history[-1]["lr"] == pytest.approx(1e-7)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"dropout": 1.5}, "dropout"), ({"cell": "cnn"}, "cell"), ({"weight_decay": -1}, "weight_decay"),
+    ({"batch_size": 0}, "batch_size"), ({"lr": 0}, "lr"), ({"precision": "fp8"}, "precision"),
+])
+def test_impossible_hyperparameters_are_clear(change, message):
+    with pytest.raises(UserError, match=message):
+        TrainConfig().replace(**change)
