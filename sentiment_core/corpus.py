@@ -51,6 +51,7 @@ class Corpus:
     valid: EncodedSplit
     test: EncodedSplit
     notes: list[str] = field(default_factory=list)
+    splits: Splits | None = None  # the raw texts, for dataset logging; not cached
 
     def items(self):
         return (("train", self.train), ("valid", self.valid), ("test", self.test))
@@ -77,6 +78,7 @@ def encode_splits(
         corpus = _load(cache_path)
         if corpus is not None:
             corpus.notes = list(splits.notes) + corpus.notes
+            corpus.splits = splits
             return corpus
 
     tokenize = get_tokenizer(tokenizer)
@@ -96,6 +98,7 @@ def encode_splits(
     if cache_path is not None:
         _save(cache_path, corpus)
     corpus.notes = list(splits.notes) + notes
+    corpus.splits = splits
     return corpus
 
 

@@ -32,7 +32,7 @@ PROGRESS_EVERY = 10
 @dataclass
 class TrainResult:
     history: list[dict]
-    status: str  # completed | early_stopped | diverged
+    status: str  # completed | early_stopped | stopped | diverged
     best_epoch: int | None
     model: RecurrentClassifier  # holds the best-valid weights
     runtime: Runtime
@@ -55,27 +55,33 @@ def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimiz
 
 
 @torch.no_grad()
+def evaluate_with_confusion(model: RecurrentClassifier, split: EncodedSplit, runtime: Runtime, batch_size: int = 256,
+                            max_len: int | None = None) -> tuple[float, list[list[int]]]:
+    """Mean loss over every example of ``split`` and the 2x2 confusion counts
+    (rows = true label negative/positive, columns = predicted label)."""
+    model.eval()
+    total_loss = torch.zeros((), dtype=torch.float64, device=runtime.device)
+    counts = torch.zeros(4, dtype=torch.int64, device=runtime.device)
+    for indices in batch_indices(split.lengths, batch_size, shuffle=False):
+        batch = make_batch(split, indices, model.embedding.padding_idx, max_len).to(runtime.device)
+        loss_sum, logits = _forward(model, batch, runtime, reduction="sum")
+        total_loss += loss_sum.double()
+        counts += torch.bincount(batch.labels * 2 + logits.argmax(dim=1), minlength=4)
+    return total_loss.item() / len(split), counts.view(2, 2).tolist()
+
+
 def evaluate(model: RecurrentClassifier, split: EncodedSplit, runtime: Runtime, batch_size: int = 256,
              max_len: int | None = None) -> tuple[float, float]:
     """(mean loss, accuracy) over every example of ``split``."""
-    model.eval()
-    total_loss = torch.zeros((), dtype=torch.float64, device=runtime.device)
-    correct = torch.zeros((), dtype=torch.int64, device=runtime.device)
-    for indices in batch_indices(split.lengths, batch_size, shuffle=False):
-        batch = make_batch(split, indices, model.embedding.padding_idx, max_len).to(runtime.device)
-        loss_sum, batch_correct = _forward(model, batch, runtime, reduction="sum")
-        total_loss += loss_sum.double()
-        correct += batch_correct
-    return total_loss.item() / len(split), correct.item() / len(split)
+    loss, confusion = evaluate_with_confusion(model, split, runtime, batch_size, max_len)
+    return loss, (confusion[0][0] + confusion[1][1]) / len(split)
 
 
 def _forward(model, batch: Batch, runtime: Runtime, reduction: str):
     with runtime.autocast():
         logits = model(batch.tokens, batch.lengths, path=runtime.sequence_path)
     # The loss in fp32 whatever the autocast precision.
-    loss = nn.functional.cross_entropy(logits.float(), batch.labels, reduction=reduction)
-    correct = (logits.argmax(dim=1) == batch.labels).sum()
-    return loss, correct
+    return nn.functional.cross_entropy(logits.float(), batch.labels, reduction=reduction), logits
 
 
 def is_better(record: dict, best: dict | None) -> bool:
@@ -95,8 +101,8 @@ def train(
 ) -> TrainResult:
     """Train ``config.cell`` on ``corpus``; call ``on_epoch_end(record)`` after every epoch.
 
-    The hook may raise (e.g. to prune a trial); the exception propagates after the epoch's
-    record was delivered. The returned model holds the best-valid weights.
+    A truthy return from the hook (a reason string, e.g. "pruned") ends training with status
+    "stopped". The returned model holds the best-valid weights.
     """
     config.validate()
     runtime = runtime or resolve_runtime(config.device, config.precision, config.sequence_path)
@@ -137,8 +143,9 @@ def train(
             best_state = copy.deepcopy(model.state_dict())
         if progress:
             tqdm.write(_epoch_line(config.cell, record, config.epochs))
-        if on_epoch_end is not None:
-            on_epoch_end(record)
+        if on_epoch_end is not None and (reason := on_epoch_end(record)):
+            status, message = "stopped", reason if isinstance(reason, str) else "stopped by the epoch hook"
+            break
         if config.early_stopping_patience and epoch - best["epoch"] >= config.early_stopping_patience:
             status = "early_stopped"
             message = f"no valid_acc gain for {config.early_stopping_patience} epochs after epoch {best['epoch']}"
@@ -178,13 +185,13 @@ def _train_epoch(model, optimizer, split: EncodedSplit, config: TrainConfig, run
     for step, indices in enumerate(bar, 1):
         batch = make_batch(split, indices, model.embedding.padding_idx, config.max_len).to(runtime.device)
         optimizer.zero_grad(set_to_none=True)
-        loss, batch_correct = _forward(model, batch, runtime, reduction="mean")
+        loss, logits = _forward(model, batch, runtime, reduction="mean")
         loss.backward()
         if config.clip_grad_norm:
             nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad_norm)
         optimizer.step()
         total_loss += loss.detach().double() * len(batch)
-        correct += batch_correct
+        correct += (logits.argmax(dim=1) == batch.labels).sum()
         seen += len(batch)
         if step % PROGRESS_EVERY == 0 or step == len(batches):
             running_loss = total_loss.item() / seen

@@ -1,0 +1,100 @@
+"""What the scripts in experiments/ share: config flags, error handling, signals."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import signal
+import sys
+from typing import Callable
+
+from .config import (DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULER_METRICS, SEQUENCE_PATHS, TrainConfig)
+from .data import SOURCES
+from .errors import UserError
+from .model import CELLS
+from .text import TOKENIZERS
+
+
+HELP = {
+    "cell": "recurrent cell", "embedding_dim": "embedding size", "hidden_dim": "hidden state size",
+    "num_layers": "recurrent layers", "bidirectional": "read reviews in both directions",
+    "dropout": "dropout on embeddings, between layers and before the classifier (acts with 1 layer too)",
+    "data": "data source", "data_dir": "aclImdb folder or aclImdb_v1.tar.gz (for --data imdb)",
+    "split_seed": "seed of the train/valid/test split (kept fixed across training seeds)",
+    "max_examples": "cap every split at N reviews, stratified (smoke runs)",
+    "tokenizer": "split: the seed's lowercase split on spaces; basic: also drops <br /> and splits punctuation",
+    "max_vocab_size": "most frequent training words kept (plus <unk>, <pad>)",
+    "min_freq": "minimum count of a vocabulary word", "max_len": "truncate reviews to N tokens (default: full reviews)",
+    "optimizer": "adam (weight decay as L2 in the gradient, as the seed) or adamw (decoupled)",
+    "lr": "learning rate", "weight_decay": "weight decay", "batch_size": "training batch size",
+    "eval_batch_size": "evaluation batch size", "epochs": "epochs", "clip_grad_norm": "gradient-norm clip (0 = off)",
+    "scheduler_patience": "ReduceLROnPlateau patience",
+    "scheduler_metric": "what ReduceLROnPlateau follows (the seed used train_loss)",
+    "early_stopping_patience": "stop after N epochs without a valid-accuracy gain (0 = off)",
+    "seed": "training seed", "device": "auto = cuda, then mps, then cpu",
+    "precision": "auto = bf16 where the hardware runs it natively, else fp32",
+    "sequence_path": "auto = packed on CUDA (cuDNN), padded elsewhere (CPU bf16 kernels)",
+}
+CHOICES = {"cell": CELLS, "data": SOURCES, "tokenizer": TOKENIZERS, "optimizer": OPTIMIZERS, "device": DEVICES,
+           "precision": PRECISIONS, "sequence_path": SEQUENCE_PATHS, "scheduler_metric": SCHEDULER_METRICS}
+OPTIONAL_INT = {"max_examples", "max_len"}
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    """One flag per TrainConfig field (``--batch-size``...). Only flags given on the command line
+    land in the namespace, so a preset (``--quick``) can fill in the rest."""
+    group = parser.add_argument_group("training configuration (defaults: the seed notebook's LSTM)")
+    defaults = TrainConfig()
+    for field in dataclasses.fields(TrainConfig):
+        if field.name in skip:
+            continue
+        default = getattr(defaults, field.name)
+        flag = "--" + field.name.replace("_", "-")
+        kwargs = {"dest": field.name, "default": argparse.SUPPRESS,
+                  "help": f"{HELP.get(field.name, field.name)} (default: {default})"}
+        if isinstance(default, bool):
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif field.name in OPTIONAL_INT:
+            kwargs.update(type=int, metavar="N")
+        elif field.name == "data_dir":
+            kwargs.update(type=str, metavar="PATH")
+        else:
+            kwargs["type"] = type(default)
+        if field.name in CHOICES:
+            kwargs["choices"] = list(CHOICES[field.name])
+        group.add_argument(flag, **kwargs)
+
+
+def config_overrides(args: argparse.Namespace) -> dict:
+    names = {field.name for field in dataclasses.fields(TrainConfig)}
+    return {k: v for k, v in vars(args).items() if k in names}
+
+
+def parse_int_list(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one integer")
+    return values
+
+
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def run_main(main: Callable[[], int | None]) -> None:
+    """Run a script's main: SIGTERM behaves like Ctrl-C; a UserError is one line and exit 2;
+    an interruption is exit 130 after the runs were marked KILLED."""
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        code = main()
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        code = 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: active runs were ended as KILLED; every epoch finished so far is logged.",
+              file=sys.stderr)
+        code = 130
+    sys.exit(code or 0)

@@ -1,0 +1,72 @@
+"""One tracked training run: the piece that the comparison and the Optuna trials share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .config import TrainConfig
+from .corpus import Corpus
+from .runtime import resolve_runtime
+from .tracking import RunTracker, environment_tags, log_training_outcome
+from .training import TrainResult, evaluate_with_confusion, train
+
+
+@dataclass
+class TrackedRun:
+    run_id: str
+    config: TrainConfig
+    result: TrainResult
+
+
+def resolved_config(config: TrainConfig) -> TrainConfig:
+    """The config with device, precision and sequence path resolved, so params say what ran."""
+    runtime = resolve_runtime(config.device, config.precision, config.sequence_path)
+    return config.replace(device=runtime.device.type, precision=runtime.precision,
+                          sequence_path=runtime.sequence_path)
+
+
+def data_params(corpus: Corpus) -> dict:
+    params = {"vocab_size": len(corpus.vocab)}
+    params.update({f"{name}_size": len(split) for name, split in corpus.items()})
+    if corpus.splits is not None:
+        params["data_digest"] = corpus.splits.digest()
+    return params
+
+
+def run_training(
+    tracker: RunTracker,
+    config: TrainConfig,
+    corpus: Corpus,
+    *,
+    repo_root: str | Path,
+    data_source: str,
+    on_epoch_end: Callable[[dict], object] | None = None,
+    progress: bool = True,
+) -> TrackedRun:
+    """Train ``config`` into the (already created) run of ``tracker`` and end the run.
+
+    The run ends FINISHED (also when ``on_epoch_end`` stopped it, e.g. a pruned trial), FAILED
+    when the loss diverged or an error escaped, KILLED on Ctrl-C / SIGTERM.
+    """
+    config = resolved_config(config)
+    runtime = resolve_runtime(config.device, config.precision, config.sequence_path)
+    with tracker.terminating() as run:
+        run.set_tags({**environment_tags(repo_root, runtime.describe()), "cell": config.cell, "seed": config.seed})
+        run.log_params({**config.to_dict(), **data_params(corpus)})
+        run.log_datasets(corpus, data_source)
+
+        def hook(record: dict):
+            run.log_epoch(record)
+            return on_epoch_end(record) if on_epoch_end is not None else None
+
+        result = train(config, corpus, on_epoch_end=hook, progress=progress, runtime=runtime)
+        confusion = None
+        if result.best_epoch is not None:
+            _, confusion = evaluate_with_confusion(result.model, corpus.test, runtime, config.eval_batch_size,
+                                                   config.max_len)
+        log_training_outcome(run, config, corpus, result, confusion)
+        if result.status == "diverged":
+            run.fail_on_exit()
+    return TrackedRun(tracker.run_id, config, result)

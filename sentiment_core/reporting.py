@@ -1,0 +1,143 @@
+"""Tables and plots: what a person reads at the end of a run."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+# Figure objects without pyplot: no global figure registry and no GUI backend, so plotting works
+# on servers and CI and never changes the backend of a user's notebook.
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+SPLITS = ("train", "valid", "test")
+COLORS = {"rnn": "tab:red", "lstm": "tab:blue", "gru": "tab:green", "seed config": "tab:red", "tuned": "tab:blue"}
+
+
+def history_frame(history: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(history)
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A GitHub-style table (pandas' to_markdown needs the optional 'tabulate' package)."""
+    cells = [[str(c) for c in frame.columns]] + [[_fmt(v) for v in row] for row in frame.itertuples(index=False)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |" for row in cells]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.4f}"
+    return str(value)
+
+
+def mean_spread(values) -> str:
+    """'mean ± sd' (sample sd) of fractions, in percent; just the value for one seed."""
+    series = pd.Series(list(values), dtype=float) * 100
+    if len(series) == 1:
+        return f"{series.iloc[0]:.2f}"
+    return f"{series.mean():.2f} ± {series.std(ddof=1):.2f}"
+
+
+def plot_learning_curves(history: list[dict], path: Path, title: str = "", best_epoch: int | None = None) -> Path:
+    frame = history_frame(history)
+    fig = Figure(figsize=(11, 4))
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    for split, style in zip(SPLITS, ("-", "--", ":")):
+        loss_ax.plot(frame["epoch"], frame[f"{split}_loss"], style, marker="o", ms=3, label=split)
+        acc_ax.plot(frame["epoch"], frame[f"{split}_acc"] * 100, style, marker="o", ms=3, label=split)
+    for ax, name in ((loss_ax, "loss (mean cross-entropy)"), (acc_ax, "accuracy (%)")):
+        if best_epoch:
+            ax.axvline(best_epoch, color="grey", lw=0.8, ls="--", label=f"best valid (epoch {best_epoch})")
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def confusion_frame(confusion: list[list[int]]) -> pd.DataFrame:
+    return pd.DataFrame(confusion, index=["true negative", "true positive"],
+                        columns=["predicted negative", "predicted positive"])
+
+
+def plot_confusion(confusion: list[list[int]], path: Path, title: str = "") -> Path:
+    fig = Figure(figsize=(4.2, 3.8))
+    ax = fig.subplots()
+    ax.imshow(confusion, cmap="Blues")
+    total = sum(map(sum, confusion))
+    for i in range(2):
+        for j in range(2):
+            ax.text(j, i, f"{confusion[i][j]}\n({confusion[i][j] / total:.1%})", ha="center", va="center")
+    ax.set_xticks([0, 1], ["negative", "positive"])
+    ax.set_yticks([0, 1], ["negative", "positive"])
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def plot_groups(histories: dict[str, list[list[dict]]], path: Path, title: str = "") -> Path:
+    """Loss and accuracy per epoch for train/valid/test, each group (model) on shared axes:
+    the mean over seeds as a line, the min-max range over seeds as a band."""
+    fig = Figure(figsize=(15, 8))
+    axes = fig.subplots(2, 3, sharex=True)
+    for group, runs in histories.items():
+        frames = [history_frame(h).set_index("epoch") for h in runs if h]
+        if not frames:
+            continue
+        stacked = pd.concat(frames, keys=range(len(frames)))
+        for col, split in enumerate(SPLITS):
+            for row, (metric, scale) in enumerate((("loss", 1), ("acc", 100))):
+                values = stacked[f"{split}_{metric}"].unstack(0) * scale  # epochs x seeds
+                ax = axes[row][col]
+                color = COLORS.get(group)
+                ax.plot(values.index, values.mean(axis=1), color=color, marker="o", ms=3,
+                        label=f"{group} (n={len(frames)})")
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+                if len(frames) > 1:
+                    ax.fill_between(values.index, values.min(axis=1), values.max(axis=1), color=color, alpha=0.2)
+                ax.set_title(f"{split} {'loss' if metric == 'loss' else 'accuracy (%)'}")
+                ax.grid(alpha=0.3)
+    for ax in axes[1]:
+        ax.set_xlabel("epoch")
+    axes[0][0].legend()
+    fig.suptitle(title + "  (line: mean over seeds; band: min-max)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def paired_difference(a: list[float], b: list[float], confidence: float = 0.95) -> dict:
+    """Mean of the per-seed differences a - b with a t confidence interval."""
+    from scipy import stats
+
+    diffs = pd.Series(a, dtype=float) - pd.Series(b, dtype=float)
+    mean, n = diffs.mean(), len(diffs)
+    half = stats.t.ppf(0.5 + confidence / 2, n - 1) * diffs.std(ddof=1) / math.sqrt(n) if n > 1 else float("nan")
+    return {"diffs": diffs.tolist(), "mean": mean, "low": mean - half, "high": mean + half, "n": n}
+
+
+def plot_paired_difference(diff: dict, path: Path, label: str) -> Path:
+    fig = Figure(figsize=(6, 3.2))
+    ax = fig.subplots()
+    points = [d * 100 for d in diff["diffs"]]
+    ax.scatter(points, [0] * len(points), color="tab:grey", zorder=3, label="per seed")
+    ax.errorbar([diff["mean"] * 100], [0], xerr=[[(diff["mean"] - diff["low"]) * 100], [(diff["high"] - diff["mean"]) * 100]],
+                fmt="o", color="tab:blue", capsize=6, label="mean, 95% CI")
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks([])
+    ax.set_xlabel(f"{label} (percentage points)")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path

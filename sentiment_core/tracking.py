@@ -1,0 +1,233 @@
+"""The MLflow adapter: turns the training core's per-epoch records into MLflow runs.
+
+Uses an explicit :class:`mlflow.MlflowClient` and run ids rather than the fluent API's
+process-global "active run", so several runs (a parent and its children, or Optuna trials in
+threads) can be open at once without stepping on each other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Iterator
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+
+from .checkpoint import save_checkpoint
+from .config import TrainConfig
+from .corpus import Corpus
+from .errors import UserError
+
+DEFAULT_EXPERIMENT = "rnn-vs-lstm"
+# MLflow caps a param value at 6000 characters and a batch at 100 params / 1000 metrics.
+_BATCH = 100
+
+
+def resolve_tracking_uri(repo_root: str | Path) -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else the repository's ``mlflow.db`` as an absolute path,
+    so a run started from any directory writes the same store."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    return f"sqlite:///{Path(repo_root).resolve() / 'mlflow.db'}"
+
+
+def resolve_experiment_name(name: str | None, default: str = DEFAULT_EXPERIMENT) -> str:
+    return name or os.environ.get("MLFLOW_EXPERIMENT_NAME") or default
+
+
+def sqlite_path(uri: str) -> Path | None:
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+
+@contextlib.contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """Serialise first-time schema creation of a SQLite store across processes.
+
+    Several processes migrating a fresh mlflow.db at once crash ("table alembic_version already
+    exists"); an exclusive lock on a file beside the database makes them take turns.
+    """
+    path = sqlite_path(uri)
+    if path is None:
+        yield
+        return
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def open_experiment(uri: str, experiment_name: str) -> tuple[MlflowClient, str]:
+    """A client on ``uri`` (creating the store if needed) and the experiment's id (created if needed)."""
+    try:
+        with _store_lock(uri):
+            client = MlflowClient(tracking_uri=uri)
+            experiment = client.get_experiment_by_name(experiment_name)
+            if experiment is not None:
+                return client, experiment.experiment_id
+            artifact_location = None
+            db = sqlite_path(uri)
+            if db is not None:
+                # Beside the database, not in whatever directory the run was started from.
+                artifact_location = (db.parent / "mlruns" / experiment_name).as_uri()
+            try:
+                return client, client.create_experiment(experiment_name, artifact_location=artifact_location)
+            except MlflowException:  # created meanwhile by another worker (non-SQLite stores)
+                experiment = client.get_experiment_by_name(experiment_name)
+                if experiment is None:
+                    raise
+                return client, experiment.experiment_id
+    except MlflowException as exc:
+        raise UserError(f"cannot open the MLflow store {uri}: {str(exc).splitlines()[0]}") from None
+    except Exception as exc:  # sqlalchemy / requests errors for unreachable stores
+        raise UserError(f"cannot reach the MLflow store {uri} ({type(exc).__name__}): "
+                        f"{str(exc).splitlines()[0] if str(exc) else ''}; check MLFLOW_TRACKING_URI") from None
+
+
+def environment_tags(repo_root: str | Path, device_name: str) -> dict[str, str]:
+    import torch
+
+    tags = {"torch_version": torch.__version__, "mlflow_version": mlflow.__version__, "device_name": device_name}
+    try:
+        run = lambda *args: subprocess.run(["git", *args], cwd=repo_root, capture_output=True, text=True,  # noqa: E731
+                                           check=True, timeout=10).stdout.strip()
+        tags["mlflow.source.git.commit"] = run("rev-parse", "HEAD")
+        tags["git_commit"] = tags["mlflow.source.git.commit"]
+        tags["git_dirty"] = str(bool(run("status", "--porcelain", "--untracked-files=no")))
+    except (OSError, subprocess.SubprocessError):
+        tags["git_commit"] = "unknown"
+    return tags
+
+
+class RunTracker:
+    """One MLflow run: params, tags, per-epoch metrics, artifacts, and a terminal status."""
+
+    def __init__(self, client: MlflowClient, experiment_id: str, run_name: str, parent_run_id: str | None = None,
+                 tags: dict[str, str] | None = None):
+        self.client = client
+        all_tags = dict(tags or {})
+        if parent_run_id:
+            all_tags["mlflow.parentRunId"] = parent_run_id
+        self.run_id = client.create_run(experiment_id, run_name=run_name, tags=all_tags).info.run_id
+
+    def log_params(self, params: dict) -> None:
+        items = [Param(k, _param_value(v)) for k, v in params.items()]
+        for i in range(0, len(items), _BATCH):
+            self.client.log_batch(self.run_id, params=items[i : i + _BATCH])
+
+    def set_tags(self, tags: dict) -> None:
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_metrics(self, metrics: dict, step: int = 0) -> None:
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+
+    def log_epoch(self, record: dict) -> None:
+        """The ``on_epoch_end`` hook: every metric of the record at ``step`` = epoch (from 1)."""
+        self.log_metrics({k: v for k, v in record.items() if k != "epoch"}, step=record["epoch"])
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_artifacts(self, directory: str | Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifacts(self.run_id, str(directory), artifact_path)
+
+    def log_datasets(self, corpus: Corpus, data_source: str) -> None:
+        """The three splits as MLflow dataset inputs, with this project's content digests."""
+        import pandas as pd
+
+        if corpus.splits is None:
+            return
+        inputs = []
+        for name, split in corpus.splits.items():
+            frame = pd.DataFrame({"text": split.texts, "label": split.labels})
+            with warnings.catch_warnings():  # schema hints about integer columns: not actionable here
+                warnings.simplefilter("ignore")
+                dataset = mlflow.data.from_pandas(frame, source=data_source, targets="label",
+                                                  name=f"{corpus.splits.source}-{name}", digest=split.digest())
+            inputs.append(DatasetInput(dataset._to_mlflow_entity(), [InputTag("mlflow.data.context", name)]))
+        self.client.log_inputs(self.run_id, datasets=inputs)
+
+    def end(self, status: str) -> None:
+        self.client.set_terminated(self.run_id, status)
+
+    def fail_on_exit(self) -> None:
+        """Make :meth:`terminating` end the run FAILED although no exception escaped."""
+        self._failed = True
+
+    @contextlib.contextmanager
+    def terminating(self) -> Iterator["RunTracker"]:
+        """End the run FINISHED, or KILLED on Ctrl-C / SIGTERM, or FAILED on an error; re-raise.
+
+        A run is never left RUNNING by an exception that Python can see.
+        """
+        self._failed = False
+        try:
+            yield self
+        except KeyboardInterrupt:
+            self.end("KILLED")
+            raise
+        except BaseException:
+            self.end("FAILED")
+            raise
+        self.end("FAILED" if self._failed else "FINISHED")
+
+
+def _param_value(value) -> str:
+    text = "None" if value is None else str(value)
+    return text if len(text) <= 6000 else text[:5997] + "..."
+
+
+def log_training_outcome(tracker: RunTracker, config: TrainConfig, corpus: Corpus, result, confusion,
+                         extra_artifacts: dict[str, Path] | None = None) -> None:
+    """Summary metrics, history CSV, learning curves, confusion matrix and the checkpoint."""
+    from . import reporting
+
+    if result.summary:
+        tracker.log_metrics({k: v for k, v in result.summary.items() if k in SUMMARY_METRICS},
+                            step=result.summary["epochs_run"])
+    tracker.set_tags({"training_status": result.status, **({"training_message": result.message} if result.message else {})})
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        if result.history:
+            reporting.history_frame(result.history).to_csv(tmp / "history.csv", index=False)
+            reporting.plot_learning_curves(result.history, tmp / "learning_curves.png",
+                                           title=f"{config.cell} seed {config.seed}", best_epoch=result.best_epoch)
+            tracker.log_artifact(tmp / "history.csv")
+            tracker.log_artifact(tmp / "learning_curves.png")
+        if confusion is not None:
+            reporting.plot_confusion(confusion, tmp / "test_confusion_matrix.png",
+                                     title=f"{config.cell} seed {config.seed}: test, best-valid weights")
+            reporting.confusion_frame(confusion).to_csv(tmp / "test_confusion_matrix.csv")
+            tracker.log_artifact(tmp / "test_confusion_matrix.png")
+            tracker.log_artifact(tmp / "test_confusion_matrix.csv")
+        if result.best_epoch is not None:
+            save_checkpoint(tmp / "checkpoint", result.model, corpus.vocab, config,
+                            extra={"best_epoch": result.best_epoch, "summary": result.summary})
+            tracker.log_artifacts(tmp / "checkpoint", "checkpoint")
+        for name, path in (extra_artifacts or {}).items():
+            tracker.log_artifact(path, name)
+
+
+SUMMARY_METRICS = ("best_epoch", "best_valid_acc", "test_acc_at_best_valid", "final_test_acc", "gap_at_best_valid")
+
+
+def download_checkpoint(uri: str, run_id: str, destination: str | Path) -> Path:
+    try:
+        return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="checkpoint",
+                                                        dst_path=str(destination), tracking_uri=uri))
+    except MlflowException as exc:
+        raise UserError(f"run {run_id} has no checkpoint in {uri}: {str(exc).splitlines()[0]}") from None

@@ -1,0 +1,223 @@
+"""The comparison script end to end, against real, temporary MLflow stores."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from multiprocessing import get_context
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from sentiment_core.checkpoint import load_checkpoint
+from sentiment_core.corpus import load_corpus
+from sentiment_core.runtime import resolve_runtime
+from sentiment_core.tracking import open_experiment
+from sentiment_core.training import evaluate
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "experiments" / "compare_rnn_lstm.py"
+TINY = ["--max-examples", "200", "--max-len", "60", "--hidden-dim", "32", "--embedding-dim", "16",
+        "--max-vocab-size", "3000", "--quiet"]
+METRICS = ("train_loss", "train_acc", "valid_loss", "valid_acc", "test_loss", "test_acc")
+
+
+def run_script(args, env_uri, cwd, cache_dir, timeout=300, **popen):
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache_dir)}
+    if env_uri:
+        env["MLFLOW_TRACKING_URI"] = env_uri
+    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout, **popen)
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+    """One tiny comparison, 2 epochs, into a temporary SQLite store."""
+    tmp = tmp_path_factory.mktemp("compare")
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    proc = run_script([*TINY, "--epochs", "2", "--output-dir", str(tmp / "out")], uri, tmp, tmp / "cache")
+    assert proc.returncode == 0, proc.stderr
+    return uri, proc, tmp
+
+
+def _runs(uri, experiment="rnn-vs-lstm"):
+    client = MlflowClient(uri)
+    experiment_id = client.get_experiment_by_name(experiment).experiment_id
+    return client, client.search_runs([experiment_id])
+
+
+def test_one_parent_two_finished_children_with_every_epoch(compared):
+    uri, proc, _ = compared
+    client, runs = _runs(uri)
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert len(parents) == 1 and len(children) == 2 and len(runs) == 3
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert {r.data.params["cell"] for r in children} == {"rnn", "lstm"}
+    for child in children:
+        for name in METRICS + ("lr", "epoch_seconds", "train_reviews_per_s", "generalization_gap"):
+            history = client.get_metric_history(child.info.run_id, name)
+            assert sorted(m.step for m in history) == [1, 2], name
+        for name in ("best_epoch", "best_valid_acc", "test_acc_at_best_valid", "final_test_acc"):
+            assert name in child.data.metrics
+        assert child.data.params["vocab_size"] == "3002" and child.data.params["train_size"] == "200"
+        assert child.data.params["device"] == "cpu"
+        for tag in ("git_commit", "torch_version", "mlflow_version", "device_name"):
+            assert tag in child.data.tags
+        assert {d.dataset.name for d in child.inputs.dataset_inputs} == {"embedded-train", "embedded-valid", "embedded-test"}
+        artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
+        assert {"history.csv", "learning_curves.png", "test_confusion_matrix.png", "checkpoint"} <= artifacts
+    parent_artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id, "comparison")}
+    assert {"comparison/comparison.csv", "comparison/comparison.md", "comparison/comparison_curves.png"} <= parent_artifacts
+    # The console ends with the table, the browse command and where the plots are.
+    assert "| model" in proc.stdout and "mlflow ui --backend-store-uri" in proc.stdout and "plots and tables" in proc.stdout
+
+
+def test_logged_test_accuracy_equals_the_checkpoints(compared, tmp_path):
+    uri, _, tmp = compared
+    client, runs = _runs(uri)
+    child = next(r for r in runs if r.data.params.get("cell") == "lstm")
+    directory = client.download_artifacts(child.info.run_id, "checkpoint", str(tmp_path))
+    checkpoint = load_checkpoint(directory)
+    corpus = load_corpus(checkpoint.config, cache_dir=tmp / "cache")
+    _, accuracy = evaluate(checkpoint.model, corpus.test, resolve_runtime("cpu", checkpoint.config.precision),
+                           max_len=checkpoint.config.max_len)
+    best_epoch = int(child.data.metrics["best_epoch"])
+    at_best = {m.step: m.value for m in client.get_metric_history(child.info.run_id, "test_acc")}[best_epoch]
+    assert accuracy == child.data.metrics["test_acc_at_best_valid"] == at_best
+
+
+def test_predict_scores_texts_from_a_run_id(compared):
+    uri, _, tmp = compared
+    _, runs = _runs(uri)
+    run_id = next(r for r in runs if r.data.params.get("cell") == "lstm").info.run_id
+    proc = subprocess.run([sys.executable, str(REPO / "experiments" / "predict.py"), "--run-id", run_id,
+                           "What a wonderful film", "Terrible, boring."], capture_output=True, text=True,
+                          env={**os.environ, "MLFLOW_TRACKING_URI": uri}, cwd=tmp, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if "What a wonderful film" in line or "Terrible" in line]
+    assert len(lines) == 2 and all(("positive" in line or "negative" in line) for line in lines)
+
+
+def test_without_the_variable_it_writes_the_repositorys_mlflow_db(tmp_path):
+    # A copy of the repository, so the real mlflow.db is never touched; run from elsewhere.
+    repo = tmp_path / "repo"
+    for part in ("experiments", "sentiment_core"):
+        shutil.copytree(REPO / part, repo / part, ignore=shutil.ignore_patterns("__pycache__"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    proc = subprocess.run([sys.executable, str(repo / "experiments" / "compare_rnn_lstm.py"), *TINY, "--epochs", "1",
+                           "--models", "rnn"], cwd=elsewhere, capture_output=True, text=True, timeout=300,
+                          env={**env, "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert proc.returncode == 0, proc.stderr
+    assert (repo / "mlflow.db").exists() and not (elsewhere / "mlflow.db").exists()
+    assert (repo / "mlruns").is_dir() and not (elsewhere / "mlruns").exists()
+
+
+def test_experiment_name_from_environment(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env_name = "from-env"
+    proc = subprocess.run([sys.executable, str(SCRIPT), *TINY, "--epochs", "1", "--models", "rnn"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_NAME": env_name,
+                               "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert proc.returncode == 0, proc.stderr
+    _, runs = _runs(uri, env_name)
+    assert len(runs) == 2
+
+
+def test_sigterm_ends_runs_killed_and_keeps_the_history(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    client, _ = open_experiment(uri, "rnn-vs-lstm")  # the store exists before this test polls it
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), *TINY, "--epochs", "500", "--models", "lstm"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline:  # wait until the child run has logged its first epoch
+        time.sleep(1)
+        if any("valid_acc" in r.data.metrics for r in _runs(uri)[1]):
+            break
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    _, runs = _runs(uri)
+    assert len(runs) == 2 and {r.info.status for r in runs} == {"KILLED"}
+    child = next(r for r in runs if "mlflow.parentRunId" in r.data.tags)
+    assert len(client.get_metric_history(child.info.run_id, "valid_acc")) >= 1
+
+
+def _open(path):
+    open_experiment(f"sqlite:///{path}", "race")
+
+
+def test_several_processes_creating_the_store_at_once(tmp_path):
+    context = get_context("spawn")
+    procs = [context.Process(target=_open, args=(tmp_path / "mlflow.db",)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    assert len(MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").search_experiments(filter_string="name = 'race'")) == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--models", "rnn,transformer"], "unknown cell"),
+    (["--dropout", "1.2"], "dropout must be in [0, 1)"),
+    (["--data", "imdb", "--data-dir", "/nonexistent/aclImdb"], "does not exist"),
+    (["--seeds", "1,1"], "duplicates"),
+])
+def test_bad_input_is_one_clear_line(tmp_path, args, message):
+    proc = run_script([*args, "--epochs", "1"], f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path, tmp_path / "cache")
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert message in proc.stderr.strip().splitlines()[-1]
+
+
+def test_mlflow_server_serves_the_runs_over_rest(compared):
+    uri, _, tmp = compared
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
+                               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                              cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/health", timeout=2)
+                break
+            except OSError:
+                if time.time() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.5)
+
+        def call(path, payload=None):
+            data = json.dumps(payload).encode() if payload is not None else None
+            request = urllib.request.Request(f"{base}/api/2.0/mlflow/{path}", data=data,
+                                             headers={"Content-Type": "application/json"})
+            return json.load(urllib.request.urlopen(request, timeout=30))
+
+        experiment = call("experiments/get-by-name?experiment_name=rnn-vs-lstm")["experiment"]
+        runs = call("runs/search", {"experiment_ids": [experiment["experiment_id"]]})["runs"]
+        assert len(runs) == 3
+        children = [r for r in runs if any(t["key"] == "mlflow.parentRunId" for t in r["data"].get("tags", []))]
+        for child in children:
+            history = call(f"metrics/get-history?run_id={child['info']['run_id']}&metric_key=valid_acc")["metrics"]
+            assert sorted(m["step"] for m in history) == [1, 2]
+            assert all(0 <= m["value"] <= 1 for m in history)
+    finally:
+        server.terminate()
+        server.wait(30)
