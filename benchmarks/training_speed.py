@@ -109,7 +109,7 @@ def main() -> None:
               f"| {fast['reviews_per_s']:.1f} | **{fast['reviews_per_s'] / seed['reviews_per_s']:.1f}x** "
               f"| {seed['peak_rss_mb']:.0f} / {fast['peak_rss_mb']:.0f} |")
 
-    max_examples, max_len, epochs = (1000, 64, 2) if args.quick else (4000, 256, 4)
+    max_examples, max_len, epochs = (1000, 64, 2) if args.quick else (6000, 128, 5)
     print(f"\nAccuracy parity: LSTM, seed config, embedded data capped at {max_examples} reviews per split, "
           f"first {max_len} tokens, {epochs} epochs, same seed, padded path:")
     results = {p: in_subprocess("parity", precision=p, max_examples=max_examples, max_len=max_len, epochs=epochs)

@@ -80,14 +80,14 @@ def parse_int_list(text: str) -> list[int]:
     return values
 
 
-def _raise_keyboard_interrupt(signum, frame):
+def raise_keyboard_interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
 def run_main(main: Callable[[], int | None]) -> None:
     """Run a script's main: SIGTERM behaves like Ctrl-C; a UserError is one line and exit 2;
     an interruption is exit 130 after the runs were marked KILLED."""
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
     try:
         code = main()
     except UserError as exc:

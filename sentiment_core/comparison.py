@@ -48,7 +48,7 @@ def run_comparison(config: TrainConfig, models: list[str], seeds: list[int], *, 
           + f", vocabulary {len(corpus.vocab)}", flush=True)
 
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    parent = RunTracker(client, experiment_id, run_name=f"compare {' vs '.join(models)} {stamp}",
+    parent = RunTracker.create(client, experiment_id, run_name=f"compare {' vs '.join(models)} {stamp}",
                         tags={"kind": "comparison"})
     out = Path(output_dir or repo_root / "outputs") / f"compare-{stamp}"
     runs: list[TrackedRun] = []
@@ -59,7 +59,7 @@ def run_comparison(config: TrainConfig, models: list[str], seeds: list[int], *, 
         # Seeds outside, models inside: an interrupted multi-seed run still holds complete pairs.
         for seed in seeds:
             for cell in models:
-                child = RunTracker(client, experiment_id, run_name=f"{cell} seed {seed}", parent_run_id=parent.run_id)
+                child = RunTracker.create(client, experiment_id, run_name=f"{cell} seed {seed}", parent_run_id=parent.run_id)
                 runs.append(run_training(child, config.replace(cell=cell, seed=seed), corpus, repo_root=repo_root,
                                          data_source=data_source_label(config), progress=progress))
         table, markdown = write_comparison(runs, models, out)

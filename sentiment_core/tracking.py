@@ -25,6 +25,7 @@ from .checkpoint import save_checkpoint
 from .config import TrainConfig
 from .corpus import Corpus
 from .errors import UserError
+from .locks import file_lock
 
 DEFAULT_EXPERIMENT = "rnn-vs-lstm"
 # MLflow caps a param value at 6000 characters and a batch at 100 params / 1000 metrics.
@@ -48,32 +49,20 @@ def sqlite_path(uri: str) -> Path | None:
     return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
 
 
-@contextlib.contextmanager
-def _store_lock(uri: str) -> Iterator[None]:
+def _store_lock_path(uri: str) -> Path | None:
     """Serialise first-time schema creation of a SQLite store across processes.
 
     Several processes migrating a fresh mlflow.db at once crash ("table alembic_version already
     exists"); an exclusive lock on a file beside the database makes them take turns.
     """
     path = sqlite_path(uri)
-    if path is None:
-        yield
-        return
-    import fcntl
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    return path.with_name(path.name + ".lock") if path is not None else None
 
 
 def open_experiment(uri: str, experiment_name: str) -> tuple[MlflowClient, str]:
     """A client on ``uri`` (creating the store if needed) and the experiment's id (created if needed)."""
     try:
-        with _store_lock(uri):
+        with file_lock(_store_lock_path(uri)):
             client = MlflowClient(tracking_uri=uri)
             experiment = client.get_experiment_by_name(experiment_name)
             if experiment is not None:
@@ -115,13 +104,17 @@ def environment_tags(repo_root: str | Path, device_name: str) -> dict[str, str]:
 class RunTracker:
     """One MLflow run: params, tags, per-epoch metrics, artifacts, and a terminal status."""
 
-    def __init__(self, client: MlflowClient, experiment_id: str, run_name: str, parent_run_id: str | None = None,
-                 tags: dict[str, str] | None = None):
-        self.client = client
+    def __init__(self, client: MlflowClient, run_id: str):
+        """Attach to an existing run."""
+        self.client, self.run_id = client, run_id
+
+    @classmethod
+    def create(cls, client: MlflowClient, experiment_id: str, run_name: str, parent_run_id: str | None = None,
+               tags: dict[str, str] | None = None) -> "RunTracker":
         all_tags = dict(tags or {})
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
-        self.run_id = client.create_run(experiment_id, run_name=run_name, tags=all_tags).info.run_id
+        return cls(client, client.create_run(experiment_id, run_name=run_name, tags=all_tags).info.run_id)
 
     def log_params(self, params: dict) -> None:
         items = [Param(k, _param_value(v)) for k, v in params.items()]
@@ -158,7 +151,8 @@ class RunTracker:
                 warnings.simplefilter("ignore")
                 dataset = mlflow.data.from_pandas(frame, source=data_source, targets="label",
                                                   name=f"{corpus.splits.source}-{name}", digest=split.digest())
-            inputs.append(DatasetInput(dataset._to_mlflow_entity(), [InputTag("mlflow.data.context", name)]))
+                entity = dataset._to_mlflow_entity()
+            inputs.append(DatasetInput(entity, [InputTag("mlflow.data.context", name)]))
         self.client.log_inputs(self.run_id, datasets=inputs)
 
     def end(self, status: str) -> None:

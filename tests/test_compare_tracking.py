@@ -141,13 +141,16 @@ def test_sigterm_ends_runs_killed_and_keeps_the_history(tmp_path):
     client, _ = open_experiment(uri, "rnn-vs-lstm")  # the store exists before this test polls it
     proc = subprocess.Popen([sys.executable, str(SCRIPT), *TINY, "--epochs", "500", "--models", "lstm"],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 240
-    while time.time() < deadline:  # wait until the child run has logged its first epoch
-        time.sleep(1)
-        if any("valid_acc" in r.data.metrics for r in _runs(uri)[1]):
-            break
-    proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=120)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:  # wait until the child run has logged its first epoch
+            time.sleep(1)
+            if any("valid_acc" in r.data.metrics for r in _runs(uri)[1]):
+                break
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()  # never leave a 500-epoch run behind if the test fails
     assert proc.returncode == 130
     assert "interrupted" in stderr and "Traceback" not in stderr
     _, runs = _runs(uri)

@@ -1,0 +1,202 @@
+"""Running a regularization study: create or resume it, run workers, retrain, report."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from . import tuning
+from .cli import raise_keyboard_interrupt
+from .comparison import data_source_label
+from .config import TrainConfig
+from .corpus import load_corpus
+from .errors import UserError
+from .locks import file_lock
+from .experiment import resolved_config, run_training
+from .tracking import RunTracker, open_experiment, resolve_experiment_name, resolve_tracking_uri
+
+PARENT_RUN_ATTR = "mlflow_parent_run_id"
+FINGERPRINT_ATTR = "fingerprint"
+
+
+@dataclass
+class StudySpec:
+    config: TrainConfig
+    space: tuning.SearchSpace
+    study_name: str
+    storage_url: str
+    repo_root: Path
+    pruner: str = "median"
+    n_trials: int = 20
+    workers: int = 1
+    experiment: str | None = None
+    cache_dir: Path | None = None
+    output_dir: Path | None = None
+    retrain_best: int = 0
+    retrain_epochs: int | None = None
+    progress: bool = True
+    notes: list[str] = field(default_factory=list)
+
+
+def _creation_lock_path(storage_url: str) -> Path | None:
+    """Journal files: one process at a time creates the study and enqueues the seed setting."""
+    if storage_url.startswith("journal:") or storage_url.endswith(".journal"):
+        path = Path(storage_url.removeprefix("journal:"))
+        return path.with_name(path.name + ".create.lock")
+    return None
+
+
+def _load(spec: StudySpec, storage, worker: int = 0) -> optuna.Study:
+    probe = optuna.load_study(study_name=spec.study_name, storage=storage)
+    return optuna.load_study(study_name=spec.study_name, storage=storage,
+                             sampler=tuning.make_sampler(len(probe.trials), worker),
+                             pruner=tuning.make_pruner(spec.pruner, spec.config.epochs))
+
+
+def prepare_study(spec: StudySpec, client, experiment_id: str) -> tuple[optuna.Study, str, list[int]]:
+    """Create or resume the study; enqueue the seed setting in a new one; fail trials of dead
+    workers; make sure the study has its MLflow parent run. Returns (study, parent_run_id, failed)."""
+    storage = tuning.make_storage(spec.storage_url)
+    fingerprint = tuning.study_fingerprint(spec.config, spec.space)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with file_lock(_creation_lock_path(spec.storage_url)):
+        try:
+            study = optuna.create_study(study_name=spec.study_name, storage=storage, direction="maximize",
+                                        load_if_exists=True)
+        except Exception as exc:
+            raise UserError(f"cannot create or load study {spec.study_name!r}: {str(exc).splitlines()[0]}") from None
+        if study.direction != optuna.study.StudyDirection.MAXIMIZE:
+            raise UserError(f"study {spec.study_name!r} exists and does not maximize; choose another --study-name")
+        stored = study.user_attrs.get(FINGERPRINT_ATTR)
+        if stored is None:
+            study.set_user_attr(FINGERPRINT_ATTR, fingerprint)
+            study.set_user_attr("weight_decay_kind", spec.config.optimizer)
+            study.enqueue_trial(tuning.SEED_PARAMS, user_attrs={"baseline": "seed notebook setting"})
+        elif stored != fingerprint:
+            changed = sorted(k for k in set(stored["config"]) | set(fingerprint["config"])
+                             if stored["config"].get(k) != fingerprint["config"].get(k))
+            if stored["space"] != fingerprint["space"]:
+                changed.append("search space")
+            raise UserError(f"study {spec.study_name!r} was created with other settings ({', '.join(changed)}); "
+                            "use the same flags to resume it, or another --study-name")
+        parent_run_id = study.user_attrs.get(PARENT_RUN_ATTR)
+        if parent_run_id is None or not _run_exists(client, parent_run_id):
+            parent = RunTracker.create(client, experiment_id, run_name=f"study {spec.study_name}",
+                                tags={"kind": "study", "study_name": spec.study_name,
+                                      "optuna_storage": tuning._redact(spec.storage_url)})
+            parent.log_params({**{k: v for k, v in spec.config.to_dict().items() if k not in ("dropout", "weight_decay")},
+                               "dropout_range": list(spec.space.dropout),
+                               "weight_decay_range": list(spec.space.weight_decay),
+                               "weight_decay_kind": spec.config.optimizer, "pruner": spec.pruner})
+            study.set_user_attr(PARENT_RUN_ATTR, parent.run_id)
+            parent_run_id = parent.run_id
+    failed = tuning.recover_stale_trials(study)
+    for trial in study.get_trials(deepcopy=False):
+        if trial.number in failed and trial.user_attrs.get("mlflow_run_id"):
+            client.set_terminated(trial.user_attrs["mlflow_run_id"], "FAILED")  # killed with its worker
+            client.set_tag(trial.user_attrs["mlflow_run_id"], "trial_state", "FAIL")
+    client.update_run(parent_run_id, "RUNNING")
+    return study, parent_run_id, failed
+
+
+def _run_exists(client, run_id: str) -> bool:
+    try:
+        return client.get_run(run_id).info.lifecycle_stage == "active"
+    except Exception:
+        return False
+
+
+def run_worker(spec: StudySpec, parent_run_id: str, worker: int, n_trials: int) -> None:
+    """One worker process: join the study and run ``n_trials`` trials."""
+    if worker:  # spawned: behave on SIGTERM like the main process, and share the cores
+        signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // spec.workers))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    corpus = load_corpus(spec.config, cache_dir=spec.cache_dir)
+    client, experiment_id = open_experiment(resolve_tracking_uri(spec.repo_root), resolve_experiment_name(spec.experiment))
+    study = _load(spec, tuning.make_storage(spec.storage_url), worker)
+    objective = tuning.Objective(spec.config, spec.space, corpus, client, experiment_id, parent_run_id,
+                                 repo_root=spec.repo_root, data_source=data_source_label(spec.config),
+                                 study_name=spec.study_name, progress=spec.progress and spec.workers == 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.optimize(objective, n_trials=n_trials, catch=(tuning.TrialDiverged,))
+
+
+def _spawned_worker(spec: StudySpec, parent_run_id: str, worker: int, n_trials: int) -> None:
+    try:
+        run_worker(spec, parent_run_id, worker, n_trials)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except UserError as exc:
+        print(f"error (worker {worker}): {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+def run_study(spec: StudySpec) -> optuna.Study:
+    spec.config = resolved_config(spec.config)
+    if spec.n_trials < 0 or spec.workers < 1:
+        raise UserError(f"--n-trials must be >= 0 and --workers >= 1 (got {spec.n_trials}, {spec.workers})")
+    uri = resolve_tracking_uri(spec.repo_root)
+    client, experiment_id = open_experiment(uri, resolve_experiment_name(spec.experiment))
+    study, parent_run_id, failed = prepare_study(spec, client, experiment_id)
+    done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+    print(f"study {spec.study_name!r} in {tuning._redact(spec.storage_url)}: {len(study.trials)} trial(s) so far "
+          f"({done} complete or pruned); adding {spec.n_trials} with {spec.workers} worker(s)", flush=True)
+    if failed:
+        print(f"marked trial(s) {failed} of dead workers as FAIL; their parameters are retried once", flush=True)
+
+    status = "FINISHED"
+    try:
+        if spec.workers == 1:
+            run_worker(spec, parent_run_id, 0, spec.n_trials)
+        elif spec.n_trials:
+            shares = [spec.n_trials // spec.workers + (i < spec.n_trials % spec.workers) for i in range(spec.workers)]
+            context = multiprocessing.get_context("spawn")
+            procs = [context.Process(target=_spawned_worker, args=(spec, parent_run_id, i + 1, share))
+                     for i, share in enumerate(shares) if share]
+            for proc in procs:
+                proc.start()
+            for proc in procs:
+                proc.join()
+            bad = [p.exitcode for p in procs if p.exitcode]
+            if bad:
+                raise UserError(f"{len(bad)} worker(s) failed (exit codes {bad}); the study keeps every finished trial")
+        study = _load(spec, tuning.make_storage(spec.storage_url))
+        from .study_report import report
+
+        report(spec, study, client, experiment_id, parent_run_id)
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    except BaseException:
+        status = "FAILED"
+        raise
+    finally:
+        client.set_terminated(parent_run_id, status)
+    return study
+
+
+def retrain(spec: StudySpec, params: dict, label: str, client, experiment_id: str, parent_run_id: str, corpus) -> list:
+    """``spec.retrain_best`` seeds of one configuration at full epochs, no early stopping."""
+    base = tuning.params_to_config(params, spec.config).replace(
+        epochs=spec.retrain_epochs or spec.config.epochs, early_stopping_patience=0)
+    runs = []
+    for offset in range(spec.retrain_best):
+        config = base.replace(seed=spec.config.seed + offset)
+        tracker = RunTracker.create(client, experiment_id, run_name=f"retrain {label} seed {config.seed}",
+                             parent_run_id=parent_run_id, tags={"kind": "retrain", "group": label,
+                                                                "study_name": spec.study_name})
+        runs.append(run_training(tracker, config, corpus, repo_root=spec.repo_root,
+                                 data_source=data_source_label(config), progress=spec.progress))
+    return runs

@@ -1,0 +1,255 @@
+"""The Optuna adapter: studies over dropout and weight decay that resume, prune and log to MLflow.
+
+Storage: by default a journal file under ``studies/`` (Optuna's recommendation for several
+worker processes on one machine: appends under a file lock, no SQLite write contention); an RDB
+URL (PostgreSQL, MySQL) for workers on several machines.
+
+Dead workers: with an RDB storage, heartbeats (``heartbeat_interval``) let the next worker fail
+a dead worker's RUNNING trial; the journal file has no heartbeat, so each trial records its
+worker's host, pid and process start time and the next run fails trials whose process is gone.
+Either way the failed trial's parameters are retried once, as a new trial.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from .config import TrainConfig
+from .corpus import Corpus
+from .errors import UserError
+from .experiment import run_training
+from .tracking import RunTracker
+
+SEED_PARAMS = {"dropout": 0.6, "weight_decay_on": False}  # the seed notebook's setting
+PRUNERS = ("median", "hyperband", "none")
+HEARTBEAT_INTERVAL_S, GRACE_PERIOD_S = 30, 90
+RETRIED_FROM = "retried_from_trial"
+WORKER_ATTR = "worker"  # {worker_host, worker_pid, worker_start} of the process running a trial
+
+
+@dataclass
+class SearchSpace:
+    dropout: tuple[float, float] = (0.0, 0.8)
+    weight_decay: tuple[float, float] = (1e-7, 1e-2)  # log-uniform; "off" (exactly 0) is its own choice
+
+    def validate(self) -> "SearchSpace":
+        low, high = self.dropout
+        if not 0.0 <= low < high < 1.0:
+            raise UserError(f"--dropout-range {low},{high}: need 0 <= low < high < 1")
+        low, high = self.weight_decay
+        if not 0.0 < low < high:
+            raise UserError(f"--weight-decay-range {low},{high}: need 0 < low < high (log scale; "
+                            "zero decay is searched separately)")
+        return self
+
+    def suggest(self, trial: optuna.Trial) -> dict:
+        """Dropout, and weight decay as a switch plus a log-uniform value: zero cannot sit on a log
+        scale, and "no decay" (the seed) deserves to be proposed as often as any decade."""
+        dropout = trial.suggest_float("dropout", *self.dropout)
+        decay = trial.suggest_float("weight_decay", *self.weight_decay, log=True) \
+            if trial.suggest_categorical("weight_decay_on", [False, True]) else 0.0
+        return {"dropout": dropout, "weight_decay": decay}
+
+
+def params_to_config(params: dict, base: TrainConfig) -> TrainConfig:
+    decay = params.get("weight_decay", 0.0) if params.get("weight_decay_on") else 0.0
+    return base.replace(dropout=params["dropout"], weight_decay=decay)
+
+
+def study_fingerprint(config: TrainConfig, space: SearchSpace) -> dict:
+    """Everything that makes trials comparable: the fixed config (minus the searched knobs and
+    the machine) and the search space."""
+    fixed = {k: v for k, v in config.to_dict().items()
+             if k not in ("dropout", "weight_decay", "device", "precision", "sequence_path", "seed")}
+    return {"config": fixed, "space": {"dropout": list(space.dropout), "weight_decay": list(space.weight_decay)}}
+
+
+def default_study_name(config: TrainConfig, space: SearchSpace) -> str:
+    digest = hashlib.sha256(json.dumps(study_fingerprint(config, space), sort_keys=True).encode()).hexdigest()[:8]
+    return f"{config.cell}-{config.data}-regularization-{digest}"
+
+
+def default_storage(studies_dir: Path, study_name: str) -> str:
+    return f"journal:{studies_dir / (study_name + '.journal')}"
+
+
+def make_storage(url: str):
+    """``journal:PATH`` (or a path ending in .journal), or an RDB URL with heartbeats."""
+    if url.startswith("journal:") or url.endswith(".journal"):
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        path = Path(url.removeprefix("journal:"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(path)))
+    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+
+    try:
+        return RDBStorage(url, heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=GRACE_PERIOD_S,
+                          failed_trial_callback=RetryFailedTrialCallback(max_retry=1),
+                          engine_kwargs={"pool_pre_ping": True})
+    except Exception as exc:  # sqlalchemy: bad URL, unreachable host, wrong password, missing database
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot open Optuna storage {_redact(url)}: {first}") from None
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a database URL before printing it."""
+    if "://" in url and "@" in url:
+        scheme, rest = url.split("://", 1)
+        credentials, host = rest.rsplit("@", 1)
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return url
+
+
+def make_pruner(name: str, epochs: int):
+    if name == "median":
+        # Five full trials before pruning anything; never judge a trial on its first epoch.
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 2))
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise UserError(f"unknown pruner {name!r}: choose one of {', '.join(PRUNERS)}")
+
+
+def make_sampler(n_existing: int, worker: int = 0):
+    # A fixed seed would re-propose the same first points on every resume; derive it from the
+    # trials already there (and the worker), so a resumed study explores new ones.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=10_007 * worker + n_existing, multivariate=True, group=True,
+                                          constant_liar=True)
+
+
+# --- worker identity and stale trials (journal storage) ------------------------------------
+
+
+def _process_start_time(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def worker_identity() -> dict:
+    pid = os.getpid()
+    return {"worker_host": socket.gethostname(), "worker_pid": pid, "worker_start": _process_start_time(pid)}
+
+
+def _is_alive(identity: dict) -> bool:
+    if identity.get("worker_host") != socket.gethostname():
+        return True  # another machine: cannot tell here; RDB heartbeats handle that case
+    pid, start = identity.get("worker_pid"), identity.get("worker_start")
+    if not isinstance(pid, int) or start is None:
+        return True  # cannot tell: never fail a trial on a guess
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # Same pid, different start time: the pid was reused by another process.
+    return _process_start_time(pid) == start
+
+
+def fail_dead_workers_trials(study: optuna.Study) -> list[int]:
+    """Mark RUNNING trials whose worker process is gone as FAIL and enqueue their params once."""
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        identity = trial.system_attrs.get(WORKER_ATTR)
+        if identity is None or _is_alive(identity):  # None: the trial has only just started
+            continue
+        try:
+            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        except RuntimeError:
+            continue  # finished meanwhile
+        failed.append(trial.number)
+        if RETRIED_FROM not in trial.user_attrs and trial.params:
+            study.enqueue_trial(trial.params, user_attrs={RETRIED_FROM: trial.number})
+    return failed
+
+
+def trial_identity_attrs(trial: optuna.Trial) -> None:
+    # One attribute, written at once: another worker never sees half an identity.
+    trial.storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, worker_identity())
+
+
+def heartbeat_failed_trials(study: optuna.Study) -> list[int]:
+    """RDB storage: fail trials whose heartbeat stopped (their params are retried by the storage's
+    RetryFailedTrialCallback)."""
+    from optuna.storages import fail_stale_trials
+
+    before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    fail_stale_trials(study)
+    after = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    return sorted(before - after)
+
+
+def recover_stale_trials(study: optuna.Study) -> list[int]:
+    from optuna.storages import RDBStorage
+
+    if isinstance(study._storage, RDBStorage):
+        return heartbeat_failed_trials(study)
+    return fail_dead_workers_trials(study)
+
+
+# --- the objective -------------------------------------------------------------------------
+
+
+class TrialDiverged(RuntimeError):
+    """The loss became NaN/inf: the trial FAILs (its run is FAILED) and the study goes on."""
+
+
+
+class Objective:
+    """Train one trial's config as an MLflow child run of the study's parent run."""
+
+    def __init__(self, base: TrainConfig, space: SearchSpace, corpus: Corpus, client, experiment_id: str,
+                 parent_run_id: str, *, repo_root: Path, data_source: str, study_name: str, progress: bool):
+        self.base, self.space, self.corpus = base, space, corpus
+        self.client, self.experiment_id, self.parent_run_id = client, experiment_id, parent_run_id
+        self.repo_root, self.data_source, self.study_name, self.progress = repo_root, data_source, study_name, progress
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        trial_identity_attrs(trial)
+        values = self.space.suggest(trial)
+        config = self.base.replace(**values)
+        tracker = RunTracker.create(self.client, self.experiment_id, run_name=f"trial {trial.number}",
+                             parent_run_id=self.parent_run_id,
+                             tags={"kind": "trial", "study_name": self.study_name, "trial_number": trial.number})
+        trial.set_user_attr("mlflow_run_id", tracker.run_id)
+        tracker.log_params({"trial_number": trial.number, "weight_decay_on": values["weight_decay"] > 0})
+
+        def report(record: dict):
+            trial.report(record["valid_acc"], record["epoch"])
+            return "pruned" if trial.should_prune() else None
+
+        try:
+            run = run_training(tracker, config, self.corpus, repo_root=self.repo_root, data_source=self.data_source,
+                               on_epoch_end=report, progress=self.progress)
+        except BaseException as exc:
+            tracker.set_tags({"trial_state": "FAIL" if not isinstance(exc, KeyboardInterrupt) else "KILLED"})
+            raise
+        result = run.result
+        if result.status == "diverged":
+            tracker.set_tags({"trial_state": "FAIL"})
+            raise TrialDiverged(result.message)
+        trial.set_user_attr("best_epoch", result.best_epoch)
+        for key in ("test_acc_at_best_valid", "gap_at_best_valid", "epochs_run"):
+            trial.set_user_attr(key, result.summary[key])
+        if result.status == "stopped":
+            tracker.set_tags({"trial_state": "PRUNED"})
+            raise optuna.TrialPruned(f"pruned after epoch {len(result.history)}")
+        tracker.set_tags({"trial_state": "COMPLETE"})
+        return result.summary["best_valid_acc"]

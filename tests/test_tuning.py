@@ -1,0 +1,145 @@
+"""Regularization studies against real Optuna storages and real temporary MLflow stores."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow import MlflowClient
+from optuna.trial import TrialState
+
+from sentiment_core import tuning
+from sentiment_core.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "experiments" / "tune_regularization.py"
+TINY = ["--epochs", "2", "--max-examples", "200", "--max-len", "60", "--hidden-dim", "32", "--embedding-dim", "16",
+        "--max-vocab-size", "3000", "--quiet"]
+
+
+def tune(tmp_path, *args, timeout=600, background=False):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+           "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    command = [sys.executable, str(SCRIPT), *TINY, "--storage", f"journal:{tmp_path / 'study.journal'}",
+               "--study-name", "s", "--output-dir", str(tmp_path / "out"), *args]
+    if background:
+        return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def load(tmp_path):
+    return optuna.load_study(study_name="s", storage=tuning.make_storage(f"journal:{tmp_path / 'study.journal'}"))
+
+
+def test_running_twice_resumes_with_the_seed_setting_first(tmp_path):
+    first = tune(tmp_path, "--n-trials", "2")
+    assert first.returncode == 0, first.stderr
+    second = tune(tmp_path, "--n-trials", "2")
+    assert second.returncode == 0, second.stderr
+    study = load(tmp_path)
+    trials = study.get_trials()
+    assert len(trials) == 4
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    assert trials[0].params == {"dropout": 0.6, "weight_decay_on": False}
+    # A resumed study proposes new points, not the first run's again.
+    assert trials[1].params != trials[3].params and trials[2].params != trials[3].params
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    parent_id = study.user_attrs["mlflow_parent_run_id"]
+    for trial in trials:
+        run = client.get_run(trial.user_attrs["mlflow_run_id"])
+        assert run.data.tags["mlflow.parentRunId"] == parent_id
+        assert run.data.tags["trial_state"] == trial.state.name
+        assert run.data.params["trial_number"] == str(trial.number)
+        assert float(run.data.params["dropout"]) == pytest.approx(trial.params["dropout"])
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "valid_acc")]
+        assert steps == list(range(1, len(steps) + 1)) and steps
+    assert client.get_run(parent_id).info.status == "FINISHED"
+    assert (tmp_path / "out" / "study-s" / "trials.csv").exists()
+    assert "report and plots" in second.stdout
+
+
+def test_other_settings_under_the_same_name_are_refused(tmp_path):
+    assert tune(tmp_path, "--n-trials", "1").returncode == 0
+    proc = tune(tmp_path, "--n-trials", "1", "--batch-size", "16")
+    assert proc.returncode == 2 and "created with other settings (batch_size)" in proc.stderr
+
+
+def test_a_killed_worker_leaves_no_trial_running(tmp_path):
+    proc = tune(tmp_path, "--n-trials", "1", "--epochs", "500", background=True)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            time.sleep(1)
+            if (tmp_path / "study.journal").exists():
+                running = load(tmp_path).get_trials(states=(TrialState.RUNNING,))
+                if running and running[0].intermediate_values:
+                    break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        proc.kill()
+    assert load(tmp_path).get_trials(states=(TrialState.RUNNING,)), "the kill left a RUNNING trial"
+    # The same command again (with no new trials, to keep the test short) cleans up.
+    again = tune(tmp_path, "--n-trials", "0", "--epochs", "500")
+    assert again.returncode == 0, again.stderr
+    assert "marked trial(s) [0] of dead workers as FAIL" in again.stdout
+    study = load(tmp_path)
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    assert study.trials[0].state == TrialState.FAIL
+    retry = study.get_trials(states=(TrialState.WAITING,))
+    assert len(retry) == 1 and retry[0].system_attrs["fixed_params"] == study.trials[0].params
+    run = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_run(study.trials[0].user_attrs["mlflow_run_id"])
+    assert run.info.status == "FAILED"
+
+
+def test_two_workers_share_a_study(tmp_path):
+    proc = tune(tmp_path, "--n-trials", "4", "--workers", "2")
+    assert proc.returncode == 0, proc.stderr
+    trials = load(tmp_path).get_trials()
+    assert len(trials) == 4 and len({t.number for t in trials}) == 4
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    assert len({t.user_attrs["mlflow_run_id"] for t in trials}) == 4
+
+
+def test_two_commands_started_together(tmp_path):
+    procs = [tune(tmp_path, "--n-trials", "2", background=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in outputs]
+    trials = load(tmp_path).get_trials()
+    assert len(trials) == 4 and sorted(t.number for t in trials) == [0, 1, 2, 3]
+    assert sum(t.params == tuning.SEED_PARAMS for t in trials) >= 1
+    assert sum("baseline" in t.user_attrs for t in trials) == 1  # the seed setting enqueued once
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--dropout-range", "0.5,0.2"], "--dropout-range 0.5,0.2: need 0 <= low < high < 1"),
+    (["--weight-decay-range", "0,1e-2"], "need 0 < low < high"),
+    (["--model", "transformer"], "unknown model 'transformer'"),
+    (["--storage", "postgresql://nobody:secret@127.0.0.1:9/optuna"], "cannot open Optuna storage"),
+])
+def test_bad_input_is_one_clear_line(tmp_path, args, message):
+    proc = tune(tmp_path, "--n-trials", "1", *args)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "secret" not in proc.stderr
+    assert message in proc.stderr.strip().splitlines()[-1]
+
+
+def test_dead_worker_detection_uses_pid_and_start_time():
+    me = tuning.worker_identity()
+    assert tuning._is_alive(me)
+    assert not tuning._is_alive({**me, "worker_pid": 2**22 + 12345})
+    assert not tuning._is_alive({**me, "worker_start": "0"})  # a reused pid is not our worker
+    assert tuning._is_alive({**me, "worker_host": "another-machine"})
+
+
+def test_search_space_validation():
+    with pytest.raises(UserError):
+        tuning.SearchSpace((0.2, 0.2)).validate()
+    with pytest.raises(UserError):
+        tuning.SearchSpace(weight_decay=(1e-2, 1e-7)).validate()
