@@ -58,6 +58,11 @@ def main() -> int:
     parser.add_argument("--retrain-best", type=int, default=0, metavar="K",
                         help="after the search, retrain the best and the seed configuration with K seeds")
     parser.add_argument("--retrain-epochs", type=int, help="epochs of those retrains (default: --epochs)")
+    parser.add_argument("--heartbeat-interval", type=int, default=tuning.HEARTBEAT_INTERVAL_S, metavar="S",
+                        help="RDB storages: seconds between a running trial's heartbeats (default: %(default)s)")
+    parser.add_argument("--heartbeat-grace", type=int, default=tuning.GRACE_PERIOD_S, metavar="S",
+                        help="RDB storages: a RUNNING trial without a heartbeat for this long belongs to a dead "
+                             "worker and is failed, then retried once (default: %(default)s)")
     parser.add_argument("--experiment", help="MLflow experiment (default: $MLFLOW_EXPERIMENT_NAME, else rnn-vs-lstm)")
     parser.add_argument("--output-dir", type=Path, default=REPO_ROOT / "outputs", help="report folder (default: outputs/)")
     parser.add_argument("--cache-dir", type=Path, help="token cache (default: ~/.cache/sentiment_core)")
@@ -67,6 +72,8 @@ def main() -> int:
 
     if args.model not in CELLS:
         raise UserError(f"unknown model {args.model!r}: choose one of {', '.join(CELLS)}")
+    if args.heartbeat_interval < 1 or args.heartbeat_grace <= args.heartbeat_interval:
+        raise UserError("--heartbeat-interval must be >= 1 and --heartbeat-grace longer than it")
     if args.retrain_best < 0 or (args.retrain_epochs is not None and args.retrain_epochs < 1):
         raise UserError("--retrain-best must be >= 0 and --retrain-epochs >= 1")
     config = TrainConfig(cell=args.model, **TUNING_DEFAULTS).replace(**config_overrides(args))
@@ -76,7 +83,8 @@ def main() -> int:
     run_study(StudySpec(config, space, study_name, storage, REPO_ROOT, pruner=args.pruner, n_trials=args.n_trials,
                         workers=args.workers, experiment=args.experiment, cache_dir=args.cache_dir,
                         output_dir=args.output_dir, retrain_best=args.retrain_best,
-                        retrain_epochs=args.retrain_epochs, progress=not args.quiet))
+                        retrain_epochs=args.retrain_epochs, progress=not args.quiet,
+                        heartbeat_interval=args.heartbeat_interval, heartbeat_grace=args.heartbeat_grace))
     print(f"resume or extend: run the same command again (study {study_name!r})")
     return 0
 

@@ -19,7 +19,7 @@ from .comparison import data_source_label
 from .config import TrainConfig
 from .corpus import load_corpus
 from .errors import UserError
-from .locks import file_lock
+from .locks import database_lock, file_lock
 from .experiment import resolved_config, run_training
 from .tracking import RunTracker, open_experiment, resolve_experiment_name, resolve_tracking_uri
 
@@ -43,7 +43,12 @@ class StudySpec:
     retrain_best: int = 0
     retrain_epochs: int | None = None
     progress: bool = True
+    heartbeat_interval: int = tuning.HEARTBEAT_INTERVAL_S
+    heartbeat_grace: int = tuning.GRACE_PERIOD_S
     notes: list[str] = field(default_factory=list)
+
+    def storage(self):
+        return tuning.make_storage(self.storage_url, self.heartbeat_interval, self.heartbeat_grace)
 
 
 def _creation_lock_path(storage_url: str) -> Path | None:
@@ -64,10 +69,10 @@ def _load(spec: StudySpec, storage, worker: int = 0) -> optuna.Study:
 def prepare_study(spec: StudySpec, client, experiment_id: str) -> tuple[optuna.Study, str, list[int]]:
     """Create or resume the study; enqueue the seed setting in a new one; fail trials of dead
     workers; make sure the study has its MLflow parent run. Returns (study, parent_run_id, failed)."""
-    storage = tuning.make_storage(spec.storage_url)
+    storage = spec.storage()
     fingerprint = tuning.study_fingerprint(spec.config, spec.space)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    with file_lock(_creation_lock_path(spec.storage_url)):
+    with file_lock(_creation_lock_path(spec.storage_url)), database_lock(spec.storage_url, spec.study_name):
         try:
             study = optuna.create_study(study_name=spec.study_name, storage=storage, direction="maximize",
                                         load_if_exists=True)
@@ -124,7 +129,7 @@ def run_worker(spec: StudySpec, parent_run_id: str, worker: int, n_trials: int) 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     corpus = load_corpus(spec.config, cache_dir=spec.cache_dir)
     client, experiment_id = open_experiment(resolve_tracking_uri(spec.repo_root), resolve_experiment_name(spec.experiment))
-    study = _load(spec, tuning.make_storage(spec.storage_url), worker)
+    study = _load(spec, spec.storage(), worker)
     objective = tuning.Objective(spec.config, spec.space, corpus, client, experiment_id, parent_run_id,
                                  repo_root=spec.repo_root, data_source=data_source_label(spec.config),
                                  study_name=spec.study_name, progress=spec.progress and spec.workers == 1)
@@ -172,7 +177,7 @@ def run_study(spec: StudySpec) -> optuna.Study:
             bad = [p.exitcode for p in procs if p.exitcode]
             if bad:
                 raise UserError(f"{len(bad)} worker(s) failed (exit codes {bad}); the study keeps every finished trial")
-        study = _load(spec, tuning.make_storage(spec.storage_url))
+        study = _load(spec, spec.storage())
         from .study_report import report
 
         report(spec, study, client, experiment_id, parent_run_id)

@@ -111,7 +111,7 @@ class RunTracker:
     @classmethod
     def create(cls, client: MlflowClient, experiment_id: str, run_name: str, parent_run_id: str | None = None,
                tags: dict[str, str] | None = None) -> "RunTracker":
-        all_tags = dict(tags or {})
+        all_tags = {k: str(v) for k, v in (tags or {}).items()}  # a REST store takes strings only
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
         return cls(client, client.create_run(experiment_id, run_name=run_name, tags=all_tags).info.run_id)

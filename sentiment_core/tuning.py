@@ -82,7 +82,7 @@ def default_storage(studies_dir: Path, study_name: str) -> str:
     return f"journal:{studies_dir / (study_name + '.journal')}"
 
 
-def make_storage(url: str):
+def make_storage(url: str, heartbeat_interval: int = HEARTBEAT_INTERVAL_S, grace_period: int = GRACE_PERIOD_S):
     """``journal:PATH`` (or a path ending in .journal), or an RDB URL with heartbeats."""
     if url.startswith("journal:") or url.endswith(".journal"):
         from optuna.storages import JournalStorage
@@ -91,12 +91,18 @@ def make_storage(url: str):
         path = Path(url.removeprefix("journal:"))
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
-    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+    from .locks import database_lock
 
     try:
-        return RDBStorage(url, heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=GRACE_PERIOD_S,
-                          failed_trial_callback=RetryFailedTrialCallback(max_retry=1),
-                          engine_kwargs={"pool_pre_ping": True})
+        # Several workers creating the tables of a fresh database at once collide
+        # (duplicate key in pg_type): one at a time.
+        with warnings.catch_warnings(), database_lock(url, "optuna-storage-tables"):
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats are "experimental"
+            return RDBStorage(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+                              engine_kwargs={"pool_pre_ping": True})
     except Exception as exc:  # sqlalchemy: bad URL, unreachable host, wrong password, missing database
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"cannot open Optuna storage {_redact(url)}: {first}") from None

@@ -1,0 +1,144 @@
+"""Studies and tracking shared through a real PostgreSQL server and a real MLflow tracking server.
+
+Needs a PostgreSQL server: `export SENTIMENT_POSTGRES_URL=$(bash .ci/postgres.sh)` starts one on
+127.0.0.1 (CI does this). Without the variable these tests are skipped, and say why.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow import MlflowClient
+from optuna.trial import TrialState
+
+from sentiment_core import tuning
+
+ADMIN_URL = os.environ.get("SENTIMENT_POSTGRES_URL")
+pytestmark = pytest.mark.skipif(not ADMIN_URL, reason="set SENTIMENT_POSTGRES_URL=$(bash .ci/postgres.sh) to run")
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "experiments" / "tune_regularization.py"
+TINY = ["--epochs", "2", "--max-examples", "200", "--max-len", "60", "--hidden-dim", "32", "--embedding-dim", "16",
+        "--max-vocab-size", "3000", "--quiet", "--study-name", "shared", "--heartbeat-interval", "1",
+        "--heartbeat-grace", "3"]
+
+
+def create_database() -> str:
+    import psycopg
+
+    name = f"test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(ADMIN_URL.replace("postgresql://", "postgresql://", 1), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture
+def tracking_server(tmp_path):
+    """`mlflow server` with a PostgreSQL backend store, serving artifacts itself."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", create_database(), "--serve-artifacts",
+         "--artifacts-destination", str(tmp_path / "served-artifacts"), "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "2"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while True:
+        try:
+            urllib.request.urlopen(f"{uri}/health", timeout=2)
+            break
+        except OSError:
+            if time.time() > deadline or server.poll() is not None:
+                server.kill()
+                raise RuntimeError("mlflow server did not start")
+            time.sleep(0.5)
+    yield uri
+    server.terminate()
+    server.wait(30)
+
+
+def tune(tmp_path, storage, tracking_uri, *args, background=False):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, str(SCRIPT), *TINY, "--storage", storage, "--output-dir", str(tmp_path / "out"), *args]
+    if background:
+        return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_three_workers_share_a_study_and_a_tracking_server(tmp_path, tracking_server):
+    storage = create_database()
+    workers = [tune(tmp_path, storage, tracking_server, "--n-trials", "2", background=True) for _ in range(3)]
+    outputs = [w.communicate(timeout=600) for w in workers]
+    assert [w.returncode for w in workers] == [0, 0, 0], [err[-6000:] for _, err in outputs]
+    study = optuna.load_study(study_name="shared", storage=storage)
+    trials = study.get_trials()
+    assert sorted(t.number for t in trials) == list(range(6))
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    assert sum("baseline" in t.user_attrs for t in trials) == 1  # the seed setting, enqueued once
+    client = MlflowClient(tracking_server)
+    parent = study.user_attrs["mlflow_parent_run_id"]
+    for trial in trials:
+        run = client.get_run(trial.user_attrs["mlflow_run_id"])
+        assert run.data.tags["mlflow.parentRunId"] == parent
+        assert run.data.tags["trial_state"] == trial.state.name
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "valid_acc")]
+        # Artifacts went through the server (mlflow-artifacts:/), not to a shared disk path.
+        assert run.info.artifact_uri.startswith("mlflow-artifacts:")
+        assert "history.csv" in {a.path for a in client.list_artifacts(run.info.run_id)}
+
+
+def test_a_killed_worker_is_failed_by_the_next_workers_heartbeat_check(tmp_path, tracking_server):
+    storage = create_database()
+    worker = tune(tmp_path, storage, tracking_server, "--n-trials", "1", "--epochs", "500", background=True)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            time.sleep(1)
+            try:
+                running = optuna.load_study(study_name="shared", storage=storage).get_trials(states=(TrialState.RUNNING,))
+            except KeyError:  # the study does not exist yet
+                continue
+            if running and running[0].intermediate_values:
+                break
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(30)
+    finally:
+        worker.kill()
+    study = optuna.load_study(study_name="shared", storage=storage)
+    assert study.get_trials(states=(TrialState.RUNNING,)), "SIGKILL left the trial RUNNING"
+    time.sleep(4)  # longer than the 3 s grace period
+    again = tune(tmp_path, storage, tracking_server, "--n-trials", "0", "--epochs", "500")
+    assert again.returncode == 0, again.stderr
+    assert "marked trial(s) [0] of dead workers as FAIL" in again.stdout
+    study = optuna.load_study(study_name="shared", storage=storage)
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    assert study.trials[0].state == TrialState.FAIL
+    retry = study.get_trials(states=(TrialState.WAITING,))  # the storage's retry, not yet run
+    assert len(retry) == 1 and retry[0].system_attrs["fixed_params"] == study.trials[0].params
+    assert MlflowClient(tracking_server).get_run(study.trials[0].user_attrs["mlflow_run_id"]).info.status == "FAILED"
+
+
+@pytest.mark.parametrize("break_url, message", [
+    (lambda url: url.replace("127.0.0.1", "127.0.0.2").rsplit(":", 1)[0] + ":1/postgres", "cannot open Optuna storage"),
+    (lambda url: url.replace(":postgres@", ":wrong-password@"), "password authentication failed"),
+    (lambda url: url.rsplit("/", 1)[0] + "/no_such_database", 'database "no_such_database" does not exist'),
+])
+def test_connection_problems_are_one_clear_line(tmp_path, break_url, message):
+    with pytest.raises(Exception) as caught:
+        tuning.make_storage(break_url(ADMIN_URL))
+    assert message in str(caught.value) and "wrong-password" not in str(caught.value)
+    proc = tune(tmp_path, break_url(ADMIN_URL), f"sqlite:///{tmp_path / 'mlflow.db'}", "--n-trials", "1")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert message in proc.stderr.strip().splitlines()[-1]
