@@ -71,7 +71,7 @@ def prepare_study(spec: StudySpec, client, experiment_id: str) -> tuple[optuna.S
     workers; make sure the study has its MLflow parent run. Returns (study, parent_run_id, failed)."""
     storage = spec.storage()
     fingerprint = tuning.study_fingerprint(spec.config, spec.space)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # our own lines say what happened
     with file_lock(_creation_lock_path(spec.storage_url)), database_lock(spec.storage_url, spec.study_name):
         try:
             study = optuna.create_study(study_name=spec.study_name, storage=storage, direction="maximize",
@@ -126,7 +126,7 @@ def run_worker(spec: StudySpec, parent_run_id: str, worker: int, n_trials: int) 
         import torch
 
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // spec.workers))
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # our own lines say what happened
     corpus = load_corpus(spec.config, cache_dir=spec.cache_dir)
     client, experiment_id = open_experiment(resolve_tracking_uri(spec.repo_root), resolve_experiment_name(spec.experiment))
     study = _load(spec, spec.storage(), worker)
@@ -135,7 +135,14 @@ def run_worker(spec: StudySpec, parent_run_id: str, worker: int, n_trials: int) 
                                  study_name=spec.study_name, progress=spec.progress and spec.workers == 1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.optimize(objective, n_trials=n_trials, catch=(tuning.TrialDiverged,))
+        study.optimize(objective, n_trials=n_trials, catch=(tuning.TrialDiverged,), callbacks=[_print_trial])
+
+
+def _print_trial(study: optuna.Study, trial) -> None:
+    params = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in trial.params.items())
+    reported = max(trial.intermediate_values.values()) if trial.intermediate_values else None
+    value = f"best valid acc {reported:.2%}" if reported is not None else "no epoch finished"
+    print(f"trial {trial.number} {trial.state.name}: {value} ({params})", flush=True)
 
 
 def _spawned_worker(spec: StudySpec, parent_run_id: str, worker: int, n_trials: int) -> None:
