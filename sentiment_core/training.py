@@ -95,7 +95,7 @@ def train(
     config: TrainConfig,
     corpus: Corpus,
     *,
-    on_epoch_end: Callable[[dict], None] | None = None,
+    on_epoch_end: Callable[[dict], object] | None = None,
     progress: bool = True,
     runtime: Runtime | None = None,
 ) -> TrainResult:
