@@ -68,7 +68,3 @@ def iterate_batches(split: EncodedSplit, batch_size: int, pad_index: int, *, shu
                     seed: int = 0, epoch: int = 0, max_len: int | None = None) -> Iterator[Batch]:
     for indices in batch_indices(split.lengths, batch_size, shuffle=shuffle, seed=seed, epoch=epoch):
         yield make_batch(split, indices, pad_index, max_len)
-
-
-def count_batches(n: int, batch_size: int) -> int:
-    return -(-n // batch_size)

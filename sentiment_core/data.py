@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import io
+import os
 import re
 import tarfile
 import urllib.error
@@ -208,8 +209,6 @@ def cap_stratified(split: Split, max_examples: int, seed: int) -> Split:
 
 
 def default_cache_dir() -> Path:
-    import os
-
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "sentiment_core"
 

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .batching import Batch, batch_indices, make_batch
+from .batching import Batch, batch_indices, iterate_batches, make_batch
 from .config import TrainConfig
 from .corpus import Corpus, EncodedSplit
 from .model import RecurrentClassifier
@@ -62,8 +62,8 @@ def evaluate_with_confusion(model: RecurrentClassifier, split: EncodedSplit, run
     model.eval()
     total_loss = torch.zeros((), dtype=torch.float64, device=runtime.device)
     counts = torch.zeros(4, dtype=torch.int64, device=runtime.device)
-    for indices in batch_indices(split.lengths, batch_size, shuffle=False):
-        batch = make_batch(split, indices, model.embedding.padding_idx, max_len).to(runtime.device)
+    for batch in iterate_batches(split, batch_size, model.embedding.padding_idx, shuffle=False, max_len=max_len):
+        batch = batch.to(runtime.device)
         loss_sum, logits = _forward(model, batch, runtime, reduction="sum")
         total_loss += loss_sum.double()
         counts += torch.bincount(batch.labels * 2 + logits.argmax(dim=1), minlength=4)
