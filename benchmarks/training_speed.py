@@ -26,7 +26,7 @@ from sentiment_core.batching import batch_indices, make_batch  # noqa: E402
 from sentiment_core.config import TrainConfig  # noqa: E402
 from sentiment_core.corpus import load_corpus  # noqa: E402
 from sentiment_core.runtime import Runtime, resolve_runtime  # noqa: E402
-from sentiment_core.training import _forward, build_model, make_optimizer, train  # noqa: E402
+from sentiment_core.training import build_model, make_optimizer, train, train_step  # noqa: E402
 
 
 def measure(cell: str, batch_size: int, path: str, precision: str, n_batches: int, repeats: int,
@@ -44,11 +44,7 @@ def measure(cell: str, batch_size: int, path: str, precision: str, n_batches: in
                for idx in batch_indices(corpus.train.lengths, batch_size, shuffle=True, seed=1234, epoch=1)[: n_batches + 1]]
 
     def step(batch):
-        optimizer.zero_grad(set_to_none=True)
-        loss, _ = _forward(model, batch, runtime, reduction="mean")
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad_norm)
-        optimizer.step()
+        train_step(model, optimizer, batch, runtime, config.clip_grad_norm)
 
     step(batches[0])  # warm-up: oneDNN primitive creation, allocator
     timed = batches[1:]

@@ -173,6 +173,18 @@ def summarize(history: list[dict], best: dict | None) -> dict:
     }
 
 
+def train_step(model: RecurrentClassifier, optimizer: torch.optim.Optimizer, batch: Batch, runtime: Runtime,
+               clip_grad_norm: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step on ``batch``: (mean loss, logits), both detached."""
+    optimizer.zero_grad(set_to_none=True)
+    loss, logits = _forward(model, batch, runtime, reduction="mean")
+    loss.backward()
+    if clip_grad_norm:
+        nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+    optimizer.step()
+    return loss.detach(), logits.detach()
+
+
 def _train_epoch(model, optimizer, split: EncodedSplit, config: TrainConfig, runtime: Runtime,
                  epoch: int, progress: bool) -> tuple[float, float]:
     model.train()
@@ -184,13 +196,8 @@ def _train_epoch(model, optimizer, split: EncodedSplit, config: TrainConfig, run
                disable=not progress, leave=False, dynamic_ncols=True)
     for step, indices in enumerate(bar, 1):
         batch = make_batch(split, indices, model.embedding.padding_idx, config.max_len).to(runtime.device)
-        optimizer.zero_grad(set_to_none=True)
-        loss, logits = _forward(model, batch, runtime, reduction="mean")
-        loss.backward()
-        if config.clip_grad_norm:
-            nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad_norm)
-        optimizer.step()
-        total_loss += loss.detach().double() * len(batch)
+        loss, logits = train_step(model, optimizer, batch, runtime, config.clip_grad_norm)
+        total_loss += loss.double() * len(batch)
         correct += (logits.argmax(dim=1) == batch.labels).sum()
         seen += len(batch)
         if step % PROGRESS_EVERY == 0 or step == len(batches):
