@@ -142,8 +142,12 @@ def report(spec, study: optuna.Study, client, experiment_id: str, parent_run_id:
         lines.append("\ntop trials (test accuracy is shown, never used to select):\n" + reporting.markdown_table(shown.drop(columns=["mlflow_run_id"])))
     if spec.retrain_best and complete:
         corpus = load_corpus(spec.config, cache_dir=spec.cache_dir)
-        groups = {"seed config": retrain(spec, tuning.SEED_PARAMS, "seed config", client, experiment_id, parent_run_id, corpus),
-                  "tuned": retrain(spec, study.best_trial.params, "tuned", client, experiment_id, parent_run_id, corpus)}
+        groups = {"seed config": retrain(spec, tuning.SEED_PARAMS, "seed config", client, experiment_id, parent_run_id, corpus)}
+        if study.best_trial.params == tuning.SEED_PARAMS:
+            # Training is deterministic per seed: retraining the same setting would repeat the runs.
+            lines.append("\nthe best trial is the seed setting itself: no configuration beat it, nothing else to retrain")
+        else:
+            groups["tuned"] = retrain(spec, study.best_trial.params, "tuned", client, experiment_id, parent_run_id, corpus)
         table = seed_vs_tuned_table(groups)
         table.to_csv(out / "seed_vs_tuned.csv", index=False)
         reporting.plot_groups({k: [r.result.history for r in v] for k, v in groups.items()},
