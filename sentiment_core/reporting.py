@@ -30,7 +30,9 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
 def _fmt(value) -> str:
     if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.4f}"
+        if math.isnan(value):
+            return "nan"
+        return f"{value:.2e}" if 0 < abs(value) < 1e-3 else f"{value:.4f}"  # weight decays are tiny
     return str(value)
 
 
