@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import Split, Splits
+from .data import Splits
 from .errors import UserError
 from .text import Vocabulary, get_tokenizer
 

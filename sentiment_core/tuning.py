@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
 from .config import TrainConfig
 from .corpus import Corpus

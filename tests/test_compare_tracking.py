@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from helpers import mlflow_server
 from sentiment_core.checkpoint import load_checkpoint
 from sentiment_core.corpus import load_corpus
 from sentiment_core.runtime import resolve_runtime
@@ -189,24 +189,7 @@ def test_bad_input_is_one_clear_line(tmp_path, args, message):
 
 def test_mlflow_server_serves_the_runs_over_rest(compared):
     uri, _, tmp = compared
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
-                               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                              cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/health", timeout=2)
-                break
-            except OSError:
-                if time.time() > deadline or server.poll() is not None:
-                    raise
-                time.sleep(0.5)
-
+    with mlflow_server(uri, tmp, "--workers", "1") as base:
         def call(path, payload=None):
             data = json.dumps(payload).encode() if payload is not None else None
             request = urllib.request.Request(f"{base}/api/2.0/mlflow/{path}", data=data,
@@ -221,6 +204,3 @@ def test_mlflow_server_serves_the_runs_over_rest(compared):
             history = call(f"metrics/get-history?run_id={child['info']['run_id']}&metric_key=valid_acc")["metrics"]
             assert sorted(m["step"] for m in history) == [1, 2]
             assert all(0 <= m["value"] <= 1 for m in history)
-    finally:
-        server.terminate()
-        server.wait(30)

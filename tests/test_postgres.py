@@ -7,12 +7,9 @@ Needs a PostgreSQL server: `export SENTIMENT_POSTGRES_URL=$(bash .ci/postgres.sh
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -21,6 +18,7 @@ import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
+from helpers import kill_mid_trial, mlflow_server
 from sentiment_core import tuning
 
 ADMIN_URL = os.environ.get("SENTIMENT_POSTGRES_URL")
@@ -45,27 +43,9 @@ def create_database() -> str:
 @pytest.fixture
 def tracking_server(tmp_path):
     """`mlflow server` with a PostgreSQL backend store, serving artifacts itself."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", create_database(), "--serve-artifacts",
-         "--artifacts-destination", str(tmp_path / "served-artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "2"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while True:
-        try:
-            urllib.request.urlopen(f"{uri}/health", timeout=2)
-            break
-        except OSError:
-            if time.time() > deadline or server.poll() is not None:
-                server.kill()
-                raise RuntimeError("mlflow server did not start")
-            time.sleep(0.5)
-    yield uri
-    server.terminate()
-    server.wait(30)
+    with mlflow_server(create_database(), tmp_path, "--serve-artifacts", "--artifacts-destination",
+                       str(tmp_path / "served-artifacts"), "--workers", "2") as url:
+        yield url
 
 
 def tune(tmp_path, storage, tracking_uri, *args, background=False):
@@ -102,20 +82,7 @@ def test_three_workers_share_a_study_and_a_tracking_server(tmp_path, tracking_se
 def test_a_killed_worker_is_failed_by_the_next_workers_heartbeat_check(tmp_path, tracking_server):
     storage = create_database()
     worker = tune(tmp_path, storage, tracking_server, "--n-trials", "1", "--epochs", "500", background=True)
-    try:
-        deadline = time.time() + 240
-        while time.time() < deadline:
-            time.sleep(1)
-            try:
-                running = optuna.load_study(study_name="shared", storage=storage).get_trials(states=(TrialState.RUNNING,))
-            except KeyError:  # the study does not exist yet
-                continue
-            if running and running[0].intermediate_values:
-                break
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(30)
-    finally:
-        worker.kill()
+    kill_mid_trial(worker, lambda: optuna.load_study(study_name="shared", storage=storage))
     study = optuna.load_study(study_name="shared", storage=storage)
     assert study.get_trials(states=(TrialState.RUNNING,)), "SIGKILL left the trial RUNNING"
     time.sleep(4)  # longer than the 3 s grace period

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import optuna
@@ -14,6 +12,7 @@ import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
+from helpers import kill_mid_trial
 from sentiment_core import tuning
 from sentiment_core.errors import UserError
 
@@ -72,18 +71,7 @@ def test_other_settings_under_the_same_name_are_refused(tmp_path):
 
 def test_a_killed_worker_leaves_no_trial_running(tmp_path):
     proc = tune(tmp_path, "--n-trials", "1", "--epochs", "500", background=True)
-    try:
-        deadline = time.time() + 240
-        while time.time() < deadline:
-            time.sleep(1)
-            if (tmp_path / "study.journal").exists():
-                running = load(tmp_path).get_trials(states=(TrialState.RUNNING,))
-                if running and running[0].intermediate_values:
-                    break
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        proc.kill()
+    kill_mid_trial(proc, lambda: load(tmp_path))
     assert load(tmp_path).get_trials(states=(TrialState.RUNNING,)), "the kill left a RUNNING trial"
     # The same command again (with no new trials, to keep the test short) cleans up.
     again = tune(tmp_path, "--n-trials", "0", "--epochs", "500")

@@ -1,0 +1,63 @@
+"""Helpers shared by the tests that start real servers and worker processes."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from typing import Callable, Iterator
+
+import optuna
+from optuna.trial import TrialState
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def mlflow_server(backend_store_uri: str, cwd, *extra: str, timeout: float = 120) -> Iterator[str]:
+    """A real `mlflow server` on 127.0.0.1 (free port); yields its URL once /health answers."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_store_uri,
+                               "--host", "127.0.0.1", "--port", str(port), *extra],
+                              cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + timeout
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=2)
+                break
+            except OSError:
+                if time.time() > deadline or server.poll() is not None:
+                    raise RuntimeError("mlflow server did not start") from None
+                time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def kill_mid_trial(worker: subprocess.Popen, load_study: Callable[[], optuna.Study], timeout: float = 240) -> None:
+    """SIGKILL ``worker`` once its running trial has reported an epoch (never leave it behind)."""
+    try:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            time.sleep(1)
+            try:
+                running = load_study().get_trials(states=(TrialState.RUNNING,))
+            except KeyError:  # the study does not exist yet
+                continue
+            if running and running[0].intermediate_values:
+                break
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(30)
+    finally:
+        worker.kill()
