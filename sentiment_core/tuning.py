@@ -123,7 +123,8 @@ def make_pruner(name: str, epochs: int):
         # Five full trials before pruning anything, and no verdict in the first third of the
         # epochs: an LSTM's first epochs are noisy (valid accuracy near chance, then a jump),
         # and a warm-up of one epoch pruned slow starters that later caught up.
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=max(1, epochs // 3))
+        # (Optuna may prune at step == n_warmup_steps, hence the + 1.)
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=epochs // 3 + 1)
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 2))
     if name == "none":
