@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=8, help="trials per measurement (default: 8)")
     parser.add_argument("--empty-trials", type=int, default=200, help="trials of the storage-only measurement")
     args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     kinds = ["journal"] + (["postgresql"] if os.environ.get("SENTIMENT_POSTGRES_URL") else [])
     print(f"{os.cpu_count()} cores; tiny trials: {' '.join(TINY)}")
     print("| storage | workers | trials/hour, real trials | trials/hour, empty objective | storage headroom |")
