@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
@@ -45,7 +45,6 @@ class StudySpec:
     progress: bool = True
     heartbeat_interval: int = tuning.HEARTBEAT_INTERVAL_S
     heartbeat_grace: int = tuning.GRACE_PERIOD_S
-    notes: list[str] = field(default_factory=list)
 
     def storage(self):
         return tuning.make_storage(self.storage_url, self.heartbeat_interval, self.heartbeat_grace)
@@ -96,7 +95,7 @@ def prepare_study(spec: StudySpec, client, experiment_id: str) -> tuple[optuna.S
         if parent_run_id is None or not _run_exists(client, parent_run_id):
             parent = RunTracker.create(client, experiment_id, run_name=f"study {spec.study_name}",
                                 tags={"kind": "study", "study_name": spec.study_name,
-                                      "optuna_storage": tuning._redact(spec.storage_url)})
+                                      "optuna_storage": tuning.redact_url(spec.storage_url)})
             parent.log_params({**{k: v for k, v in spec.config.to_dict().items() if k not in ("dropout", "weight_decay")},
                                "dropout_range": list(spec.space.dropout),
                                "weight_decay_range": list(spec.space.weight_decay),
@@ -163,7 +162,7 @@ def run_study(spec: StudySpec) -> optuna.Study:
     client, experiment_id = open_experiment(uri, resolve_experiment_name(spec.experiment))
     study, parent_run_id, failed = prepare_study(spec, client, experiment_id)
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
-    print(f"study {spec.study_name!r} in {tuning._redact(spec.storage_url)}: {len(study.trials)} trial(s) so far "
+    print(f"study {spec.study_name!r} in {tuning.redact_url(spec.storage_url)}: {len(study.trials)} trial(s) so far "
           f"({done} complete or pruned); adding {spec.n_trials} with {spec.workers} worker(s)", flush=True)
     if failed:
         print(f"marked trial(s) {failed} of dead workers as FAIL; their parameters are retried once", flush=True)

@@ -105,10 +105,10 @@ def make_storage(url: str, heartbeat_interval: int = HEARTBEAT_INTERVAL_S, grace
                               engine_kwargs={"pool_pre_ping": True})
     except Exception as exc:  # sqlalchemy: bad URL, unreachable host, wrong password, missing database
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot open Optuna storage {_redact(url)}: {first}") from None
+        raise UserError(f"cannot open Optuna storage {redact_url(url)}: {first}") from None
 
 
-def _redact(url: str) -> str:
+def redact_url(url: str) -> str:
     """Hide a password in a database URL before printing it."""
     if "://" in url and "@" in url:
         scheme, rest = url.split("://", 1)
