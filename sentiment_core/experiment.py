@@ -51,7 +51,7 @@ def run_training(
     when the loss diverged or an error escaped, KILLED on Ctrl-C / SIGTERM.
     """
     config = resolved_config(config)
-    runtime = resolve_runtime(config.device, config.precision, config.sequence_path)
+    runtime = resolve_runtime(config.device, config.precision, config.sequence_path)  # already resolved: no "auto" left
     with tracker.terminating() as run:
         run.set_tags({**environment_tags(repo_root, runtime.describe()), "cell": config.cell, "seed": config.seed})
         run.log_params({**config.to_dict(), **data_params(corpus)})

@@ -52,10 +52,8 @@ class StudySpec:
 
 def _creation_lock_path(storage_url: str) -> Path | None:
     """Journal files: one process at a time creates the study and enqueues the seed setting."""
-    if storage_url.startswith("journal:") or storage_url.endswith(".journal"):
-        path = Path(storage_url.removeprefix("journal:"))
-        return path.with_name(path.name + ".create.lock")
-    return None
+    path = tuning.journal_path(storage_url)
+    return path.with_name(path.name + ".create.lock") if path is not None else None
 
 
 def _load(spec: StudySpec, storage, worker: int = 0) -> optuna.Study:

@@ -82,13 +82,20 @@ def default_storage(studies_dir: Path, study_name: str) -> str:
     return f"journal:{studies_dir / (study_name + '.journal')}"
 
 
+def journal_path(url: str) -> Path | None:
+    """The file of a journal storage URL (``journal:PATH`` or a path ending in .journal), else None."""
+    if url.startswith("journal:") or url.endswith(".journal"):
+        return Path(url.removeprefix("journal:"))
+    return None
+
+
 def make_storage(url: str, heartbeat_interval: int = HEARTBEAT_INTERVAL_S, grace_period: int = GRACE_PERIOD_S):
     """``journal:PATH`` (or a path ending in .journal), or an RDB URL with heartbeats."""
-    if url.startswith("journal:") or url.endswith(".journal"):
+    path = journal_path(url)
+    if path is not None:
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend
 
-        path = Path(url.removeprefix("journal:"))
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
