@@ -67,7 +67,7 @@ def main() -> int:
     parser.add_argument("--output-dir", type=Path, default=REPO_ROOT / "outputs", help="report folder (default: outputs/)")
     parser.add_argument("--cache-dir", type=Path, help="token cache (default: ~/.cache/sentiment_core)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_config_arguments(parser, skip=("cell", "dropout", "weight_decay"))
+    add_config_arguments(parser, skip=("cell", "dropout", "weight_decay"), defaults=TrainConfig(**TUNING_DEFAULTS))
     args = parser.parse_args()
 
     if args.model not in CELLS:

@@ -40,11 +40,17 @@ CHOICES = {"cell": CELLS, "data": SOURCES, "tokenizer": TOKENIZERS, "optimizer":
 OPTIONAL_INT = {"max_examples", "max_len"}
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+def add_config_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = (),
+                         defaults: TrainConfig | None = None) -> None:
     """One flag per TrainConfig field (``--batch-size``...). Only flags given on the command line
-    land in the namespace, so a preset (``--quick``) can fill in the rest."""
-    group = parser.add_argument_group("training configuration (defaults: the seed notebook's LSTM)")
-    defaults = TrainConfig()
+    land in the namespace, so a preset (``--quick``) can fill in the rest. ``defaults`` is what
+    the command starts from, so that ``--help`` shows the values it really uses."""
+    defaults = defaults or TrainConfig()
+    seed = TrainConfig()
+    changed = ", ".join(f"{f.name}={getattr(defaults, f.name)}" for f in dataclasses.fields(TrainConfig)
+                        if f.name not in skip and getattr(defaults, f.name) != getattr(seed, f.name))
+    group = parser.add_argument_group("training configuration (defaults: the seed notebook's LSTM"
+                                      + (f", but {changed})" if changed else ")"))
     for field in dataclasses.fields(TrainConfig):
         if field.name in skip:
             continue

@@ -46,17 +46,26 @@ def mlflow_server(backend_store_uri: str, cwd, *extra: str, timeout: float = 120
 
 
 def kill_mid_trial(worker: subprocess.Popen, load_study: Callable[[], optuna.Study], timeout: float = 240) -> None:
-    """SIGKILL ``worker`` once its running trial has reported an epoch (never leave it behind)."""
+    """SIGKILL ``worker`` once its running trial has reported an epoch (never leave it behind).
+
+    Fails loudly when that moment never comes (the worker exited, or the timeout passed), so a
+    test cannot mistake "killed too early or too late" for "the kill left nothing RUNNING"."""
     try:
         deadline = time.time() + timeout
-        while time.time() < deadline:
-            time.sleep(1)
+        while True:
+            if worker.poll() is not None:
+                _, err = worker.communicate()
+                raise AssertionError(f"the worker exited ({worker.returncode}) before it could be killed "
+                                     f"mid-trial:\n{err[-3000:]}")
+            if time.time() > deadline:
+                raise AssertionError(f"no running trial reported an epoch within {timeout:.0f} s")
             try:
                 running = load_study().get_trials(states=(TrialState.RUNNING,))
             except KeyError:  # the study does not exist yet
-                continue
+                running = []
             if running and running[0].intermediate_values:
                 break
+            time.sleep(0.5)
         worker.send_signal(signal.SIGKILL)
         worker.wait(30)
     finally:

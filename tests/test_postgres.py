@@ -29,6 +29,8 @@ SCRIPT = REPO / "experiments" / "tune_regularization.py"
 TINY = ["--epochs", "2", "--max-examples", "200", "--max-len", "60", "--hidden-dim", "32", "--embedding-dim", "16",
         "--max-vocab-size", "3000", "--quiet", "--study-name", "shared", "--heartbeat-interval", "1",
         "--heartbeat-grace", "3"]
+# A trial that is still running when the test kills it: many epochs, no early stop.
+ENDLESS = ["--epochs", "500", "--early-stopping-patience", "0"]
 
 
 def create_database() -> str:
@@ -81,12 +83,12 @@ def test_three_workers_share_a_study_and_a_tracking_server(tmp_path, tracking_se
 
 def test_a_killed_worker_is_failed_by_the_next_workers_heartbeat_check(tmp_path, tracking_server):
     storage = create_database()
-    worker = tune(tmp_path, storage, tracking_server, "--n-trials", "1", "--epochs", "500", background=True)
+    worker = tune(tmp_path, storage, tracking_server, "--n-trials", "1", *ENDLESS, background=True)
     kill_mid_trial(worker, lambda: optuna.load_study(study_name="shared", storage=storage))
     study = optuna.load_study(study_name="shared", storage=storage)
     assert study.get_trials(states=(TrialState.RUNNING,)), "SIGKILL left the trial RUNNING"
     time.sleep(4)  # longer than the 3 s grace period
-    again = tune(tmp_path, storage, tracking_server, "--n-trials", "0", "--epochs", "500")
+    again = tune(tmp_path, storage, tracking_server, "--n-trials", "0", *ENDLESS)
     assert again.returncode == 0, again.stderr
     assert "marked trial(s) [0] of dead workers as FAIL" in again.stdout
     study = optuna.load_study(study_name="shared", storage=storage)

@@ -20,6 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "experiments" / "tune_regularization.py"
 TINY = ["--epochs", "2", "--max-examples", "200", "--max-len", "60", "--hidden-dim", "32", "--embedding-dim", "16",
         "--max-vocab-size", "3000", "--quiet"]
+# A trial that is still running when the test kills it: many epochs, no early stop.
+ENDLESS = ["--epochs", "500", "--early-stopping-patience", "0"]
 
 
 def tune(tmp_path, *args, timeout=600, background=False):
@@ -70,11 +72,11 @@ def test_other_settings_under_the_same_name_are_refused(tmp_path):
 
 
 def test_a_killed_worker_leaves_no_trial_running(tmp_path):
-    proc = tune(tmp_path, "--n-trials", "1", "--epochs", "500", background=True)
+    proc = tune(tmp_path, "--n-trials", "1", *ENDLESS, background=True)
     kill_mid_trial(proc, lambda: load(tmp_path))
     assert load(tmp_path).get_trials(states=(TrialState.RUNNING,)), "the kill left a RUNNING trial"
     # The same command again (with no new trials, to keep the test short) cleans up.
-    again = tune(tmp_path, "--n-trials", "0", "--epochs", "500")
+    again = tune(tmp_path, "--n-trials", "0", *ENDLESS)
     assert again.returncode == 0, again.stderr
     assert "marked trial(s) [0] of dead workers as FAIL" in again.stdout
     study = load(tmp_path)
