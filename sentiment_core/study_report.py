@@ -116,6 +116,27 @@ def seed_vs_tuned_table(groups: dict[str, list]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+PAIRED_METRICS = {"best_valid_acc": "best valid acc", "test_acc_at_best_valid": "test acc at best valid",
+                  "gap_at_best_valid": "train-valid gap at best valid"}
+
+
+def paired_seed_differences(groups: dict[str, list]) -> list[str]:
+    """Tuned minus seed configuration, paired by training seed (both use the same seeds, so the
+    seed-to-seed noise they share cancels), with a 95% t-interval; needs 3 or more seeds."""
+    by_seed = {label: {r.config.seed: r.result.summary for r in runs if r.result.summary}
+               for label, runs in groups.items()}
+    seeds = sorted(set(by_seed.get("seed config", {})) & set(by_seed.get("tuned", {})))
+    if len(seeds) < 3:
+        return []
+    lines = [f"\ntuned - seed config, paired over seeds {', '.join(map(str, seeds))}:"]
+    for key, name in PAIRED_METRICS.items():
+        diff = reporting.paired_difference([by_seed["tuned"][s][key] for s in seeds],
+                                           [by_seed["seed config"][s][key] for s in seeds])
+        lines.append(f"  {name}: {diff['mean'] * 100:+.2f} points "
+                     f"(95% CI {diff['low'] * 100:+.2f} to {diff['high'] * 100:+.2f})")
+    return lines
+
+
 def report(spec, study: optuna.Study, client, experiment_id: str, parent_run_id: str) -> None:
     from .study import retrain
 
@@ -154,6 +175,7 @@ def report(spec, study: optuna.Study, client, experiment_id: str, parent_run_id:
                               out / "learning_curves_seed_vs_tuned.png", title="seed config vs tuned")
         lines.append(f"\nseed vs tuned, {spec.retrain_best} seed(s) each, "
                      f"{spec.retrain_epochs or spec.config.epochs} epochs:\n" + reporting.markdown_table(table))
+        lines.extend(paired_seed_differences(groups))
     text = "\n".join(lines)
     (out / "report.md").write_text(text + "\n")
     print(text)

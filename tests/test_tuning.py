@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import optuna
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
@@ -105,6 +106,28 @@ def test_two_commands_started_together(tmp_path):
     assert len(trials) == 4 and sorted(t.number for t in trials) == [0, 1, 2, 3]
     assert sum(t.params == tuning.SEED_PARAMS for t in trials) >= 1
     assert sum("baseline" in t.user_attrs for t in trials) == 1  # the seed setting enqueued once
+
+
+def test_retrain_best_reports_seed_vs_tuned_over_seeds(tmp_path):
+    proc = tune(tmp_path, "--n-trials", "3", "--retrain-best", "3")
+    assert proc.returncode == 0, proc.stderr
+    study = load(tmp_path)
+    tuned = study.best_trial.params != tuning.SEED_PARAMS
+    groups = ["seed config", "tuned"] if tuned else ["seed config"]
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    parent_id = study.user_attrs["mlflow_parent_run_id"]
+    runs = client.search_runs([client.get_run(parent_id).info.experiment_id], "tags.kind = 'retrain'")
+    assert sorted((r.data.tags["group"], r.data.params["seed"]) for r in runs) == [
+        (g, s) for g in groups for s in ("1234", "1235", "1236")]
+    for run in runs:
+        assert run.info.status == "FINISHED" and run.data.tags["mlflow.parentRunId"] == parent_id
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "valid_acc")] == [1, 2]
+    table = pd.read_csv(tmp_path / "out" / "study-s" / "seed_vs_tuned.csv")
+    assert table.configuration.tolist() == groups and set(table.seeds) == {3}
+    report = {a.path for a in client.list_artifacts(parent_id, "report")}
+    assert {"report/report.md", "report/seed_vs_tuned.csv", "report/learning_curves_seed_vs_tuned.png",
+            "report/landscape_dropout_weight_decay.png", "report/optimization_history.png"} <= report
+    assert ("tuned - seed config, paired over seeds 1234, 1235, 1236:" in proc.stdout) == tuned
 
 
 @pytest.mark.parametrize("args, message", [
