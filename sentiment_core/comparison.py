@@ -107,19 +107,12 @@ def write_comparison(runs: list[TrackedRun], models: list[str], out: Path) -> tu
     histories = {cell: [r.result.history for r in runs if r.config.cell == cell] for cell in models}
     reporting.plot_groups(histories, out / "comparison_curves.png", title=" vs ".join(models))
     if "rnn" in models and "lstm" in models:
-        paired = _paired(runs)
-        if len(paired) >= 3:
-            diff = reporting.paired_difference([p["lstm"] for p in paired], [p["rnn"] for p in paired])
+        groups = {cell: [r for r in runs if r.config.cell == cell] for cell in ("lstm", "rnn")}
+        diff = reporting.paired_by_seed(groups, "lstm", "rnn", "test_acc_at_best_valid")
+        if diff["n"] >= 3:
             reporting.plot_paired_difference(diff, out / "lstm_minus_rnn.png", "LSTM - RNN test acc at best valid")
             markdown += (f"\n\nLSTM - RNN test accuracy at best valid, paired over {diff['n']} seeds: "
-                         f"{diff['mean'] * 100:+.2f} points (95% CI {diff['low'] * 100:+.2f} to {diff['high'] * 100:+.2f})")
+                         + reporting.describe_difference(diff))
     (out / "comparison.md").write_text(markdown + "\n")
     return table, markdown
 
-
-def _paired(runs: list[TrackedRun]) -> list[dict]:
-    by_seed: dict[int, dict] = {}
-    for r in runs:
-        if r.result.summary:
-            by_seed.setdefault(r.config.seed, {})[r.config.cell] = r.result.summary["test_acc_at_best_valid"]
-    return [v for v in by_seed.values() if "rnn" in v and "lstm" in v]

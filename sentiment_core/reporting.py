@@ -129,6 +129,19 @@ def paired_difference(a: list[float], b: list[float], confidence: float = 0.95) 
     return {"diffs": diffs.tolist(), "mean": mean, "low": mean - half, "high": mean + half, "n": n}
 
 
+def paired_by_seed(groups: dict[str, list], a: str, b: str, metric: str) -> dict:
+    """``paired_difference`` of a summary ``metric`` between groups ``a`` and ``b`` of tracked runs,
+    over the training seeds both groups have: the noise a seed brings to both cancels."""
+    by_seed = {label: {r.config.seed: r.result.summary[metric] for r in runs if r.result.summary}
+               for label, runs in groups.items()}
+    seeds = sorted(set(by_seed.get(a, {})) & set(by_seed.get(b, {})))
+    return {**paired_difference([by_seed[a][s] for s in seeds], [by_seed[b][s] for s in seeds]), "seeds": seeds}
+
+
+def describe_difference(diff: dict) -> str:
+    return f"{diff['mean'] * 100:+.2f} points (95% CI {diff['low'] * 100:+.2f} to {diff['high'] * 100:+.2f})"
+
+
 def plot_paired_difference(diff: dict, path: Path, label: str) -> Path:
     fig = Figure(figsize=(6, 3.2))
     ax = fig.subplots()

@@ -121,20 +121,14 @@ PAIRED_METRICS = {"best_valid_acc": "best valid acc", "test_acc_at_best_valid": 
 
 
 def paired_seed_differences(groups: dict[str, list]) -> list[str]:
-    """Tuned minus seed configuration, paired by training seed (both use the same seeds, so the
-    seed-to-seed noise they share cancels), with a 95% t-interval; needs 3 or more seeds."""
-    by_seed = {label: {r.config.seed: r.result.summary for r in runs if r.result.summary}
-               for label, runs in groups.items()}
-    seeds = sorted(set(by_seed.get("seed config", {})) & set(by_seed.get("tuned", {})))
+    """Tuned minus seed configuration, paired by training seed (both use the same seeds), with a
+    95% t-interval; needs 3 or more seeds."""
+    diffs = {name: reporting.paired_by_seed(groups, "tuned", "seed config", key) for key, name in PAIRED_METRICS.items()}
+    seeds = next(iter(diffs.values()))["seeds"]
     if len(seeds) < 3:
         return []
-    lines = [f"\ntuned - seed config, paired over seeds {', '.join(map(str, seeds))}:"]
-    for key, name in PAIRED_METRICS.items():
-        diff = reporting.paired_difference([by_seed["tuned"][s][key] for s in seeds],
-                                           [by_seed["seed config"][s][key] for s in seeds])
-        lines.append(f"  {name}: {diff['mean'] * 100:+.2f} points "
-                     f"(95% CI {diff['low'] * 100:+.2f} to {diff['high'] * 100:+.2f})")
-    return lines
+    return [f"\ntuned - seed config, paired over seeds {', '.join(map(str, seeds))}:"] + [
+        f"  {name}: {reporting.describe_difference(diff)}" for name, diff in diffs.items()]
 
 
 def report(spec, study: optuna.Study, client, experiment_id: str, parent_run_id: str) -> None:

@@ -107,6 +107,20 @@ def test_predict_scores_texts_from_a_run_id(compared):
     assert len(lines) == 2 and all(("positive" in line or "negative" in line) for line in lines)
 
 
+def test_three_seeds_add_the_paired_lstm_minus_rnn_interval(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = run_script([*TINY, "--epochs", "1", "--seeds", "1,2,3", "--output-dir", str(tmp_path / "out")], uri,
+                      tmp_path, tmp_path / "cache")
+    assert proc.returncode == 0, proc.stderr
+    client, runs = _runs(uri)
+    assert sorted((r.data.params["cell"], r.data.params["seed"]) for r in runs if "cell" in r.data.params) == [
+        (cell, seed) for cell in ("lstm", "rnn") for seed in "123"]
+    assert "LSTM - RNN test accuracy at best valid, paired over 3 seeds: " in proc.stdout
+    assert "95% CI" in proc.stdout
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    assert "comparison/lstm_minus_rnn.png" in {a.path for a in client.list_artifacts(parent.info.run_id, "comparison")}
+
+
 def test_without_the_variable_it_writes_the_repositorys_mlflow_db(tmp_path):
     # A copy of the repository, so the real mlflow.db is never touched; run from elsewhere.
     repo = tmp_path / "repo"
