@@ -8,7 +8,7 @@ from typing import Callable
 
 from .config import TrainConfig
 from .corpus import Corpus
-from .runtime import resolve_runtime
+from .runtime import Runtime, resolve_runtime
 from .tracking import RunTracker, environment_tags, log_training_outcome
 from .training import TrainResult, evaluate_with_confusion, train
 
@@ -20,9 +20,9 @@ class TrackedRun:
     result: TrainResult
 
 
-def resolved_config(config: TrainConfig) -> TrainConfig:
+def resolved_config(config: TrainConfig, runtime: Runtime | None = None) -> TrainConfig:
     """The config with device, precision and sequence path resolved, so params say what ran."""
-    runtime = resolve_runtime(config.device, config.precision, config.sequence_path)
+    runtime = runtime or resolve_runtime(config.device, config.precision, config.sequence_path)
     return config.replace(device=runtime.device.type, precision=runtime.precision,
                           sequence_path=runtime.sequence_path)
 
@@ -50,8 +50,8 @@ def run_training(
     The run ends FINISHED (also when ``on_epoch_end`` stopped it, e.g. a pruned trial), FAILED
     when the loss diverged or an error escaped, KILLED on Ctrl-C / SIGTERM.
     """
-    config = resolved_config(config)
-    runtime = resolve_runtime(config.device, config.precision, config.sequence_path)  # already resolved: no "auto" left
+    runtime = resolve_runtime(config.device, config.precision, config.sequence_path)
+    config = resolved_config(config, runtime)
     with tracker.terminating() as run:
         run.set_tags({**environment_tags(repo_root, runtime.describe()), "cell": config.cell, "seed": config.seed})
         run.log_params({**config.to_dict(), **data_params(corpus)})

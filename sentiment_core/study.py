@@ -57,10 +57,11 @@ def _creation_lock_path(storage_url: str) -> Path | None:
 
 
 def _load(spec: StudySpec, storage, worker: int = 0) -> optuna.Study:
-    probe = optuna.load_study(study_name=spec.study_name, storage=storage)
-    return optuna.load_study(study_name=spec.study_name, storage=storage,
-                             sampler=tuning.make_sampler(len(probe.trials), worker),
-                             pruner=tuning.make_pruner(spec.pruner, spec.config.epochs))
+    study = optuna.load_study(study_name=spec.study_name, storage=storage,
+                              pruner=tuning.make_pruner(spec.pruner, spec.config.epochs))
+    # The sampler's seed depends on the trials already there, known only once the study is loaded.
+    study.sampler = tuning.make_sampler(len(study.get_trials(deepcopy=False)), worker)
+    return study
 
 
 def prepare_study(spec: StudySpec, client, experiment_id: str) -> tuple[optuna.Study, str, list[int]]:

@@ -185,8 +185,7 @@ def _param_value(value) -> str:
     return text if len(text) <= 6000 else text[:5997] + "..."
 
 
-def log_training_outcome(tracker: RunTracker, config: TrainConfig, corpus: Corpus, result, confusion,
-                         extra_artifacts: dict[str, Path] | None = None) -> None:
+def log_training_outcome(tracker: RunTracker, config: TrainConfig, corpus: Corpus, result, confusion) -> None:
     """Summary metrics, history CSV, learning curves, confusion matrix and the checkpoint."""
     from . import reporting
 
@@ -212,8 +211,6 @@ def log_training_outcome(tracker: RunTracker, config: TrainConfig, corpus: Corpu
             save_checkpoint(tmp / "checkpoint", result.model, corpus.vocab, config,
                             extra={"best_epoch": result.best_epoch, "summary": result.summary})
             tracker.log_artifacts(tmp / "checkpoint", "checkpoint")
-        for name, path in (extra_artifacts or {}).items():
-            tracker.log_artifact(path, name)
 
 
 SUMMARY_METRICS = ("best_epoch", "best_valid_acc", "test_acc_at_best_valid", "final_test_acc", "gap_at_best_valid")

@@ -202,8 +202,8 @@ def trial_identity_attrs(trial: optuna.Trial) -> None:
 
 
 def heartbeat_failed_trials(study: optuna.Study) -> list[int]:
-    """RDB storage: fail trials whose heartbeat stopped (their params are retried by the storage's
-    RetryFailedTrialCallback)."""
+    """RDB storage: fail trials whose heartbeat stopped (their params are retried once by the
+    storage's RetryHeartbeatStaleTrialCallback)."""
     from optuna.storages import fail_stale_trials
 
     before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
@@ -225,7 +225,6 @@ def recover_stale_trials(study: optuna.Study) -> list[int]:
 
 class TrialDiverged(RuntimeError):
     """The loss became NaN/inf: the trial FAILs (its run is FAILED) and the study goes on."""
-
 
 
 class Objective:
