@@ -18,7 +18,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # run from a checkout without installing
 
 from sentiment_core import comparison  # noqa: E402
-from sentiment_core.cli import add_config_arguments, config_overrides, parse_int_list, run_main  # noqa: E402
+from sentiment_core.cli import (add_config_arguments, add_run_arguments, config_overrides,  # noqa: E402
+                                parse_int_list, run_main)
 from sentiment_core.config import TrainConfig  # noqa: E402
 from sentiment_core.model import CELLS  # noqa: E402
 
@@ -29,13 +30,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help=f"comma-separated cells to compare, from {', '.join(CELLS)} (default: rnn,lstm)")
     parser.add_argument("--seeds", type=parse_int_list, default=[1234],
                         help="comma-separated training seeds; 3+ seeds add a paired LSTM - RNN interval (default: 1234)")
-    parser.add_argument("--experiment", help="MLflow experiment (default: $MLFLOW_EXPERIMENT_NAME, else rnn-vs-lstm)")
     parser.add_argument("--quick", action="store_true",
                         help=f"preset that finishes in about two minutes on a 2-core CPU: {comparison.QUICK_PRESET}")
-    parser.add_argument("--output-dir", type=Path, default=REPO_ROOT / "outputs",
-                        help="where the comparison table and plots are written (default: outputs/)")
-    parser.add_argument("--cache-dir", type=Path, help="token cache (default: ~/.cache/sentiment_core)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
+    add_run_arguments(parser, REPO_ROOT, writes="the comparison table and plots")
     add_config_arguments(parser, skip=("cell", "seed"))
     return parser.parse_args(argv)
 

@@ -20,7 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from sentiment_core import tuning  # noqa: E402
-from sentiment_core.cli import add_config_arguments, config_overrides, run_main  # noqa: E402
+from sentiment_core.cli import add_config_arguments, add_run_arguments, config_overrides, run_main  # noqa: E402
 from sentiment_core.config import TrainConfig  # noqa: E402
 from sentiment_core.errors import UserError  # noqa: E402
 from sentiment_core.model import CELLS  # noqa: E402
@@ -63,10 +63,7 @@ def main() -> int:
     parser.add_argument("--heartbeat-grace", type=int, default=tuning.GRACE_PERIOD_S, metavar="S",
                         help="RDB storages: a RUNNING trial without a heartbeat for this long belongs to a dead "
                              "worker and is failed, then retried once (default: %(default)s)")
-    parser.add_argument("--experiment", help="MLflow experiment (default: $MLFLOW_EXPERIMENT_NAME, else rnn-vs-lstm)")
-    parser.add_argument("--output-dir", type=Path, default=REPO_ROOT / "outputs", help="report folder (default: outputs/)")
-    parser.add_argument("--cache-dir", type=Path, help="token cache (default: ~/.cache/sentiment_core)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_run_arguments(parser, REPO_ROOT, writes="the study report and plots")
     add_config_arguments(parser, skip=("cell", "dropout", "weight_decay"), defaults=TrainConfig(**TUNING_DEFAULTS))
     args = parser.parse_args()
 

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import signal
 import sys
+from pathlib import Path
 from typing import Callable
 
 from .config import (DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULER_METRICS, SEQUENCE_PATHS, TrainConfig)
@@ -69,6 +70,15 @@ def add_config_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] 
         if field.name in CHOICES:
             kwargs["choices"] = list(CHOICES[field.name])
         group.add_argument(flag, **kwargs)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, repo_root: Path, writes: str) -> None:
+    """Where a command logs and writes, and how much it prints: the same flags for every script."""
+    parser.add_argument("--experiment", help="MLflow experiment (default: $MLFLOW_EXPERIMENT_NAME, else rnn-vs-lstm)")
+    parser.add_argument("--output-dir", type=Path, default=repo_root / "outputs",
+                        help=f"where {writes} are written (default: outputs/)")
+    parser.add_argument("--cache-dir", type=Path, help="token cache (default: ~/.cache/sentiment_core)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
 
 
 def config_overrides(args: argparse.Namespace) -> dict:

@@ -23,7 +23,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         rows.append({
             "trial": t.number, "state": t.state.name,
             "dropout": t.params.get("dropout"),
-            "weight_decay": t.params.get("weight_decay", 0.0) if t.params.get("weight_decay_on") else 0.0,
+            "weight_decay": tuning.weight_decay_of(t.params),
             "best_valid_acc": t.value if t.value is not None else (max(intermediate.values()) if intermediate else None),
             "epochs": len(intermediate),
             "test_acc_at_best_valid": t.user_attrs.get("test_acc_at_best_valid"),
@@ -151,7 +151,7 @@ def report(spec, study: optuna.Study, client, experiment_id: str, parent_run_id:
             lines.append("importances: " + ", ".join(f"{k} {v:.2f}" for k, v in importances.items()))
         best = study.best_trial
         lines.append(f"best trial {best.number}: valid acc {best.value:.2%}, dropout {best.params['dropout']:.3f}, "
-                     f"weight decay {tuning.params_to_config(best.params, spec.config).weight_decay:.2e} "
+                     f"weight decay {tuning.weight_decay_of(best.params):.2e} "
                      f"(MLflow run {best.user_attrs.get('mlflow_run_id')})")
         shown = frame[frame.state.isin(["COMPLETE", "PRUNED"])].sort_values("best_valid_acc", ascending=False).head(10)
         lines.append("\ntop trials (test accuracy is shown, never used to select):\n" + reporting.markdown_table(shown.drop(columns=["mlflow_run_id"])))

@@ -60,9 +60,13 @@ class SearchSpace:
         return {"dropout": dropout, "weight_decay": decay}
 
 
+def weight_decay_of(params: dict) -> float:
+    """A trial's weight decay: 0 when the switch is off (the trial then has no weight_decay param)."""
+    return params.get("weight_decay", 0.0) if params.get("weight_decay_on") else 0.0
+
+
 def params_to_config(params: dict, base: TrainConfig) -> TrainConfig:
-    decay = params.get("weight_decay", 0.0) if params.get("weight_decay_on") else 0.0
-    return base.replace(dropout=params["dropout"], weight_decay=decay)
+    return base.replace(dropout=params["dropout"], weight_decay=weight_decay_of(params))
 
 
 def study_fingerprint(config: TrainConfig, space: SearchSpace) -> dict:

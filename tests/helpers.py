@@ -14,6 +14,12 @@ from typing import Callable, Iterator
 import optuna
 from optuna.trial import TrialState
 
+# A model and data slice small enough for a whole run in seconds (every script takes these flags).
+TINY = ["--max-examples", "200", "--max-len", "60", "--hidden-dim", "32", "--embedding-dim", "16",
+        "--max-vocab-size", "3000", "--quiet"]
+# A trial that is still running when a test kills it: many epochs, no early stop.
+ENDLESS = ["--epochs", "500", "--early-stopping-patience", "0"]
+
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from helpers import mlflow_server
+from helpers import TINY, mlflow_server
 from sentiment_core.checkpoint import load_checkpoint
 from sentiment_core.corpus import load_corpus
 from sentiment_core.runtime import resolve_runtime
@@ -25,8 +25,6 @@ from sentiment_core.training import evaluate
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "experiments" / "compare_rnn_lstm.py"
-TINY = ["--max-examples", "200", "--max-len", "60", "--hidden-dim", "32", "--embedding-dim", "16",
-        "--max-vocab-size", "3000", "--quiet"]
 METRICS = ("train_loss", "train_acc", "valid_loss", "valid_acc", "test_loss", "test_acc")
 
 

@@ -18,7 +18,7 @@ import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-from helpers import kill_mid_trial, mlflow_server
+from helpers import ENDLESS, TINY, kill_mid_trial, mlflow_server
 from sentiment_core import tuning
 
 ADMIN_URL = os.environ.get("SENTIMENT_POSTGRES_URL")
@@ -26,11 +26,8 @@ pytestmark = pytest.mark.skipif(not ADMIN_URL, reason="set SENTIMENT_POSTGRES_UR
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "experiments" / "tune_regularization.py"
-TINY = ["--epochs", "2", "--max-examples", "200", "--max-len", "60", "--hidden-dim", "32", "--embedding-dim", "16",
-        "--max-vocab-size", "3000", "--quiet", "--study-name", "shared", "--heartbeat-interval", "1",
-        "--heartbeat-grace", "3"]
-# A trial that is still running when the test kills it: many epochs, no early stop.
-ENDLESS = ["--epochs", "500", "--early-stopping-patience", "0"]
+# Fast heartbeats, so a dead worker's trial is stale after 3 s.
+SHARED = ["--epochs", "2", "--study-name", "shared", "--heartbeat-interval", "1", "--heartbeat-grace", "3"]
 
 
 def create_database() -> str:
@@ -53,7 +50,7 @@ def tracking_server(tmp_path):
 def tune(tmp_path, storage, tracking_uri, *args, background=False):
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "XDG_CACHE_HOME": str(tmp_path / "cache"),
            "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, str(SCRIPT), *TINY, "--storage", storage, "--output-dir", str(tmp_path / "out"), *args]
+    command = [sys.executable, str(SCRIPT), *TINY, *SHARED, "--storage", storage, "--output-dir", str(tmp_path / "out"), *args]
     if background:
         return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)

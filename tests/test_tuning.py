@@ -13,22 +13,19 @@ import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-from helpers import kill_mid_trial
+from helpers import ENDLESS, TINY, kill_mid_trial
 from sentiment_core import tuning
 from sentiment_core.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "experiments" / "tune_regularization.py"
-TINY = ["--epochs", "2", "--max-examples", "200", "--max-len", "60", "--hidden-dim", "32", "--embedding-dim", "16",
-        "--max-vocab-size", "3000", "--quiet"]
-# A trial that is still running when the test kills it: many epochs, no early stop.
-ENDLESS = ["--epochs", "500", "--early-stopping-patience", "0"]
 
 
 def tune(tmp_path, *args, timeout=600, background=False):
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
            "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    command = [sys.executable, str(SCRIPT), *TINY, "--storage", f"journal:{tmp_path / 'study.journal'}",
+    command = [sys.executable, str(SCRIPT), *TINY, "--epochs", "2",
+               "--storage", f"journal:{tmp_path / 'study.journal'}",
                "--study-name", "s", "--output-dir", str(tmp_path / "out"), *args]
     if background:
         return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
