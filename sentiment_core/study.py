@@ -56,12 +56,9 @@ def _creation_lock_path(storage_url: str) -> Path | None:
     return path.with_name(path.name + ".create.lock") if path is not None else None
 
 
-def _load(spec: StudySpec, storage, worker: int = 0) -> optuna.Study:
-    study = optuna.load_study(study_name=spec.study_name, storage=storage,
-                              pruner=tuning.make_pruner(spec.pruner, spec.config.epochs))
-    # The sampler's seed depends on the trials already there, known only once the study is loaded.
-    study.sampler = tuning.make_sampler(len(study.get_trials(deepcopy=False)), worker)
-    return study
+def _load(spec: StudySpec, storage) -> optuna.Study:
+    return optuna.load_study(study_name=spec.study_name, storage=storage, sampler=tuning.make_sampler(),
+                             pruner=tuning.make_pruner(spec.pruner, spec.config.epochs))
 
 
 def prepare_study(spec: StudySpec, client, experiment_id: str) -> tuple[optuna.Study, str, list[int]]:
@@ -127,7 +124,7 @@ def run_worker(spec: StudySpec, parent_run_id: str, worker: int, n_trials: int) 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our own lines say what happened
     corpus = load_corpus(spec.config, cache_dir=spec.cache_dir)
     client, experiment_id = open_experiment(resolve_tracking_uri(spec.repo_root), resolve_experiment_name(spec.experiment))
-    study = _load(spec, spec.storage(), worker)
+    study = _load(spec, spec.storage())
     objective = tuning.Objective(spec.config, spec.space, corpus, client, experiment_id, parent_run_id,
                                  repo_root=spec.repo_root, data_source=data_source_label(spec.config),
                                  study_name=spec.study_name, progress=spec.progress and spec.workers == 1)

@@ -143,13 +143,14 @@ def make_pruner(name: str, epochs: int):
     raise UserError(f"unknown pruner {name!r}: choose one of {', '.join(PRUNERS)}")
 
 
-def make_sampler(n_existing: int, worker: int = 0):
-    # A fixed seed would re-propose the same first points on every resume; derive it from the
-    # trials already there (and the worker), so a resumed study explores new ones.
+def make_sampler():
+    # Unseeded (fresh OS entropy in every process). A seed derived from the study's state is the
+    # same in every worker that starts at the same moment: two commands started together, or
+    # workers on several machines, then proposed the same points in the same order, and a
+    # fixed seed would also re-propose a resumed study's first points.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(seed=10_007 * worker + n_existing, multivariate=True, group=True,
-                                          constant_liar=True)
+        return optuna.samplers.TPESampler(multivariate=True, group=True, constant_liar=True)
 
 
 # --- worker identity and stale trials (journal storage) ------------------------------------

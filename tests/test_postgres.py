@@ -66,6 +66,7 @@ def test_three_workers_share_a_study_and_a_tracking_server(tmp_path, tracking_se
     assert sorted(t.number for t in trials) == list(range(6))
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     assert sum("baseline" in t.user_attrs for t in trials) == 1  # the seed setting, enqueued once
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == 6  # no two workers propose alike
     client = MlflowClient(tracking_server)
     parent = study.user_attrs["mlflow_parent_run_id"]
     for trial in trials:

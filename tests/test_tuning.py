@@ -103,6 +103,8 @@ def test_two_commands_started_together(tmp_path):
     assert len(trials) == 4 and sorted(t.number for t in trials) == [0, 1, 2, 3]
     assert sum(t.params == tuning.SEED_PARAMS for t in trials) >= 1
     assert sum("baseline" in t.user_attrs for t in trials) == 1  # the seed setting enqueued once
+    # Started at the same moment, the two commands still propose different points.
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == 4
 
 
 def test_retrain_best_reports_seed_vs_tuned_over_seeds(tmp_path):
