@@ -296,8 +296,10 @@ def _read_aclimdb_archive(path: Path):
                 raw = archive.extractfile(member).read()
                 official[split_name][label_name].append((member.name, _decode(raw, member.name, replaced)))
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+        # tarfile lists one reason per compression method it tried, one per line: keep the first.
+        reason = str(exc).strip().splitlines()[0].rstrip(":") if str(exc).strip() else "no details"
         raise UserError(
-            f"{path} is not a readable .tar.gz archive ({type(exc).__name__}: {exc}); it may be "
+            f"{path} is not a readable .tar.gz archive ({type(exc).__name__}: {reason}); it may be "
             "truncated or corrupt: download aclImdb_v1.tar.gz again"
         ) from None
     return official, _decoding_notes(replaced)

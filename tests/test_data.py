@@ -113,8 +113,9 @@ def test_aclimdb_truncated_or_corrupt_archive(tmp_path, embedded):
         load_splits("imdb", data_dir=truncated)
     garbage = tmp_path / "garbage.tar.gz"
     garbage.write_bytes(b"this is not an archive" * 100)
-    with pytest.raises(UserError, match="truncated or corrupt"):
+    with pytest.raises(UserError, match="truncated or corrupt") as caught:
         load_splits("imdb", data_dir=garbage)
+    assert "\n" not in str(caught.value)  # one line, although tarfile's own message has several
 
 
 def test_aclimdb_non_utf8_bytes_are_replaced_and_counted(tmp_path, embedded):
