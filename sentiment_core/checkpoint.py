@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from .config import TrainConfig
-from .errors import UserError
+from .errors import UserError, first_line
 from .model import RecurrentClassifier
 from .text import Vocabulary, get_tokenizer
 from .training import build_model
@@ -54,7 +54,7 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
         state = torch.load(directory / WEIGHTS, map_location=device, weights_only=True)
         model.load_state_dict(state)
     except (RuntimeError, OSError, EOFError) as exc:
-        raise UserError(f"cannot load weights from {directory / WEIGHTS}: {str(exc).splitlines()[0]}") from None
+        raise UserError(f"cannot load weights from {directory / WEIGHTS}: {first_line(exc)}") from None
     return Checkpoint(model.to(device).eval(), vocab, config, meta)
 
 

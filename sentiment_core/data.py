@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
+from .errors import UserError, first_line
 
 SOURCES = ("embedded", "imdb", "rotten-tomatoes")
 SPLIT_NAMES = ("train", "valid", "test")
@@ -296,10 +296,8 @@ def _read_aclimdb_archive(path: Path):
                 raw = archive.extractfile(member).read()
                 official[split_name][label_name].append((member.name, _decode(raw, member.name, replaced)))
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
-        # tarfile lists one reason per compression method it tried, one per line: keep the first.
-        reason = str(exc).strip().splitlines()[0].rstrip(":") if str(exc).strip() else "no details"
         raise UserError(
-            f"{path} is not a readable .tar.gz archive ({type(exc).__name__}: {reason}); it may be "
+            f"{path} is not a readable .tar.gz archive ({type(exc).__name__}: {first_line(exc)}); it may be "
             "truncated or corrupt: download aclImdb_v1.tar.gz again"
         ) from None
     return official, _decoding_notes(replaced)

@@ -18,7 +18,7 @@ from .cli import raise_keyboard_interrupt
 from .comparison import data_source_label
 from .config import TrainConfig
 from .corpus import load_corpus
-from .errors import UserError
+from .errors import UserError, first_line
 from .locks import database_lock, file_lock
 from .experiment import resolved_config, run_training
 from .tracking import RunTracker, open_experiment, resolve_experiment_name, resolve_tracking_uri
@@ -72,7 +72,7 @@ def prepare_study(spec: StudySpec, client, experiment_id: str) -> tuple[optuna.S
             study = optuna.create_study(study_name=spec.study_name, storage=storage, direction="maximize",
                                         load_if_exists=True)
         except Exception as exc:
-            raise UserError(f"cannot create or load study {spec.study_name!r}: {str(exc).splitlines()[0]}") from None
+            raise UserError(f"cannot create or load study {spec.study_name!r}: {first_line(exc)}") from None
         if study.direction != optuna.study.StudyDirection.MAXIMIZE:
             raise UserError(f"study {spec.study_name!r} exists and does not maximize; choose another --study-name")
         stored = study.user_attrs.get(FINGERPRINT_ATTR)

@@ -24,7 +24,7 @@ from mlflow.exceptions import MlflowException
 from .checkpoint import save_checkpoint
 from .config import TrainConfig
 from .corpus import Corpus
-from .errors import UserError
+from .errors import UserError, first_line
 from .locks import file_lock
 
 DEFAULT_EXPERIMENT = "rnn-vs-lstm"
@@ -80,10 +80,10 @@ def open_experiment(uri: str, experiment_name: str) -> tuple[MlflowClient, str]:
                     raise
                 return client, experiment.experiment_id
     except MlflowException as exc:
-        raise UserError(f"cannot open the MLflow store {uri}: {str(exc).splitlines()[0]}") from None
+        raise UserError(f"cannot open the MLflow store {uri}: {first_line(exc)}") from None
     except Exception as exc:  # sqlalchemy / requests errors for unreachable stores
         raise UserError(f"cannot reach the MLflow store {uri} ({type(exc).__name__}): "
-                        f"{str(exc).splitlines()[0] if str(exc) else ''}; check MLFLOW_TRACKING_URI") from None
+                        f"{first_line(exc)}; check MLFLOW_TRACKING_URI") from None
 
 
 def environment_tags(repo_root: str | Path, device_name: str) -> dict[str, str]:
@@ -221,4 +221,4 @@ def download_checkpoint(uri: str, run_id: str, destination: str | Path) -> Path:
         return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="checkpoint",
                                                         dst_path=str(destination), tracking_uri=uri))
     except MlflowException as exc:
-        raise UserError(f"run {run_id} has no checkpoint in {uri}: {str(exc).splitlines()[0]}") from None
+        raise UserError(f"run {run_id} has no checkpoint in {uri}: {first_line(exc)}") from None

@@ -25,7 +25,7 @@ from optuna.trial import TrialState
 
 from .config import TrainConfig
 from .corpus import Corpus
-from .errors import UserError
+from .errors import UserError, first_line
 from .experiment import run_training
 from .tracking import RunTracker
 
@@ -115,8 +115,7 @@ def make_storage(url: str, heartbeat_interval: int = HEARTBEAT_INTERVAL_S, grace
                               heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
                               engine_kwargs={"pool_pre_ping": True})
     except Exception as exc:  # sqlalchemy: bad URL, unreachable host, wrong password, missing database
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot open Optuna storage {redact_url(url)}: {first}") from None
+        raise UserError(f"cannot open Optuna storage {redact_url(url)}: {first_line(exc)}") from None
 
 
 def redact_url(url: str) -> str:
