@@ -20,7 +20,7 @@ sys.path.insert(0, str(REPO_ROOT))  # run from a checkout without installing
 from sentiment_core import comparison  # noqa: E402
 from sentiment_core.cli import (add_config_arguments, add_run_arguments, config_overrides,  # noqa: E402
                                 parse_int_list, run_main)
-from sentiment_core.config import TrainConfig  # noqa: E402
+from sentiment_core.config import PRESETS, TrainConfig  # noqa: E402
 from sentiment_core.model import CELLS  # noqa: E402
 
 
@@ -30,8 +30,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help=f"comma-separated cells to compare, from {', '.join(CELLS)} (default: rnn,lstm)")
     parser.add_argument("--seeds", type=parse_int_list, default=[1234],
                         help="comma-separated training seeds; 3+ seeds add a paired LSTM - RNN interval (default: 1234)")
+    parser.add_argument("--preset", choices=sorted(PRESETS),
+                        help="start from a named recipe; flags given here still override it. "
+                             + "; ".join(f"{name}: {values}" for name, values in PRESETS.items()))
     parser.add_argument("--quick", action="store_true",
-                        help=f"preset that finishes in about two minutes on a 2-core CPU: {comparison.QUICK_PRESET}")
+                        help=f"a small run that finishes in under three minutes on a 2-core CPU: {comparison.QUICK_PRESET}")
+    parser.add_argument("--no-baseline", dest="baseline", action="store_false",
+                        help="skip the TF-IDF + logistic-regression yardstick (on by default)")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
     add_run_arguments(parser, REPO_ROOT, writes="the comparison table and plots")
     add_config_arguments(parser, skip=("cell", "seed"))
     return parser.parse_args(argv)
@@ -39,11 +45,17 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
-    base = TrainConfig(**comparison.QUICK_PRESET) if args.quick else TrainConfig()
-    config = base.replace(**config_overrides(args))
+    config = TrainConfig().replace(**PRESETS.get(args.preset, {}))
+    if args.quick:
+        config = config.replace(**comparison.QUICK_PRESET)
+    config = config.replace(**config_overrides(args))
+    if args.print_config:
+        print(config.to_json())
+        return 0
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     comparison.run_comparison(config, models, args.seeds, repo_root=REPO_ROOT, experiment=args.experiment,
-                              output_dir=args.output_dir, cache_dir=args.cache_dir, progress=not args.quiet)
+                              output_dir=args.output_dir, cache_dir=args.cache_dir, progress=not args.quiet,
+                              baseline=args.baseline)
     return 0
 
 

@@ -64,7 +64,7 @@ def main() -> int:
                         help="RDB storages: a RUNNING trial without a heartbeat for this long belongs to a dead "
                              "worker and is failed, then retried once (default: %(default)s)")
     add_run_arguments(parser, REPO_ROOT, writes="the study report and plots")
-    add_config_arguments(parser, skip=("cell", "dropout", "weight_decay"), defaults=TrainConfig(**TUNING_DEFAULTS))
+    add_config_arguments(parser, skip=("cell", "embedding_dropout", "output_dropout", "weight_decay"), defaults=TrainConfig(**TUNING_DEFAULTS))
     args = parser.parse_args()
 
     if args.model not in CELLS:

@@ -33,13 +33,15 @@ class Batch:
                      self.labels.to(device, non_blocking=True))
 
 
-def make_batch(split: EncodedSplit, indices: np.ndarray, pad_index: int, max_len: int | None = None) -> Batch:
-    lengths = split.lengths[indices]
-    if max_len is not None:
-        lengths = np.minimum(lengths, max_len)
+def make_batch(split: EncodedSplit, indices: np.ndarray, pad_index: int, max_len: int | None = None,
+               truncate: str = "head") -> Batch:
+    """Reviews ``indices`` of ``split`` padded after their last token; reviews longer than
+    ``max_len`` keep their first (``truncate="head"``) or last (``"tail"``) ``max_len`` tokens."""
+    full = split.lengths[indices]
+    lengths = full if max_len is None else np.minimum(full, max_len)
     tokens = np.full((len(indices), int(lengths.max())), pad_index, dtype=np.int64)
-    for row, (index, length) in enumerate(zip(indices, lengths)):
-        start = split.offsets[index]
+    for row, (index, length, whole) in enumerate(zip(indices, lengths, full)):
+        start = split.offsets[index] + (whole - length if truncate == "tail" else 0)
         tokens[row, :length] = split.flat[start : start + length]
     return Batch(torch.from_numpy(tokens), torch.from_numpy(lengths.astype(np.int64)),
                  torch.from_numpy(split.labels[indices]))
@@ -65,6 +67,14 @@ def batch_indices(lengths: np.ndarray, batch_size: int, *, shuffle: bool, seed: 
 
 
 def iterate_batches(split: EncodedSplit, batch_size: int, pad_index: int, *, shuffle: bool,
-                    seed: int = 0, epoch: int = 0, max_len: int | None = None) -> Iterator[Batch]:
+                    seed: int = 0, epoch: int = 0, max_len: int | None = None,
+                    truncate: str = "head") -> Iterator[Batch]:
     for indices in batch_indices(split.lengths, batch_size, shuffle=shuffle, seed=seed, epoch=epoch):
-        yield make_batch(split, indices, pad_index, max_len)
+        yield make_batch(split, indices, pad_index, max_len, truncate)
+
+
+def truncate_ids(ids: list[int], max_len: int | None, truncate: str = "head") -> list[int]:
+    """One review's token ids cut as :func:`make_batch` cuts them."""
+    if max_len is None or len(ids) <= max_len:
+        return ids
+    return ids[-max_len:] if truncate == "tail" else ids[:max_len]

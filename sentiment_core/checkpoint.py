@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from .batching import truncate_ids
 from .config import TrainConfig
 from .errors import UserError, first_line
 from .model import RecurrentClassifier
@@ -67,7 +68,7 @@ def predict(checkpoint: Checkpoint, texts: list[str]) -> list[tuple[str, float]]
         ids = checkpoint.vocab.encode(tokenize(text))
         if not ids:
             raise UserError(f"review {number} is empty after tokenization: give some words to score")
-        encoded.append(ids[: checkpoint.config.max_len] if checkpoint.config.max_len else ids)
+        encoded.append(truncate_ids(ids, checkpoint.config.max_len, checkpoint.config.truncate))
     device = next(checkpoint.model.parameters()).device
     results = []
     for ids in encoded:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from .config import (DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULER_METRICS, SEQUENCE_PATHS, TrainConfig)
+from .config import (DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULER_METRICS, SEQUENCE_PATHS, TRUNCATIONS, TrainConfig)
 from .data import SOURCES
 from .errors import UserError
 from .model import CELLS
@@ -19,13 +19,15 @@ from .text import TOKENIZERS
 HELP = {
     "cell": "recurrent cell", "embedding_dim": "embedding size", "hidden_dim": "hidden state size",
     "num_layers": "recurrent layers", "bidirectional": "read reviews in both directions",
-    "dropout": "dropout on embeddings, between layers and before the classifier (acts with 1 layer too)",
+    "embedding_dropout": "dropout on the word embeddings (the seed's only dropout)",
+    "output_dropout": "dropout on the recurrent outputs: between layers and before the classifier",
     "data": "data source", "data_dir": "aclImdb folder or aclImdb_v1.tar.gz (for --data imdb)",
     "split_seed": "seed of the train/valid/test split (kept fixed across training seeds)",
     "max_examples": "cap every split at N reviews, stratified (smoke runs)",
     "tokenizer": "split: the seed's lowercase split on spaces; basic: also drops <br /> and splits punctuation",
     "max_vocab_size": "most frequent training words kept (plus <unk>, <pad>)",
     "min_freq": "minimum count of a vocabulary word", "max_len": "truncate reviews to N tokens (default: full reviews)",
+    "truncate": "with --max-len: keep a review's first (head) or last (tail) N tokens; a verdict often comes last",
     "optimizer": "adam (weight decay as L2 in the gradient, as the seed) or adamw (decoupled)",
     "lr": "learning rate", "weight_decay": "weight decay", "batch_size": "training batch size",
     "eval_batch_size": "evaluation batch size", "epochs": "epochs", "clip_grad_norm": "gradient-norm clip (0 = off)",
@@ -37,7 +39,8 @@ HELP = {
     "sequence_path": "auto = packed on CUDA (cuDNN), padded elsewhere (CPU bf16 kernels)",
 }
 CHOICES = {"cell": CELLS, "data": SOURCES, "tokenizer": TOKENIZERS, "optimizer": OPTIMIZERS, "device": DEVICES,
-           "precision": PRECISIONS, "sequence_path": SEQUENCE_PATHS, "scheduler_metric": SCHEDULER_METRICS}
+           "precision": PRECISIONS, "sequence_path": SEQUENCE_PATHS, "scheduler_metric": SCHEDULER_METRICS,
+           "truncate": TRUNCATIONS}
 OPTIONAL_INT = {"max_examples", "max_len"}
 
 
@@ -70,6 +73,10 @@ def add_config_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] 
         if field.name in CHOICES:
             kwargs["choices"] = list(CHOICES[field.name])
         group.add_argument(flag, **kwargs)
+        if field.name == "embedding_dropout" and "output_dropout" not in skip:
+            group.add_argument("--dropout", dest="dropout", type=float, default=argparse.SUPPRESS, metavar="P",
+                               help="set --embedding-dropout and --output-dropout both to P "
+                                    "(a knob given by its own name wins)")
 
 
 def add_run_arguments(parser: argparse.ArgumentParser, repo_root: Path, writes: str) -> None:
@@ -82,7 +89,7 @@ def add_run_arguments(parser: argparse.ArgumentParser, repo_root: Path, writes: 
 
 
 def config_overrides(args: argparse.Namespace) -> dict:
-    names = {field.name for field in dataclasses.fields(TrainConfig)}
+    names = {field.name for field in dataclasses.fields(TrainConfig)} | {"dropout"}
     return {k: v for k, v in vars(args).items() if k in names}
 
 

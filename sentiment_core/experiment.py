@@ -6,11 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from .config import TrainConfig
 from .corpus import Corpus
 from .runtime import Runtime, resolve_runtime
 from .tracking import RunTracker, environment_tags, log_training_outcome
-from .training import TrainResult, evaluate_with_confusion, train
+from .training import TrainResult, confusion_counts, evaluate_predictions, train
 
 
 @dataclass
@@ -18,6 +20,7 @@ class TrackedRun:
     run_id: str
     config: TrainConfig
     result: TrainResult
+    test_predictions: np.ndarray | None = None  # the best-valid model's test labels, in corpus order
 
 
 def resolved_config(config: TrainConfig, runtime: Runtime | None = None) -> TrainConfig:
@@ -62,11 +65,12 @@ def run_training(
             return on_epoch_end(record) if on_epoch_end is not None else None
 
         result = train(config, corpus, on_epoch_end=hook, progress=progress, runtime=runtime)
-        confusion = None
+        confusion = predictions = None
         if result.best_epoch is not None:
-            _, confusion = evaluate_with_confusion(result.model, corpus.test, runtime, config.eval_batch_size,
-                                                   config.max_len)
+            _, predictions = evaluate_predictions(result.model, corpus.test, runtime, config.eval_batch_size,
+                                                  config.max_len, config.truncate)
+            confusion = confusion_counts(corpus.test.labels, predictions)
         log_training_outcome(run, config, corpus, result, confusion)
         if result.status == "diverged":
             run.fail_on_exit()
-    return TrackedRun(tracker.run_id, config, result)
+    return TrackedRun(tracker.run_id, config, result, predictions)

@@ -36,7 +36,8 @@ def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tenso
 
 
 class RecurrentClassifier(nn.Module):
-    """Embedding -> dropout -> recurrent layers -> dropout -> linear head with ``num_classes`` logits."""
+    """Embedding -> embedding dropout -> recurrent layers (output dropout between them) -> output
+    dropout -> linear head with ``num_classes`` logits. Both dropouts act in training mode only."""
 
     def __init__(
         self,
@@ -47,14 +48,16 @@ class RecurrentClassifier(nn.Module):
         hidden_dim: int = 256,
         num_layers: int = 1,
         bidirectional: bool = False,
-        dropout: float = 0.6,
+        embedding_dropout: float = 0.6,
+        output_dropout: float = 0.6,
         num_classes: int = 2,
     ):
         super().__init__()
         if cell not in CELLS:
             raise UserError(f"unknown cell {cell!r}: choose one of {', '.join(CELLS)}")
-        if not 0.0 <= dropout < 1.0:
-            raise UserError(f"dropout must be in [0, 1), got {dropout}")
+        for name, value in (("embedding_dropout", embedding_dropout), ("output_dropout", output_dropout)):
+            if not 0.0 <= value < 1.0:
+                raise UserError(f"{name} (dropout) must be in [0, 1), got {value}")
         for name, value in (("vocab_size", vocab_size), ("embedding_dim", embedding_dim),
                             ("hidden_dim", hidden_dim), ("num_layers", num_layers)):
             if value < 1:
@@ -62,9 +65,10 @@ class RecurrentClassifier(nn.Module):
         self.cell = cell
         self.directions = 2 if bidirectional else 1
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_index)
-        # Dropout on embeddings, between layers and before the head: unlike nn.LSTM's own
-        # `dropout` argument (between layers only), it acts in a 1-layer model too.
-        self.dropout = nn.Dropout(dropout)
+        # The seed's dropout sat on the embeddings only. Output dropout (between layers and
+        # before the head) acts in a 1-layer model too, unlike nn.LSTM's own `dropout` argument.
+        self.embedding_dropout = nn.Dropout(embedding_dropout)
+        self.output_dropout = nn.Dropout(output_dropout)
         self.layers = nn.ModuleList()
         for layer in range(num_layers):
             input_dim = embedding_dim if layer == 0 else hidden_dim * self.directions
@@ -76,12 +80,12 @@ class RecurrentClassifier(nn.Module):
         """Logits [batch, num_classes] for ``tokens`` [batch, time] with true ``lengths`` [batch]."""
         if path not in PATHS:
             raise ValueError(f"path must be one of {PATHS}, got {path!r}")
-        x = self.dropout(self.embedding(tokens))
+        x = self.embedding_dropout(self.embedding(tokens))
         lengths_cpu = lengths.cpu()
         last = (lengths.to(tokens.device) - 1).view(-1, 1, 1)
         for depth, directions in enumerate(self.layers):
             if depth:
-                x = self.dropout(x)
+                x = self.output_dropout(x)
             outputs, finals = [], []
             for direction, rnn in enumerate(directions):
                 source = x if direction == 0 else reverse_within_length(x, lengths)
@@ -92,7 +96,7 @@ class RecurrentClassifier(nn.Module):
                 outputs.append(out if direction == 0 else reverse_within_length(out, lengths))
             if depth + 1 < len(self.layers):
                 x = torch.cat(outputs, dim=2)
-        return self.head(self.dropout(torch.cat(finals, dim=1)))
+        return self.head(self.output_dropout(torch.cat(finals, dim=1)))
 
     @staticmethod
     def _run(rnn: nn.Module, x: torch.Tensor, lengths_cpu: torch.Tensor, path: str) -> torch.Tensor:

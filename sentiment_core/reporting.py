@@ -12,7 +12,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 SPLITS = ("train", "valid", "test")
-COLORS = {"rnn": "tab:red", "lstm": "tab:blue", "gru": "tab:green", "seed config": "tab:red", "tuned": "tab:blue"}
+COLORS = {"rnn": "tab:red", "lstm": "tab:blue", "gru": "tab:green", "seed config": "tab:red", "tuned": "tab:blue",
+          "tfidf-logreg": "tab:grey"}
 
 
 def history_frame(history: list[dict]) -> pd.DataFrame:
@@ -88,9 +89,12 @@ def plot_confusion(confusion: list[list[int]], path: Path, title: str = "") -> P
     return path
 
 
-def plot_groups(histories: dict[str, list[list[dict]]], path: Path, title: str = "") -> Path:
+def plot_groups(histories: dict[str, list[list[dict]]], path: Path, title: str = "",
+                references: dict[str, dict] | None = None) -> Path:
     """Loss and accuracy per epoch for train/valid/test, each group (model) on shared axes:
-    the mean over seeds as a line, the min-max range over seeds as a band."""
+    the mean over seeds as a line, the min-max range over seeds as a band. ``references`` are
+    models without epochs (the TF-IDF yardstick): {name: {"valid_acc": ..., ...}}, drawn as
+    horizontal lines on the matching panels."""
     fig = Figure(figsize=(15, 8))
     axes = fig.subplots(2, 3, sharex=True)
     for group, runs in histories.items():
@@ -110,8 +114,17 @@ def plot_groups(histories: dict[str, list[list[dict]]], path: Path, title: str =
                     ax.fill_between(values.index, values.min(axis=1), values.max(axis=1), color=color, alpha=0.2)
                 ax.set_title(f"{split} {'loss' if metric == 'loss' else 'accuracy (%)'}")
                 ax.grid(alpha=0.3)
+    for name, metrics in (references or {}).items():
+        for col, split in enumerate(SPLITS):
+            for row, (metric, scale) in enumerate((("loss", 1), ("acc", 100))):
+                value = metrics.get(f"{split}_{metric}")
+                if value is not None:
+                    axes[row][col].axhline(value * scale, color=COLORS.get(name, "black"), ls="--", lw=1.2,
+                                           label=f"{name} ({value * scale:.2f})" if metric == "acc" else name)
     for ax in axes[1]:
         ax.set_xlabel("epoch")
+        if references:
+            ax.legend(fontsize=8)
     axes[0][0].legend()
     fig.suptitle(title + "  (line: mean over seeds; band: min-max)")
     fig.tight_layout()
@@ -153,6 +166,47 @@ def plot_paired_difference(diff: dict, path: Path, label: str) -> Path:
     ax.set_yticks([])
     ax.set_xlabel(f"{label} (percentage points)")
     ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def accuracy_by_length(lengths, labels, predictions: dict[str, list], bins: int = 4) -> pd.DataFrame:
+    """Test accuracy per quantile bin (quartiles by default) of the reviews' token counts, for each
+    model; a model with several seeds gets the mean over seeds."""
+    import numpy as np
+
+    lengths, labels = np.asarray(lengths), np.asarray(labels)
+    edges = np.quantile(lengths, np.linspace(0, 1, bins + 1))
+    which = np.clip(np.searchsorted(edges, lengths, side="right") - 1, 0, bins - 1)  # max length -> last bin
+    rows = []
+    for b in range(bins):
+        mask = which == b
+        low = int(lengths[mask].min()) if mask.any() else int(edges[b])
+        high = int(lengths[mask].max()) if mask.any() else int(edges[b + 1])
+        row = {"length bin": f"Q{b + 1}", "tokens": f"{low}-{high}", "reviews": int(mask.sum())}
+        for name, runs in predictions.items():
+            accuracy = np.mean([(np.asarray(p)[mask] == labels[mask]).mean() for p in runs]) if mask.any() else np.nan
+            row[f"{name} acc %"] = round(float(accuracy) * 100, 2)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def plot_accuracy_by_length(frame: pd.DataFrame, path: Path, title: str = "") -> Path:
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
+    x = range(len(frame))
+    for column in [c for c in frame.columns if c.endswith(" acc %")]:
+        name = column[: -len(" acc %")]
+        ax.plot(x, frame[column], marker="o", color=COLORS.get(name), ls="--" if name == "tfidf-logreg" else "-",
+                label=name)
+    ax.set_xticks(list(x), [f"{q}\n{t} tokens" for q, t in zip(frame["length bin"], frame["tokens"])])
+    ax.axhline(50, color="black", lw=0.6, ls=":")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_xlabel("review length (quartiles of token count)")
+    ax.set_title(title or "test accuracy by review length (best-valid models)")
+    ax.grid(alpha=0.3)
+    ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return path

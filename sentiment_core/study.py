@@ -92,7 +92,7 @@ def prepare_study(spec: StudySpec, client, experiment_id: str) -> tuple[optuna.S
             parent = RunTracker.create(client, experiment_id, run_name=f"study {spec.study_name}",
                                 tags={"kind": "study", "study_name": spec.study_name,
                                       "optuna_storage": tuning.redact_url(spec.storage_url)})
-            parent.log_params({**{k: v for k, v in spec.config.to_dict().items() if k not in ("dropout", "weight_decay")},
+            parent.log_params({**{k: v for k, v in spec.config.to_dict().items() if k not in ("embedding_dropout", "output_dropout", "weight_decay")},
                                "dropout_range": list(spec.space.dropout),
                                "weight_decay_range": list(spec.space.weight_decay),
                                "weight_decay_kind": spec.config.optimizer, "pruner": spec.pruner})

@@ -105,7 +105,8 @@ def seed_vs_tuned_table(groups: dict[str, list]) -> pd.DataFrame:
         summaries = [r.result.summary for r in runs if r.result.summary]
         config = runs[0].config
         rows.append({
-            "configuration": label, "dropout": round(config.dropout, 4), "weight_decay": f"{config.weight_decay:.2e}",
+            "configuration": label, "embedding dropout": round(config.embedding_dropout, 4),
+            "output dropout": round(config.output_dropout, 4), "weight_decay": f"{config.weight_decay:.2e}",
             "seeds": len(summaries),
             "best valid acc %": reporting.mean_spread(s["best_valid_acc"] for s in summaries),
             "test acc at best valid %": reporting.mean_spread(s["test_acc_at_best_valid"] for s in summaries),

@@ -2,8 +2,11 @@
 
 Metrics are exact over all examples: loss is the mean per-example cross-entropy and accuracy
 is correct argmax predictions over examples (the seed averaged per batch and used a
-sigmoid/round rule on two-class logits). ``train_*`` are accumulated during the epoch, in
-training mode, as the seed reported them.
+sigmoid/round rule on two-class logits). ``train_loss`` / ``train_acc`` are running values,
+accumulated during the epoch in training mode (under dropout, while the weights still move), as
+the seed reported them; they understate overfitting. ``train_eval_loss`` / ``train_eval_acc``
+measure the epoch's final weights in eval mode on a fixed sample of the training split as
+large as the valid split, and the honest ``generalization_gap`` is ``train_eval_acc - valid_acc``.
 """
 
 from __future__ import annotations
@@ -14,17 +17,19 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .batching import Batch, batch_indices, iterate_batches, make_batch
+from .batching import Batch, batch_indices, make_batch
 from .config import TrainConfig
 from .corpus import Corpus, EncodedSplit
 from .model import RecurrentClassifier
 from .runtime import Runtime, resolve_runtime, seed_everything
 
-METRIC_NAMES = ("train_loss", "train_acc", "valid_loss", "valid_acc", "test_loss", "test_acc")
+METRIC_NAMES = ("train_loss", "train_acc", "train_eval_loss", "train_eval_acc", "valid_loss", "valid_acc",
+                "test_loss", "test_acc")
 # Update the progress bar (and read the running loss back from the device) every this many batches.
 PROGRESS_EVERY = 10
 
@@ -42,7 +47,8 @@ class TrainResult:
 
 def build_model(config: TrainConfig, vocab_size: int, pad_index: int = 1) -> RecurrentClassifier:
     return RecurrentClassifier(config.cell, vocab_size, pad_index, config.embedding_dim, config.hidden_dim,
-                               config.num_layers, config.bidirectional, config.dropout)
+                               config.num_layers, config.bidirectional, config.embedding_dropout,
+                               config.output_dropout)
 
 
 def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -54,27 +60,40 @@ def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimiz
     return kind(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=fused)
 
 
+def train_eval_sample(train_split: EncodedSplit, size: int, seed: int) -> EncodedSplit:
+    """A fixed random sample of ``size`` training reviews (all of them if fewer), drawn from
+    ``seed``: the same reviews every epoch, so the eval-mode train curve is not sampling noise."""
+    if size >= len(train_split):
+        return train_split
+    rng = np.random.default_rng([seed, 0x7EA1])  # a stream of its own, apart from the split's
+    return train_split.subset(np.sort(rng.choice(len(train_split), size=size, replace=False)))
+
+
 @torch.no_grad()
-def evaluate_with_confusion(model: RecurrentClassifier, split: EncodedSplit, runtime: Runtime, batch_size: int = 256,
-                            max_len: int | None = None) -> tuple[float, list[list[int]]]:
-    """Mean loss over every example of ``split`` and the 2x2 confusion counts
-    (rows = true label negative/positive, columns = predicted label)."""
+def evaluate_predictions(model: RecurrentClassifier, split: EncodedSplit, runtime: Runtime, batch_size: int = 256,
+                         max_len: int | None = None, truncate: str = "head") -> tuple[float, np.ndarray]:
+    """Mean loss over every example of ``split`` and the predicted labels, in the split's order."""
     model.eval()
     total_loss = torch.zeros((), dtype=torch.float64, device=runtime.device)
-    counts = torch.zeros(4, dtype=torch.int64, device=runtime.device)
-    for batch in iterate_batches(split, batch_size, model.embedding.padding_idx, shuffle=False, max_len=max_len):
-        batch = batch.to(runtime.device)
+    predictions = torch.empty(len(split), dtype=torch.int64, device=runtime.device)
+    for indices in batch_indices(split.lengths, batch_size, shuffle=False):
+        batch = make_batch(split, indices, model.embedding.padding_idx, max_len, truncate).to(runtime.device)
         loss_sum, logits = _forward(model, batch, runtime, reduction="sum")
         total_loss += loss_sum.double()
-        counts += torch.bincount(batch.labels * 2 + logits.argmax(dim=1), minlength=4)
-    return total_loss.item() / len(split), counts.view(2, 2).tolist()
+        predictions[torch.from_numpy(indices).to(runtime.device)] = logits.argmax(dim=1)
+    return total_loss.item() / len(split), predictions.cpu().numpy()
 
 
 def evaluate(model: RecurrentClassifier, split: EncodedSplit, runtime: Runtime, batch_size: int = 256,
-             max_len: int | None = None) -> tuple[float, float]:
+             max_len: int | None = None, truncate: str = "head") -> tuple[float, float]:
     """(mean loss, accuracy) over every example of ``split``."""
-    loss, confusion = evaluate_with_confusion(model, split, runtime, batch_size, max_len)
-    return loss, (confusion[0][0] + confusion[1][1]) / len(split)
+    loss, predictions = evaluate_predictions(model, split, runtime, batch_size, max_len, truncate)
+    return loss, int((predictions == split.labels).sum()) / len(split)
+
+
+def confusion_counts(labels: np.ndarray, predictions: np.ndarray) -> list[list[int]]:
+    """2x2 counts: rows = true label negative/positive, columns = predicted label."""
+    return np.bincount(np.asarray(labels) * 2 + np.asarray(predictions), minlength=4).reshape(2, 2).tolist()
 
 
 def _forward(model, batch: Batch, runtime: Runtime, reduction: str):
@@ -111,6 +130,12 @@ def train(
     optimizer = make_optimizer(config, model)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", patience=config.scheduler_patience)
 
+    train_tokens = int(np.minimum(corpus.train.lengths, config.max_len or np.inf).sum())
+    train_sample = train_eval_sample(corpus.train, len(corpus.valid), config.split_seed)
+
+    def measure(split: EncodedSplit) -> tuple[float, float]:
+        return evaluate(model, split, runtime, config.eval_batch_size, config.max_len, config.truncate)
+
     history: list[dict] = []
     best: dict | None = None
     best_state = None
@@ -124,17 +149,20 @@ def train(
             status = "diverged"
             message = f"training loss became {train_loss} in epoch {epoch}; lower --lr or keep --clip-grad-norm > 0"
             break
-        valid_loss, valid_acc = evaluate(model, corpus.valid, runtime, config.eval_batch_size, config.max_len)
-        test_loss, test_acc = evaluate(model, corpus.test, runtime, config.eval_batch_size, config.max_len)
+        train_eval_loss, train_eval_acc = measure(train_sample)
+        valid_loss, valid_acc = measure(corpus.valid)
+        test_loss, test_acc = measure(corpus.test)
         record = {
             "epoch": epoch,
             "train_loss": train_loss, "train_acc": train_acc,
+            "train_eval_loss": train_eval_loss, "train_eval_acc": train_eval_acc,
             "valid_loss": valid_loss, "valid_acc": valid_acc,
             "test_loss": test_loss, "test_acc": test_acc,
             "lr": lr,
             "epoch_seconds": time.perf_counter() - start,
             "train_reviews_per_s": len(corpus.train) / train_seconds,
-            "generalization_gap": train_acc - valid_acc,
+            "train_tokens_per_s": train_tokens / train_seconds,  # real tokens, not padding
+            "generalization_gap": train_eval_acc - valid_acc,
         }
         history.append(record)
         scheduler.step(record[config.scheduler_metric])
@@ -168,6 +196,8 @@ def summarize(history: list[dict], best: dict | None) -> dict:
         "gap_at_best_valid": best["generalization_gap"],
         "final_test_acc": history[-1]["test_acc"],
         "final_train_acc": history[-1]["train_acc"],
+        "final_train_eval_acc": history[-1]["train_eval_acc"],
+        "final_gap": history[-1]["generalization_gap"],
         "final_valid_acc": history[-1]["valid_acc"],
         "epochs_run": len(history),
     }
@@ -195,7 +225,7 @@ def _train_epoch(model, optimizer, split: EncodedSplit, config: TrainConfig, run
     bar = tqdm(batches, desc=f"{config.cell} epoch {epoch}/{config.epochs}", unit="batch",
                disable=not progress, leave=False, dynamic_ncols=True)
     for step, indices in enumerate(bar, 1):
-        batch = make_batch(split, indices, model.embedding.padding_idx, config.max_len).to(runtime.device)
+        batch = make_batch(split, indices, model.embedding.padding_idx, config.max_len, config.truncate).to(runtime.device)
         loss, logits = train_step(model, optimizer, batch, runtime, config.clip_grad_norm)
         total_loss += loss.double() * len(batch)
         correct += (logits.argmax(dim=1) == batch.labels).sum()
@@ -210,5 +240,5 @@ def _train_epoch(model, optimizer, split: EncodedSplit, config: TrainConfig, run
 
 def _epoch_line(cell: str, r: dict, epochs: int) -> str:
     return (f"{cell} epoch {r['epoch']:>2}/{epochs}: train {r['train_loss']:.4f} / {r['train_acc']:.2%}  "
-            f"valid {r['valid_loss']:.4f} / {r['valid_acc']:.2%}  test {r['test_loss']:.4f} / {r['test_acc']:.2%}  "
+            f"train(eval) {r['train_eval_acc']:.2%}  valid {r['valid_loss']:.4f} / {r['valid_acc']:.2%}  test {r['test_loss']:.4f} / {r['test_acc']:.2%}  "
             f"{r['epoch_seconds']:.0f}s ({r['train_reviews_per_s']:.0f} reviews/s)")

@@ -73,7 +73,8 @@ def study_fingerprint(config: TrainConfig, space: SearchSpace) -> dict:
     """Everything that makes trials comparable: the fixed config (minus the searched knobs and
     the machine) and the search space."""
     fixed = {k: v for k, v in config.to_dict().items()
-             if k not in ("dropout", "weight_decay", "device", "precision", "sequence_path", "seed")}
+             if k not in ("embedding_dropout", "output_dropout", "weight_decay", "device", "precision",
+                          "sequence_path", "seed")}
     return {"config": fixed, "space": {"dropout": list(space.dropout), "weight_decay": list(space.weight_decay)}}
 
 

@@ -41,14 +41,23 @@ def test_reverse_within_length_keeps_pads_in_place():
     assert reverse_within_length(x, torch.tensor([3, 2])).tolist() == [[3, 2, 1, 0], [5, 4, 0, 0]]
 
 
-def test_dropout_acts_in_a_one_layer_model():
-    model = RecurrentClassifier("lstm", 50, hidden_dim=16, embedding_dim=8, dropout=0.5).train()
+@pytest.mark.parametrize("knob", ["embedding_dropout", "output_dropout"])
+def test_each_dropout_acts_in_training_mode_only(knob):
+    # The other knob is 0, so any randomness comes from this one.
+    other = {"embedding_dropout": 0.0, "output_dropout": 0.0}
+    model = RecurrentClassifier("lstm", 50, hidden_dim=16, embedding_dim=8, **{**other, knob: 0.5})
     tokens, lengths = _batch()
+    model.train()
     assert not torch.equal(model(tokens, lengths), model(tokens, lengths))
+    model.eval()
+    assert torch.equal(model(tokens, lengths), model(tokens, lengths))
+    # With both knobs at 0, training mode is deterministic too: nothing else drops.
+    quiet = RecurrentClassifier("lstm", 50, hidden_dim=16, embedding_dim=8, **other).train()
+    assert torch.equal(quiet(tokens, lengths), quiet(tokens, lengths))
 
 
 def test_bad_arguments_are_clear():
     with pytest.raises(UserError, match="unknown cell 'transformer'"):
         RecurrentClassifier("transformer", 50)
-    with pytest.raises(UserError, match="dropout"):
-        RecurrentClassifier("lstm", 50, dropout=1.0)
+    with pytest.raises(UserError, match="output_dropout"):
+        RecurrentClassifier("lstm", 50, output_dropout=1.0)

@@ -4,7 +4,7 @@ import pytest
 
 from sentiment_core.config import TrainConfig
 from sentiment_core.errors import UserError
-from sentiment_core.training import evaluate, train
+from sentiment_core.training import evaluate, train, train_eval_sample
 
 
 def test_loss_falls_on_real_reviews(tiny_config, tiny_corpus):
@@ -21,12 +21,15 @@ def test_loss_falls_on_real_reviews(tiny_config, tiny_corpus):
             assert 0 <= record[name] <= 1
         # Exact over examples: accuracy * n is a whole number of correct reviews.
         assert math.isclose(record["valid_acc"] * len(tiny_corpus.valid), round(record["valid_acc"] * len(tiny_corpus.valid)))
-        assert record["generalization_gap"] == pytest.approx(record["train_acc"] - record["valid_acc"])
+        # The honest gap: eval-mode accuracy on the fixed training sample, not the running value.
+        n_sample = len(tiny_corpus.valid)
+        assert math.isclose(record["train_eval_acc"] * n_sample, round(record["train_eval_acc"] * n_sample))
+        assert record["generalization_gap"] == pytest.approx(record["train_eval_acc"] - record["valid_acc"])
 
 
 def test_same_seed_same_history_on_cpu(tiny_config, tiny_corpus):
     def metrics(result):
-        return [{k: v for k, v in r.items() if k not in ("epoch_seconds", "train_reviews_per_s")} for r in result.history]
+        return [{k: v for k, v in r.items() if k not in ("epoch_seconds", "train_reviews_per_s", "train_tokens_per_s")} for r in result.history]
 
     first = train(tiny_config, tiny_corpus, progress=False)
     second = train(tiny_config, tiny_corpus, progress=False)
@@ -73,3 +76,25 @@ def test_learning_rate_drops_on_a_plateau(tiny_config, tiny_corpus, metric):
 def test_impossible_hyperparameters_are_clear(change, message):
     with pytest.raises(UserError, match=message):
         TrainConfig().replace(**change)
+
+
+def test_train_eval_metrics_measure_a_fixed_training_sample_in_eval_mode(tiny_config, tiny_corpus):
+    result = train(tiny_config.replace(epochs=2), tiny_corpus, progress=False)
+    sample = train_eval_sample(tiny_corpus.train, len(tiny_corpus.valid), tiny_config.split_seed)
+    assert len(sample) == min(len(tiny_corpus.valid), len(tiny_corpus.train))
+    # Fixed: the same reviews whatever the training seed and however often it is drawn.
+    again = train_eval_sample(tiny_corpus.train, len(tiny_corpus.valid), tiny_config.split_seed)
+    assert (sample.flat == again.flat).all() and (sample.labels == again.labels).all()
+    # The returned model (best epoch) re-evaluated in eval mode on that sample gives the logged value.
+    best = result.history[result.best_epoch - 1]
+    loss, acc = evaluate(result.model, sample, result.runtime, max_len=tiny_config.max_len)
+    assert acc == best["train_eval_acc"] and loss == pytest.approx(best["train_eval_loss"], rel=1e-6)
+
+
+def test_the_train_eval_sample_is_a_subset_as_large_as_asked(tiny_corpus):
+    train_split = tiny_corpus.train
+    sample = train_eval_sample(train_split, 50, seed=7)
+    assert len(sample) == 50
+    reviews = {tuple(train_split.review(i)) for i in range(len(train_split))}
+    assert all(tuple(sample.review(i)) in reviews for i in range(50))
+    assert train_eval_sample(train_split, 10_000, seed=7) is train_split  # never larger than the split
