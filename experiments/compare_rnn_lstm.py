@@ -22,6 +22,7 @@ from sentiment_core.cli import (add_config_arguments, add_run_arguments, config_
                                 parse_int_list, run_main)
 from sentiment_core.config import PRESETS, TrainConfig  # noqa: E402
 from sentiment_core.model import CELLS  # noqa: E402
+from sentiment_core.tracking import reap_store  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -38,6 +39,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--no-baseline", dest="baseline", action="store_false",
                         help="skip the TF-IDF + logistic-regression yardstick (on by default)")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
+    parser.add_argument("--reap-only", action="store_true",
+                        help="only end the RUNNING runs whose process died on this host (SIGKILL, out of memory) as "
+                             "KILLED, then exit (every comparison and study does this at start anyway)")
     add_run_arguments(parser, REPO_ROOT, writes="the comparison table and plots")
     add_config_arguments(parser, skip=("cell", "seed"))
     return parser.parse_args(argv)
@@ -45,6 +49,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
+    if args.reap_only:
+        reap_store(REPO_ROOT, args.experiment)
+        return 0
     config = TrainConfig().replace(**PRESETS.get(args.preset, {}))
     if args.quick:
         config = config.replace(**comparison.QUICK_PRESET)

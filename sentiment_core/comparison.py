@@ -15,7 +15,7 @@ from .corpus import load_corpus
 from .errors import UserError
 from .experiment import TrackedRun, resolved_config, run_training
 from .model import CELLS
-from .tracking import RunTracker, open_experiment, resolve_experiment_name, resolve_tracking_uri
+from .tracking import RunTracker, open_experiment, reap_and_report, resolve_experiment_name, resolve_tracking_uri
 
 # The first 100 tokens of 4,000 reviews per split, 10 epochs: enough for the LSTM to pull away
 # from the RNN, in about two minutes for both on a 2-core CPU.
@@ -55,6 +55,7 @@ def run_arms(arms: dict[str, TrainConfig], seeds: list[int], *, repo_root: Path,
     uri = resolve_tracking_uri(repo_root)
     experiment_name = resolve_experiment_name(experiment)
     client, experiment_id = open_experiment(uri, experiment_name)  # fail fast, before loading data
+    reap_and_report(client, experiment_id, experiment_name)
 
     for label, config in arms.items():
         print(f"config{f' ({label})' if len(arms) > 1 else ''}: {config.to_json()}", flush=True)

@@ -81,7 +81,7 @@ class TrainConfig:
                 raise UserError(f"{name} = {getattr(self, name)!r} is not one of: {', '.join(allowed)}")
         for name in ("embedding_dropout", "output_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
-                raise UserError(f"{name} (dropout) must be in [0, 1), got {getattr(self, name)}")
+                raise UserError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.weight_decay < 0:
             raise UserError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if not self.lr > 0:

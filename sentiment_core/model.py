@@ -57,7 +57,7 @@ class RecurrentClassifier(nn.Module):
             raise UserError(f"unknown cell {cell!r}: choose one of {', '.join(CELLS)}")
         for name, value in (("embedding_dropout", embedding_dropout), ("output_dropout", output_dropout)):
             if not 0.0 <= value < 1.0:
-                raise UserError(f"{name} (dropout) must be in [0, 1), got {value}")
+                raise UserError(f"{name} must be in [0, 1), got {value}")
         for name, value in (("vocab_size", vocab_size), ("embedding_dim", embedding_dim),
                             ("hidden_dim", hidden_dim), ("num_layers", num_layers)):
             if value < 1:

@@ -187,7 +187,7 @@ def accuracy_by_length(lengths, labels, predictions: dict[str, list], bins: int 
         row = {"length bin": f"Q{b + 1}", "tokens": f"{low}-{high}", "reviews": int(mask.sum())}
         for name, runs in predictions.items():
             accuracy = np.mean([(np.asarray(p)[mask] == labels[mask]).mean() for p in runs]) if mask.any() else np.nan
-            row[f"{name} acc %"] = round(float(accuracy) * 100, 2)
+            row[f"{name} acc %"] = float(accuracy) * 100
         rows.append(row)
     return pd.DataFrame(rows)
 

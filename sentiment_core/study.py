@@ -21,7 +21,9 @@ from .corpus import load_corpus
 from .errors import UserError, first_line
 from .locks import database_lock, file_lock
 from .experiment import resolved_config, run_training
-from .tracking import RunTracker, open_experiment, resolve_experiment_name, resolve_tracking_uri
+from .journal import check_journal
+from .tracking import (RunTracker, open_experiment, process_tags, reap_and_report, resolve_experiment_name,
+                       resolve_tracking_uri)
 
 PARENT_RUN_ATTR = "mlflow_parent_run_id"
 FINGERPRINT_ATTR = "fingerprint"
@@ -104,6 +106,7 @@ def prepare_study(spec: StudySpec, client, experiment_id: str) -> tuple[optuna.S
             client.set_terminated(trial.user_attrs["mlflow_run_id"], "FAILED")  # killed with its worker
             client.set_tag(trial.user_attrs["mlflow_run_id"], "trial_state", "FAIL")
     client.update_run(parent_run_id, "RUNNING")
+    RunTracker(client, parent_run_id).set_tags(process_tags())  # this process owns the parent run now
     return study, parent_run_id, failed
 
 
@@ -154,8 +157,13 @@ def run_study(spec: StudySpec) -> optuna.Study:
     spec.config = resolved_config(spec.config)
     if spec.n_trials < 0 or spec.workers < 1:
         raise UserError(f"--n-trials must be >= 0 and --workers >= 1 (got {spec.n_trials}, {spec.workers})")
+    journal = tuning.journal_path(spec.storage_url)
+    if journal is not None and (note := check_journal(journal)):
+        print(note, flush=True)
     uri = resolve_tracking_uri(spec.repo_root)
-    client, experiment_id = open_experiment(uri, resolve_experiment_name(spec.experiment))
+    experiment_name = resolve_experiment_name(spec.experiment)
+    client, experiment_id = open_experiment(uri, experiment_name)
+    reap_and_report(client, experiment_id, experiment_name)
     study, parent_run_id, failed = prepare_study(spec, client, experiment_id)
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
     print(f"study {spec.study_name!r} in {tuning.redact_url(spec.storage_url)}: {len(study.trials)} trial(s) so far "

@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 import time
 import warnings
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
@@ -26,6 +27,7 @@ from .config import TrainConfig
 from .corpus import Corpus
 from .errors import UserError, first_line
 from .locks import file_lock
+from .processes import is_alive, process_identity
 
 DEFAULT_EXPERIMENT = "rnn-vs-lstm"
 # MLflow caps a param value at 6000 characters and a batch at 100 params / 1000 metrics.
@@ -111,7 +113,9 @@ class RunTracker:
     @classmethod
     def create(cls, client: MlflowClient, experiment_id: str, run_name: str, parent_run_id: str | None = None,
                tags: dict[str, str] | None = None) -> "RunTracker":
-        all_tags = {k: str(v) for k, v in (tags or {}).items()}  # a REST store takes strings only
+        # The process that owns the run: if it dies without a word (SIGKILL, out of memory), the
+        # next command on this store finds the run RUNNING with a dead owner and ends it KILLED.
+        all_tags = {**process_tags(), **{k: str(v) for k, v in (tags or {}).items()}}  # a REST store takes strings
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
         return cls(client, client.create_run(experiment_id, run_name=run_name, tags=all_tags).info.run_id)
@@ -178,6 +182,55 @@ class RunTracker:
             self.end("FAILED")
             raise
         self.end("FAILED" if self._failed else "FINISHED")
+
+
+PROCESS_TAGS = {"worker_host": "process_host", "worker_pid": "process_pid", "worker_start": "process_start"}
+KILLED_REASON_TAG = "killed_reason"
+
+
+def process_tags() -> dict[str, str]:
+    return {tag: str(value) for key, tag in PROCESS_TAGS.items() if (value := process_identity()[key]) is not None}
+
+
+def reap_dead_runs(client: MlflowClient, experiment_id: str) -> list[str]:
+    """End as KILLED every RUNNING run of the experiment whose owning process is gone from this
+    host, with a tag saying why and when. Runs of other hosts, or without an owner, are left."""
+    reaped = []
+    for run in client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=5000):
+        tags = run.data.tags
+        if not all(tag in tags for tag in PROCESS_TAGS.values()):
+            continue
+        identity = {"worker_host": tags["process_host"], "worker_start": tags["process_start"]}
+        try:
+            identity["worker_pid"] = int(tags["process_pid"])
+        except ValueError:
+            continue
+        if is_alive(identity):
+            continue
+        found = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        client.set_tag(run.info.run_id, KILLED_REASON_TAG,
+                       f"its process (pid {identity['worker_pid']} on {identity['worker_host']}) was gone when "
+                       f"pid {os.getpid()} checked at {found}: killed without a chance to end the run")
+        client.set_terminated(run.info.run_id, "KILLED")
+        reaped.append(run.info.run_id)
+    return reaped
+
+
+def reap_and_report(client: MlflowClient, experiment_id: str, experiment_name: str) -> list[str]:
+    reaped = reap_dead_runs(client, experiment_id)
+    if reaped:
+        print(f"ended {len(reaped)} run(s) in experiment '{experiment_name}' as KILLED: their processes on this "
+              f"host are gone (tag {KILLED_REASON_TAG} says when)", flush=True)
+    return reaped
+
+
+def reap_store(repo_root: str | Path, experiment: str | None) -> list[str]:
+    """``--reap-only``: end the runs of dead processes in one experiment of the store, and say how many."""
+    uri, name = resolve_tracking_uri(repo_root), resolve_experiment_name(experiment)
+    client, experiment_id = open_experiment(uri, name)
+    reaped = reap_dead_runs(client, experiment_id)
+    print(f"ended {len(reaped)} run(s) of dead processes as KILLED in experiment '{name}' at {uri}")
+    return reaped
 
 
 def _param_value(value) -> str:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import socket
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +25,7 @@ from .config import TrainConfig
 from .corpus import Corpus
 from .errors import UserError, first_line
 from .experiment import run_training
+from .processes import is_alive, process_identity
 from .tracking import RunTracker
 
 SEED_PARAMS = {"dropout": 0.6, "weight_decay_on": False}  # the seed notebook's setting
@@ -156,40 +155,12 @@ def make_sampler():
 # --- worker identity and stale trials (journal storage) ------------------------------------
 
 
-def _process_start_time(pid: int) -> str | None:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def worker_identity() -> dict:
-    pid = os.getpid()
-    return {"worker_host": socket.gethostname(), "worker_pid": pid, "worker_start": _process_start_time(pid)}
-
-
-def _is_alive(identity: dict) -> bool:
-    if identity.get("worker_host") != socket.gethostname():
-        return True  # another machine: cannot tell here; RDB heartbeats handle that case
-    pid, start = identity.get("worker_pid"), identity.get("worker_start")
-    if not isinstance(pid, int) or start is None:
-        return True  # cannot tell: never fail a trial on a guess
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # Same pid, different start time: the pid was reused by another process.
-    return _process_start_time(pid) == start
-
-
 def fail_dead_workers_trials(study: optuna.Study) -> list[int]:
     """Mark RUNNING trials whose worker process is gone as FAIL and enqueue their params once."""
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         identity = trial.system_attrs.get(WORKER_ATTR)
-        if identity is None or _is_alive(identity):  # None: the trial has only just started
+        if identity is None or is_alive(identity):  # None: the trial has only just started
             continue
         try:
             study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
@@ -203,7 +174,7 @@ def fail_dead_workers_trials(study: optuna.Study) -> list[int]:
 
 def trial_identity_attrs(trial: optuna.Trial) -> None:
     # One attribute, written at once: another worker never sees half an identity.
-    trial.storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, worker_identity())
+    trial.storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, process_identity())
 
 
 def heartbeat_failed_trials(study: optuna.Study) -> list[int]:

@@ -1,6 +1,6 @@
 import numpy as np
 
-from sentiment_core.batching import batch_indices, iterate_batches
+from sentiment_core.batching import batch_indices, iterate_batches, make_batch, truncate_ids
 
 
 def test_every_review_once_per_epoch_and_reshuffled(tiny_corpus):
@@ -31,3 +31,18 @@ def test_batches_are_padded_after_each_review_and_truncate(tiny_corpus):
             assert (row[length:] == pad).all() and (row[:length] != pad).all()
     lengths = [int(b.tokens.shape[1]) for b in iterate_batches(tiny_corpus.valid, 50, pad, shuffle=False, max_len=20)]
     assert max(lengths) == 20
+
+
+def test_head_and_tail_truncation_keep_the_first_or_last_tokens(tiny_corpus):
+    split, pad = tiny_corpus.valid, tiny_corpus.vocab.pad_index
+    long = np.array([i for i in range(len(split)) if split.lengths[i] > 30][:6])
+    short = int(np.argmin(split.lengths))
+    for side, cut in (("head", lambda ids: ids[:30]), ("tail", lambda ids: ids[-30:])):
+        batch = make_batch(split, np.append(long, short), pad, max_len=30, truncate=side)
+        for row, index in zip(batch.tokens, long):
+            assert row.tolist() == cut(split.review(index)).tolist()
+            assert truncate_ids(split.review(index).tolist(), 30, side) == cut(split.review(index)).tolist()
+        # A review shorter than max_len is whole either way, padded after its last token.
+        length = int(split.lengths[short])
+        assert batch.tokens[-1, :length].tolist() == split.review(short).tolist()
+        assert (batch.tokens[-1, length:] == pad).all()

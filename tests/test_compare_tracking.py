@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import urllib.request
 from multiprocessing import get_context
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
@@ -25,7 +27,8 @@ from sentiment_core.training import evaluate
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "experiments" / "compare_rnn_lstm.py"
-METRICS = ("train_loss", "train_acc", "valid_loss", "valid_acc", "test_loss", "test_acc")
+METRICS = ("train_loss", "train_acc", "train_eval_loss", "train_eval_acc", "valid_loss", "valid_acc", "test_loss",
+           "test_acc")
 
 
 def run_script(args, env_uri, cwd, cache_dir, timeout=300, **popen):
@@ -52,16 +55,21 @@ def _runs(uri, experiment="rnn-vs-lstm"):
     return client, client.search_runs([experiment_id])
 
 
+def _model_children(runs):
+    return [r for r in runs if "mlflow.parentRunId" in r.data.tags and r.data.tags.get("kind") != "baseline"]
+
+
 def test_one_parent_two_finished_children_with_every_epoch(compared):
     uri, proc, _ = compared
     client, runs = _runs(uri)
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
-    assert len(parents) == 1 and len(children) == 2 and len(runs) == 3
+    children = [r for r in _model_children(runs) if r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id]
+    assert len(parents) == 1 and len(children) == 2 and len(runs) == 4  # + the tfidf-logreg yardstick
     assert {r.info.status for r in runs} == {"FINISHED"}
     assert {r.data.params["cell"] for r in children} == {"rnn", "lstm"}
     for child in children:
-        for name in METRICS + ("lr", "epoch_seconds", "train_reviews_per_s", "generalization_gap"):
+        for name in METRICS + ("lr", "epoch_seconds", "train_reviews_per_s", "train_tokens_per_s",
+                               "generalization_gap"):
             history = client.get_metric_history(child.info.run_id, name)
             assert sorted(m.step for m in history) == [1, 2], name
         for name in ("best_epoch", "best_valid_acc", "test_acc_at_best_valid", "final_test_acc"):
@@ -75,8 +83,71 @@ def test_one_parent_two_finished_children_with_every_epoch(compared):
         assert {"history.csv", "learning_curves.png", "test_confusion_matrix.png", "checkpoint"} <= artifacts
     parent_artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id, "comparison")}
     assert {"comparison/comparison.csv", "comparison/comparison.md", "comparison/comparison_curves.png"} <= parent_artifacts
+    # The honest gap: eval-mode accuracy on the training sample minus valid accuracy, every epoch.
+    for child in children:
+        gaps = {m.step: m.value for m in client.get_metric_history(child.info.run_id, "generalization_gap")}
+        train_eval = {m.step: m.value for m in client.get_metric_history(child.info.run_id, "train_eval_acc")}
+        valid = {m.step: m.value for m in client.get_metric_history(child.info.run_id, "valid_acc")}
+        assert all(gaps[s] == pytest.approx(train_eval[s] - valid[s]) for s in (1, 2))
     # The console ends with the table, the browse command and where the plots are.
     assert "| model" in proc.stdout and "mlflow ui --backend-store-uri" in proc.stdout and "plots and tables" in proc.stdout
+
+
+def test_the_yardstick_is_a_child_run_equal_to_scikit_learn_on_the_same_texts(compared):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    from sentiment_core.data import load_splits
+
+    uri, proc, tmp = compared
+    client, runs = _runs(uri)
+    (yardstick,) = [r for r in runs if r.info.run_name == "tfidf-logreg"]
+    assert yardstick.info.status == "FINISHED" and yardstick.data.tags["kind"] == "baseline"
+    for name in ("train", "valid", "test"):
+        assert [m.step for m in client.get_metric_history(yardstick.info.run_id, f"{name}_acc")] == [1]
+        assert name + "_loss" in yardstick.data.metrics
+    assert yardstick.data.metrics["fit_seconds"] > 0
+    # Independently: the same reviews (TINY: 200 per split, first 60 lowercase space-split tokens).
+    splits = load_splits("embedded", seed=1234, max_examples=200)
+    texts = {n: [re.sub(r"<br\s*/?>", " ", " ".join([t for t in s.lower().split(" ") if t][:60])) for s in split.texts]
+             for n, split in splits.items()}
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+    train_x = vectorizer.fit_transform(texts["train"])
+    model = LogisticRegression(C=float(yardstick.data.params["C"]), solver="liblinear", max_iter=1000, random_state=0)
+    model.fit(train_x, splits.train.labels)
+    expected = (model.predict(vectorizer.transform(texts["test"])) == splits.test.labels).mean()
+    assert yardstick.data.metrics["test_acc"] == pytest.approx(expected, abs=1e-12)
+    assert "| tfidf-logreg" in proc.stdout
+
+
+def test_the_parent_holds_accuracy_by_review_length(compared):
+    uri, proc, tmp = compared
+    client, runs = _runs(uri)
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "comparison")}
+    assert {"comparison/accuracy_by_length.csv", "comparison/accuracy_by_length.png"} <= artifacts
+    table = pd.read_csv(client.download_artifacts(parent.info.run_id, "comparison/accuracy_by_length.csv", str(tmp)))
+    assert list(table["length bin"]) == ["Q1", "Q2", "Q3", "Q4"] and table["reviews"].sum() == 200
+    assert {"rnn acc %", "lstm acc %", "tfidf-logreg acc %"} <= set(table.columns)
+    # Per-bin accuracies weighted by bin size give back each model's overall test accuracy.
+    for child in _model_children(runs):
+        overall = (table[f"{child.data.params['cell']} acc %"] * table["reviews"]).sum() / 100 / 200
+        assert overall == pytest.approx(child.data.metrics["test_acc_at_best_valid"], abs=1e-9)
+    assert "test accuracy by review length" in proc.stdout
+
+
+def test_preset_seed_resolves_to_the_seed_notebooks_recipe(tmp_path):
+    proc = run_script(["--preset", "seed", "--print-config"], f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path,
+                      tmp_path / "cache")
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads(proc.stdout)
+    seed_recipe = {"cell": "lstm", "embedding_dim": 100, "hidden_dim": 256, "num_layers": 1, "bidirectional": False,
+                   "embedding_dropout": 0.6, "output_dropout": 0.0, "optimizer": "adam", "lr": 0.003,
+                   "weight_decay": 0.0, "batch_size": 32, "epochs": 30, "clip_grad_norm": 1.0,
+                   "scheduler_patience": 3, "scheduler_metric": "train_loss", "max_vocab_size": 25000,
+                   "max_len": None, "tokenizer": "split", "early_stopping_patience": 0}
+    assert {k: config[k] for k in seed_recipe} == seed_recipe
+    assert not (tmp_path / "mlflow.db").exists()  # printing the config trains and logs nothing
 
 
 def test_logged_test_accuracy_equals_the_checkpoints(compared, tmp_path):
@@ -138,7 +209,8 @@ def test_without_the_variable_it_writes_the_repositorys_mlflow_db(tmp_path):
 def test_experiment_name_from_environment(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env_name = "from-env"
-    proc = subprocess.run([sys.executable, str(SCRIPT), *TINY, "--epochs", "1", "--models", "rnn"], cwd=tmp_path,
+    proc = subprocess.run([sys.executable, str(SCRIPT), *TINY, "--epochs", "1", "--models", "rnn", "--no-baseline"],
+                          cwd=tmp_path,
                           capture_output=True, text=True, timeout=300,
                           env={**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_NAME": env_name,
                                "XDG_CACHE_HOME": str(tmp_path / "cache")})
@@ -151,7 +223,7 @@ def test_sigterm_ends_runs_killed_and_keeps_the_history(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     client, _ = open_experiment(uri, "rnn-vs-lstm")  # the store exists before this test polls it
-    proc = subprocess.Popen([sys.executable, str(SCRIPT), *TINY, "--epochs", "500", "--models", "lstm"],
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), *TINY, "--epochs", "500", "--models", "lstm", "--no-baseline"],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 240
@@ -210,8 +282,10 @@ def test_mlflow_server_serves_the_runs_over_rest(compared):
 
         experiment = call("experiments/get-by-name?experiment_name=rnn-vs-lstm")["experiment"]
         runs = call("runs/search", {"experiment_ids": [experiment["experiment_id"]]})["runs"]
-        assert len(runs) == 3
-        children = [r for r in runs if any(t["key"] == "mlflow.parentRunId" for t in r["data"].get("tags", []))]
+        assert len(runs) == 4
+        children = [r for r in runs if any(t["key"] == "mlflow.parentRunId" for t in r["data"].get("tags", []))
+                    and {"key": "kind", "value": "baseline"} not in r["data"].get("tags", [])]
+        assert len(children) == 2
         for child in children:
             history = call(f"metrics/get-history?run_id={child['info']['run_id']}&metric_key=valid_acc")["metrics"]
             assert sorted(m["step"] for m in history) == [1, 2]

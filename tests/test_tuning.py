@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 from helpers import ENDLESS, TINY, kill_mid_trial
 from sentiment_core import tuning
 from sentiment_core.errors import UserError
+from sentiment_core.processes import is_alive, process_identity
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "experiments" / "tune_regularization.py"
@@ -143,11 +144,11 @@ def test_bad_input_is_one_clear_line(tmp_path, args, message):
 
 
 def test_dead_worker_detection_uses_pid_and_start_time():
-    me = tuning.worker_identity()
-    assert tuning._is_alive(me)
-    assert not tuning._is_alive({**me, "worker_pid": 2**22 + 12345})
-    assert not tuning._is_alive({**me, "worker_start": "0"})  # a reused pid is not our worker
-    assert tuning._is_alive({**me, "worker_host": "another-machine"})
+    me = process_identity()
+    assert is_alive(me)
+    assert not is_alive({**me, "worker_pid": 2**22 + 12345})
+    assert not is_alive({**me, "worker_start": "0"})  # a reused pid is not our worker
+    assert is_alive({**me, "worker_host": "another-machine"})
 
 
 def test_search_space_validation():

@@ -1,0 +1,73 @@
+"""Check an Optuna journal file before a study opens it, and repair a torn last record.
+
+Optuna appends each record as one JSON line. A write cut short (power loss, an out-of-memory
+kill, a full disk) leaves the last line incomplete; Optuna's reader skips it, but the next
+append glues a new record onto it, and from then on every read fails with a JSONDecodeError.
+Cutting the incomplete record (after a backup) keeps every complete trial and lets the study
+resume; a trial whose last record was lost looks like a trial of a dead worker and is failed
+and retried like one. Damage anywhere else is not guessed at: the file is left untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from datetime import datetime
+from pathlib import Path
+
+from .errors import UserError
+
+
+def _is_record(line: bytes) -> bool:
+    try:
+        record = json.loads(line)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError
+        return False
+    return isinstance(record, dict) and "op_code" in record
+
+
+def check_journal(path: str | Path) -> str | None:
+    """Repair a torn tail of the journal at ``path`` in place; return a one-line note of what was
+    done (None when the file is sound or absent). Raise UserError for damage before the last
+    record or for a file that is not a journal, leaving it untouched."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return None
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    # Optuna's own writer lock: no worker is half-way through an append while we look.
+    lock = JournalFileSymlinkLock(str(path))
+    lock.acquire()
+    try:
+        return _check_locked(path)
+    finally:
+        lock.release()
+
+
+def _check_locked(path: Path) -> str | None:
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    complete, tail = lines[:-1], lines[-1]  # tail: bytes after the last newline
+    records = [line for line in complete if line.strip()]
+    good = [_is_record(line) for line in records]
+    if tail == b"" and all(good):
+        return None  # ends on a record boundary: nothing to repair
+    if not any(good):
+        raise UserError(f"{path} is not an Optuna journal (no complete record in it); point --storage at the "
+                        "study's .journal file, or use another --study-name to start a new study")
+    # Everything before the last record must be sound; only the last one may be cut.
+    last_bad = tail != b"" or not good[-1]
+    damaged = [i + 1 for i, ok in enumerate(good[:-1] if tail == b"" else good) if not ok]
+    if damaged or not last_bad:
+        raise UserError(f"{path}: record {damaged[0]} of {len(records) + (tail != b'')} is damaged, before the "
+                        "last one, so it is not a torn write; the file was left untouched. Restore a backup, "
+                        "or start a new study with another --study-name")
+    # Keep up to the newline that ends the last sound record.
+    keep = len(data) - len(tail) if tail != b"" else data.rstrip(b"\n").rfind(b"\n") + 1
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    backup = path.with_name(f"{path.name}.torn-{stamp}.bak")
+    shutil.copy2(path, backup)
+    os.truncate(path, keep)
+    return (f"repaired {path}: cut its incomplete last record ({len(data) - keep} bytes at offset {keep}); "
+            f"every complete trial is kept; the original is saved as {backup}")

@@ -1,0 +1,176 @@
+"""What survives a crash: torn study journals and runs of processes killed with SIGKILL."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow import MlflowClient
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from helpers import TINY
+from sentiment_core.errors import UserError
+from sentiment_core.journal import check_journal
+from sentiment_core.tracking import KILLED_REASON_TAG, RunTracker, open_experiment, reap_dead_runs
+
+REPO = Path(__file__).resolve().parents[1]
+TUNE = REPO / "experiments" / "tune_regularization.py"
+COMPARE = REPO / "experiments" / "compare_rnn_lstm.py"
+
+
+def _journal(path: Path, trials: int = 3) -> Path:
+    """A real journal of a small study (no training: the objective is a formula)."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(study_name="j", storage=JournalStorage(JournalFileBackend(str(path))))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1) ** 2, n_trials=trials)
+    return path
+
+
+def _complete(path: Path) -> list[tuple[int, dict]]:
+    study = optuna.load_study(study_name="j", storage=JournalStorage(JournalFileBackend(str(path))))
+    return [(t.number, t.params) for t in study.get_trials(states=(TrialState.COMPLETE,))]
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_torn_last_record_is_cut_after_a_backup(tmp_path):
+    path = _journal(tmp_path / "s.journal")
+    data = path.read_bytes()
+    path.write_bytes(data[:-25])
+    note = check_journal(path)
+    backups = list(tmp_path.glob("s.journal.torn-*.bak"))
+    assert len(backups) == 1 and backups[0].read_bytes() == data[:-25]
+    assert "repaired" in note and str(backups[0]) in note and "\n" not in note
+    # What is left ends on the newline of the last complete record, and Optuna appends to it cleanly.
+    assert data.startswith(path.read_bytes()) and path.read_bytes().endswith(b"\n")
+    assert len(path.read_bytes().splitlines()) == len(data.splitlines()) - 1
+    study = optuna.load_study(study_name="j", storage=JournalStorage(JournalFileBackend(str(path))))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    assert len(_complete(path)) >= 3
+
+
+def test_a_journal_cut_at_a_record_boundary_needs_nothing(tmp_path):
+    path = _journal(tmp_path / "s.journal")
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines[:-1]))
+    before = _digest(path)
+    assert check_journal(path) is None
+    assert _digest(path) == before and not list(tmp_path.glob("*.bak"))
+
+
+def test_damage_before_the_last_record_is_refused_and_untouched(tmp_path):
+    path = _journal(tmp_path / "s.journal")
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[2] = lines[2][: len(lines[2]) // 2] + b"\n"  # a record cut in the middle of the file
+    path.write_bytes(b"".join(lines))
+    before = _digest(path)
+    with pytest.raises(UserError, match="record 3 of .* is damaged") as error:
+        check_journal(path)
+    assert str(path) in str(error.value) and "\n" not in str(error.value)
+    assert _digest(path) == before and not list(tmp_path.glob("*.bak"))
+
+
+def test_a_file_that_is_not_a_journal_is_refused(tmp_path):
+    path = tmp_path / "notes.journal"
+    path.write_text("my notes about the study\n")
+    with pytest.raises(UserError, match="not an Optuna journal"):
+        check_journal(path)
+    assert path.read_text() == "my notes about the study\n"
+
+
+def _tune(tmp_path, *args):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+           "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    return subprocess.run([sys.executable, str(TUNE), *TINY, "--epochs", "2", "--storage",
+                           f"journal:{tmp_path / 'study.journal'}", "--study-name", "s",
+                           "--output-dir", str(tmp_path / "out"), *args],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_the_tuning_command_repairs_a_torn_journal_and_resumes(tmp_path):
+    first = _tune(tmp_path, "--n-trials", "3")
+    assert first.returncode == 0, first.stderr
+    journal = tmp_path / "study.journal"
+    journal.write_bytes(journal.read_bytes()[:-25])  # the last write was cut short
+    storage = lambda: JournalStorage(JournalFileBackend(str(journal)))  # noqa: E731
+    kept = {t.number: t.params for t in optuna.load_study(study_name="s", storage=storage()).get_trials(
+        states=(TrialState.COMPLETE, TrialState.PRUNED))}
+    assert len(kept) >= 2
+
+    second = _tune(tmp_path, "--n-trials", "2")
+    assert second.returncode == 0, second.stderr
+    assert "Traceback" not in second.stderr
+    repairs = [line for line in second.stdout.splitlines() if line.startswith("repaired")]
+    assert len(repairs) == 1 and ".torn-" in repairs[0] and "saved as" in repairs[0]
+    assert len(list(tmp_path.glob("study.journal.torn-*.bak"))) == 1
+    trials = optuna.load_study(study_name="s", storage=storage()).get_trials()
+    finished = {t.number: t.params for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)}
+    assert all(finished.get(number) == params for number, params in kept.items())  # every earlier trial kept
+    assert len(finished) >= len(kept) + 2 and not [t for t in trials if t.state == TrialState.RUNNING]
+
+
+def _runs(uri):
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("rnn-vs-lstm")
+    return client, client.search_runs([experiment.experiment_id])
+
+
+def test_runs_of_a_sigkilled_comparison_are_ended_killed_by_the_next(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    open_experiment(uri, "rnn-vs-lstm")  # the store exists before this test polls it
+    victim = subprocess.Popen([sys.executable, str(COMPARE), *TINY, "--epochs", "500", "--models", "lstm",
+                               "--no-baseline"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 240
+        while not any("valid_acc" in r.data.metrics for r in _runs(uri)[1]):  # mid-run: an epoch is logged
+            assert victim.poll() is None, victim.communicate()[1][-2000:]
+            assert time.time() < deadline, "no epoch was logged in time"
+            time.sleep(0.5)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(30)
+    finally:
+        victim.kill()
+    client, runs = _runs(uri)
+    assert {r.info.status for r in runs} == {"RUNNING"} and len(runs) == 2  # what SIGKILL leaves behind
+    epochs = {r.info.run_id: len(client.get_metric_history(r.info.run_id, "valid_acc")) for r in runs}
+
+    after = subprocess.run([sys.executable, str(COMPARE), *TINY, "--epochs", "1", "--models", "rnn", "--no-baseline"],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert after.returncode == 0, after.stderr
+    assert "ended 2 run(s)" in after.stdout
+    client, runs = _runs(uri)
+    dead = [r for r in runs if r.info.run_id in epochs]
+    assert {r.info.status for r in dead} == {"KILLED"}
+    for run in dead:
+        assert f"pid {victim.pid}" in run.data.tags[KILLED_REASON_TAG]
+        assert len(client.get_metric_history(run.info.run_id, "valid_acc")) == epochs[run.info.run_id]  # intact
+    assert {r.info.status for r in runs if r.info.run_id not in epochs} == {"FINISHED"}
+
+
+def test_only_runs_of_processes_gone_from_this_host_are_reaped(tmp_path):
+    client, experiment_id = open_experiment(f"sqlite:///{tmp_path / 'mlflow.db'}", "reap")
+    alive = RunTracker.create(client, experiment_id, "mine, alive")
+    dead = RunTracker.create(client, experiment_id, "dead", tags={"process_pid": str(2**22 + 4321)})
+    reused = RunTracker.create(client, experiment_id, "pid reused", tags={"process_start": "0"})
+    remote = RunTracker.create(client, experiment_id, "other host", tags={"process_host": "another-machine",
+                                                                          "process_pid": str(2**22 + 4321)})
+    unowned = client.create_run(experiment_id, run_name="no owner").info.run_id
+    assert sorted(reap_dead_runs(client, experiment_id)) == sorted([dead.run_id, reused.run_id])
+    status = {run_id: client.get_run(run_id).info.status
+              for run_id in (alive.run_id, dead.run_id, reused.run_id, remote.run_id, unowned)}
+    assert status == {alive.run_id: "RUNNING", dead.run_id: "KILLED", reused.run_id: "KILLED",
+                      remote.run_id: "RUNNING", unowned: "RUNNING"}
+    assert reap_dead_runs(client, experiment_id) == []  # nothing twice
