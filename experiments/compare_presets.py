@@ -48,7 +48,8 @@ def main() -> int:
     arms = {name: TrainConfig().replace(**PRESETS.get(name, {})).replace(**overrides) for name in names}
     comparison.run_arms(arms, args.seeds, repo_root=REPO_ROOT, experiment=args.experiment,
                         output_dir=args.output_dir, cache_dir=args.cache_dir, progress=not args.quiet,
-                        baseline=args.baseline, kind="preset-comparison")
+                        baseline=args.baseline,
+                        register=args.register, system_metrics=args.system_metrics, kind="preset-comparison")
     return 0
 
 

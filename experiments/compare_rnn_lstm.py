@@ -62,7 +62,8 @@ def main() -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     comparison.run_comparison(config, models, args.seeds, repo_root=REPO_ROOT, experiment=args.experiment,
                               output_dir=args.output_dir, cache_dir=args.cache_dir, progress=not args.quiet,
-                              baseline=args.baseline)
+                              baseline=args.baseline,
+                              register=args.register, system_metrics=args.system_metrics)
     return 0
 
 

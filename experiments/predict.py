@@ -1,7 +1,9 @@
-"""Score reviews with a trained checkpoint: a local folder or the checkpoint of an MLflow run.
+"""Score reviews with a trained model: a registered model, a run's MLflow Model, or a checkpoint folder.
 
-    python experiments/predict.py --run-id RUN_ID "A wonderful film." "Dull and too long."
-    python experiments/predict.py --checkpoint path/to/checkpoint --file reviews.txt   # one per line
+    python experiments/predict.py --model models:/sentiment-lstm@best "A wonderful film." "Dull and too long."
+    python experiments/predict.py --model runs:/RUN_ID/model --file reviews.txt   # one review per line
+    python experiments/predict.py --run-id RUN_ID "A wonderful film."
+    python experiments/predict.py --checkpoint path/to/checkpoint "A wonderful film."
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from sentiment_core.errors import UserError  # noqa: E402
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", metavar="URI", help="models:/<name>@<alias> (e.g. models:/sentiment-lstm@best), "
+                                                      "models:/<name>/<version> or runs:/<run id>/model")
     source.add_argument("--checkpoint", type=Path, help="folder with weights.pt, vocab.json, config.json")
-    source.add_argument("--run-id", help="MLflow run whose 'checkpoint' artifact to use "
-                                         "(store: $MLFLOW_TRACKING_URI, else the repository's mlflow.db)")
+    source.add_argument("--run-id", help="MLflow run whose model to use (same as --model runs:/<id>/model; "
+                                         "store: $MLFLOW_TRACKING_URI, else the repository's mlflow.db)")
     parser.add_argument("--file", type=Path, help="read reviews from this file, one per line ('-' = stdin)")
     parser.add_argument("texts", nargs="*", help="reviews to score")
     args = parser.parse_args()
@@ -41,10 +45,16 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         directory = args.checkpoint
-        if args.run_id:
+        if args.run_id or args.model:
             from sentiment_core.tracking import download_checkpoint, resolve_tracking_uri
 
-            directory = download_checkpoint(resolve_tracking_uri(REPO_ROOT), args.run_id, tmp)
+            uri = resolve_tracking_uri(REPO_ROOT)
+            if args.model:
+                from sentiment_core.mlflow_model import checkpoint_of, download_model
+
+                directory = checkpoint_of(download_model(args.model, uri, tmp))
+            else:
+                directory = download_checkpoint(uri, args.run_id, tmp)
         checkpoint = load_checkpoint(directory)
         results = predict(checkpoint, texts)
     print(f"{'label':<9} {'prob':>6}  review")

@@ -81,7 +81,8 @@ def main() -> int:
                         workers=args.workers, experiment=args.experiment, cache_dir=args.cache_dir,
                         output_dir=args.output_dir, retrain_best=args.retrain_best,
                         retrain_epochs=args.retrain_epochs, progress=not args.quiet,
-                        heartbeat_interval=args.heartbeat_interval, heartbeat_grace=args.heartbeat_grace))
+                        heartbeat_interval=args.heartbeat_interval, heartbeat_grace=args.heartbeat_grace,
+                        register=args.register, system_metrics=args.system_metrics))
     print(f"resume or extend: run the same command again (study {study_name!r})")
     return 0
 

@@ -86,6 +86,10 @@ def add_run_arguments(parser: argparse.ArgumentParser, repo_root: Path, writes: 
                         help=f"where {writes} are written (default: outputs/)")
     parser.add_argument("--cache-dir", type=Path, help="token cache (default: ~/.cache/sentiment_core)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
+    parser.add_argument("--no-register", dest="register", action="store_false",
+                        help="do not register the trained models in the MLflow Model Registry (sentiment-<cell>)")
+    parser.add_argument("--no-system-metrics", dest="system_metrics", action="store_false",
+                        help="do not log MLflow system metrics (CPU, memory; GPU with nvidia-ml-py) for each run")
 
 
 def config_overrides(args: argparse.Namespace) -> dict:

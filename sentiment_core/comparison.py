@@ -14,6 +14,7 @@ from .config import TrainConfig
 from .corpus import load_corpus
 from .errors import UserError
 from .experiment import TrackedRun, resolved_config, run_training
+from .mlflow_model import BEST_ALIAS, register, registered_name
 from .model import CELLS
 from .tracking import RunTracker, open_experiment, reap_and_report, resolve_experiment_name, resolve_tracking_uri
 
@@ -41,7 +42,8 @@ def run_comparison(config: TrainConfig, models: list[str], seeds: list[int], **k
 
 def run_arms(arms: dict[str, TrainConfig], seeds: list[int], *, repo_root: Path, experiment: str | None = None,
              output_dir: Path | None = None, cache_dir: Path | None = None, progress: bool = True,
-             baseline: bool = True, kind: str = "comparison") -> pd.DataFrame:
+             baseline: bool = True, kind: str = "comparison", register: bool = True,
+             system_metrics: bool = True) -> pd.DataFrame:
     """Train every arm (a labelled config) with every seed on one corpus, as child runs of one
     parent run, then write the table, curves and accuracy by length. Arms must share their data
     settings; the first arm is the reference of the paired differences."""
@@ -85,8 +87,12 @@ def run_arms(arms: dict[str, TrainConfig], seeds: list[int], *, repo_root: Path,
             for label, config in arms.items():
                 child = RunTracker.create(client, experiment_id, run_name=f"{label} seed {seed}",
                                           parent_run_id=parent.run_id, tags={"arm": label})
-                runs.append((label, run_training(child, config.replace(seed=seed), corpus, repo_root=repo_root,
-                                                 data_source=data_source_label(config), progress=progress)))
+                run = run_training(child, config.replace(seed=seed), corpus, repo_root=repo_root,
+                                   data_source=data_source_label(config), progress=progress,
+                                   system_metrics=system_metrics)
+                runs.append((label, run))
+                if register:
+                    register_run(client, run, parent.run_id)
         table, markdown = write_comparison(runs, labels, out, corpus, reference)
         for path in sorted(out.iterdir()):
             parent.log_artifact(path, "comparison")
@@ -98,6 +104,18 @@ def run_arms(arms: dict[str, TrainConfig], seeds: list[int], *, repo_root: Path,
     if uri.startswith("sqlite:///"):
         print(f"browse: mlflow ui --backend-store-uri {uri}   (then open http://127.0.0.1:5000)")
     return table
+
+
+def register_run(client, run: TrackedRun, source_run_id: str) -> None:
+    """Register a trained run's model as a new version of ``sentiment-<cell>`` (alias ``best`` on
+    the highest valid accuracy so far)."""
+    if run.result.best_epoch is None or run.result.status == "diverged":
+        return
+    name = registered_name(run.config.cell)
+    version, best = register(client, run.run_id, run.config.cell, run.result.summary["best_valid_acc"], source_run_id)
+    RunTracker(client, run.run_id).set_tags({"registered_model": f"{name}/{version}"})
+    print(f"registered {name} version {version}" + (f" (alias {BEST_ALIAS}: best valid accuracy so far)" if best else ""),
+          flush=True)
 
 
 def run_baseline(client, experiment_id: str, parent_run_id: str, config: TrainConfig, corpus,

@@ -11,7 +11,7 @@ import numpy as np
 from .config import TrainConfig
 from .corpus import Corpus
 from .runtime import Runtime, resolve_runtime
-from .tracking import RunTracker, environment_tags, log_training_outcome
+from .tracking import RunTracker, environment_tags, log_training_outcome, monitor_system
 from .training import TrainResult, confusion_counts, evaluate_predictions, train
 
 
@@ -47,6 +47,7 @@ def run_training(
     data_source: str,
     on_epoch_end: Callable[[dict], object] | None = None,
     progress: bool = True,
+    system_metrics: bool = True,
 ) -> TrackedRun:
     """Train ``config`` into the (already created) run of ``tracker`` and end the run.
 
@@ -64,7 +65,8 @@ def run_training(
             run.log_epoch(record)
             return on_epoch_end(record) if on_epoch_end is not None else None
 
-        result = train(config, corpus, on_epoch_end=hook, progress=progress, runtime=runtime)
+        with monitor_system(run, system_metrics):
+            result = train(config, corpus, on_epoch_end=hook, progress=progress, runtime=runtime)
         confusion = predictions = None
         if result.best_epoch is not None:
             _, predictions = evaluate_predictions(result.model, corpus.test, runtime, config.eval_batch_size,

@@ -20,8 +20,9 @@ from .config import TrainConfig
 from .corpus import load_corpus
 from .errors import UserError, first_line
 from .locks import database_lock, file_lock
-from .experiment import resolved_config, run_training
+from .experiment import resolved_config
 from .journal import check_journal
+from .study_report import report
 from .tracking import (RunTracker, open_experiment, process_tags, reap_and_report, resolve_experiment_name,
                        resolve_tracking_uri)
 
@@ -47,6 +48,8 @@ class StudySpec:
     progress: bool = True
     heartbeat_interval: int = tuning.HEARTBEAT_INTERVAL_S
     heartbeat_grace: int = tuning.GRACE_PERIOD_S
+    register: bool = True  # register the tuned retrains' models (sentiment-<cell>)
+    system_metrics: bool = True
 
     def storage(self):
         return tuning.make_storage(self.storage_url, self.heartbeat_interval, self.heartbeat_grace)
@@ -130,7 +133,8 @@ def run_worker(spec: StudySpec, parent_run_id: str, worker: int, n_trials: int) 
     study = _load(spec, spec.storage())
     objective = tuning.Objective(spec.config, spec.space, corpus, client, experiment_id, parent_run_id,
                                  repo_root=spec.repo_root, data_source=data_source_label(spec.config),
-                                 study_name=spec.study_name, progress=spec.progress and spec.workers == 1)
+                                 study_name=spec.study_name, progress=spec.progress and spec.workers == 1,
+                                 system_metrics=spec.system_metrics)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.optimize(objective, n_trials=n_trials, catch=(tuning.TrialDiverged,), callbacks=[_print_trial])
@@ -188,8 +192,6 @@ def run_study(spec: StudySpec) -> optuna.Study:
             if bad:
                 raise UserError(f"{len(bad)} worker(s) failed (exit codes {bad}); the study keeps every finished trial")
         study = _load(spec, spec.storage())
-        from .study_report import report
-
         report(spec, study, client, experiment_id, parent_run_id)
     except KeyboardInterrupt:
         status = "KILLED"
@@ -200,18 +202,3 @@ def run_study(spec: StudySpec) -> optuna.Study:
     finally:
         client.set_terminated(parent_run_id, status)
     return study
-
-
-def retrain(spec: StudySpec, params: dict, label: str, client, experiment_id: str, parent_run_id: str, corpus) -> list:
-    """``spec.retrain_best`` seeds of one configuration at full epochs, no early stopping."""
-    base = tuning.params_to_config(params, spec.config).replace(
-        epochs=spec.retrain_epochs or spec.config.epochs, early_stopping_patience=0)
-    runs = []
-    for offset in range(spec.retrain_best):
-        config = base.replace(seed=spec.config.seed + offset)
-        tracker = RunTracker.create(client, experiment_id, run_name=f"retrain {label} seed {config.seed}",
-                             parent_run_id=parent_run_id, tags={"kind": "retrain", "group": label,
-                                                                "study_name": spec.study_name})
-        runs.append(run_training(tracker, config, corpus, repo_root=spec.repo_root,
-                                 data_source=data_source_label(config), progress=spec.progress))
-    return runs

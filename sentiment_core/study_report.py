@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 
 from . import reporting, tuning
 from .corpus import load_corpus
+from .retraining import retrain
 from .tracking import RunTracker
 
 
@@ -133,8 +134,6 @@ def paired_seed_differences(groups: dict[str, list]) -> list[str]:
 
 
 def report(spec, study: optuna.Study, client, experiment_id: str, parent_run_id: str) -> None:
-    from .study import retrain
-
     out = Path(spec.output_dir or spec.repo_root / "outputs") / f"study-{spec.study_name}"
     out.mkdir(parents=True, exist_ok=True)
     frame = trials_frame(study)

@@ -224,6 +224,27 @@ def reap_and_report(client: MlflowClient, experiment_id: str, experiment_name: s
     return reaped
 
 
+@contextlib.contextmanager
+def monitor_system(tracker: "RunTracker", enabled: bool = True) -> Iterator[None]:
+    """Log MLflow system metrics (CPU, memory, disk, network; GPU with nvidia-ml-py) for the
+    run while the block runs, when ``enabled`` and psutil is installed."""
+    monitor = None
+    if enabled:
+        try:
+            import psutil  # noqa: F401  (MLflow's monitor needs it)
+            from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+            monitor = SystemMetricsMonitor(tracker.run_id, tracking_uri=tracker.client.tracking_uri)
+            monitor.start()
+        except ImportError:
+            monitor = None
+    try:
+        yield
+    finally:
+        if monitor is not None:
+            monitor.finish()
+
+
 def reap_store(repo_root: str | Path, experiment: str | None) -> list[str]:
     """``--reap-only``: end the runs of dead processes in one experiment of the store, and say how many."""
     uri, name = resolve_tracking_uri(repo_root), resolve_experiment_name(experiment)
@@ -261,17 +282,25 @@ def log_training_outcome(tracker: RunTracker, config: TrainConfig, corpus: Corpu
             tracker.log_artifact(tmp / "test_confusion_matrix.png")
             tracker.log_artifact(tmp / "test_confusion_matrix.csv")
         if result.best_epoch is not None:
+            from .mlflow_model import log_model
+
             save_checkpoint(tmp / "checkpoint", result.model, corpus.vocab, config,
                             extra={"best_epoch": result.best_epoch, "summary": result.summary})
-            tracker.log_artifacts(tmp / "checkpoint", "checkpoint")
+            # The checkpoint travels inside the MLflow Model (model/artifacts/checkpoint): one copy.
+            tracker.log_metrics({"model_log_seconds": log_model(tracker, tmp / "checkpoint")},
+                                step=result.summary["epochs_run"])
 
 
 SUMMARY_METRICS = ("best_epoch", "best_valid_acc", "test_acc_at_best_valid", "final_test_acc", "gap_at_best_valid")
 
 
 def download_checkpoint(uri: str, run_id: str, destination: str | Path) -> Path:
-    try:
-        return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="checkpoint",
-                                                        dst_path=str(destination), tracking_uri=uri))
-    except MlflowException as exc:
-        raise UserError(f"run {run_id} has no checkpoint in {uri}: {first_line(exc)}") from None
+    """The checkpoint of a run: inside its MLflow Model, or (runs logged before models were) the
+    run's own ``checkpoint`` folder."""
+    for path in ("model/artifacts/checkpoint", "checkpoint"):
+        try:
+            return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path,
+                                                            dst_path=str(destination), tracking_uri=uri))
+        except (MlflowException, OSError) as exc:
+            error = exc
+    raise UserError(f"run {run_id} has no model or checkpoint in {uri}: {first_line(error)}")

@@ -207,10 +207,12 @@ class Objective:
     """Train one trial's config as an MLflow child run of the study's parent run."""
 
     def __init__(self, base: TrainConfig, space: SearchSpace, corpus: Corpus, client, experiment_id: str,
-                 parent_run_id: str, *, repo_root: Path, data_source: str, study_name: str, progress: bool):
+                 parent_run_id: str, *, repo_root: Path, data_source: str, study_name: str, progress: bool,
+                 system_metrics: bool = True):
         self.base, self.space, self.corpus = base, space, corpus
         self.client, self.experiment_id, self.parent_run_id = client, experiment_id, parent_run_id
         self.repo_root, self.data_source, self.study_name, self.progress = repo_root, data_source, study_name, progress
+        self.system_metrics = system_metrics
 
     def __call__(self, trial: optuna.Trial) -> float:
         trial_identity_attrs(trial)
@@ -220,7 +222,10 @@ class Objective:
                              parent_run_id=self.parent_run_id,
                              tags={"kind": "trial", "study_name": self.study_name, "trial_number": trial.number})
         trial.set_user_attr("mlflow_run_id", tracker.run_id)
-        tracker.log_params({"trial_number": trial.number, "weight_decay_on": values["weight_decay"] > 0})
+        # The searched knob by its search name too (it sets both dropouts): the MLflow parallel-
+        # coordinates view then relates it to the score directly.
+        tracker.log_params({"trial_number": trial.number, "weight_decay_on": values["weight_decay"] > 0,
+                            "dropout": values["dropout"]})
 
         def report(record: dict):
             trial.report(record["valid_acc"], record["epoch"])
@@ -228,7 +233,7 @@ class Objective:
 
         try:
             run = run_training(tracker, config, self.corpus, repo_root=self.repo_root, data_source=self.data_source,
-                               on_epoch_end=report, progress=self.progress)
+                               on_epoch_end=report, progress=self.progress, system_metrics=self.system_metrics)
         except BaseException as exc:
             tracker.set_tags({"trial_state": "FAIL" if not isinstance(exc, KeyboardInterrupt) else "KILLED"})
             raise

@@ -33,3 +33,16 @@ def tiny_config():
 @pytest.fixture(scope="session")
 def tiny_corpus(tiny_config, cache_dir):
     return load_corpus(tiny_config, cache_dir=cache_dir)
+
+
+@pytest.fixture(scope="session")
+def compared(tmp_path_factory):
+    """One tiny comparison (RNN, LSTM and the yardstick), 2 epochs, into a temporary SQLite store:
+    shared by every test that only reads what a comparison leaves behind."""
+    from helpers import TINY, run_script
+
+    tmp = tmp_path_factory.mktemp("compare")
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    proc = run_script([*TINY, "--epochs", "2", "--output-dir", str(tmp / "out")], uri, tmp, tmp / "cache")
+    assert proc.returncode == 0, proc.stderr
+    return uri, proc, tmp

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -11,14 +12,29 @@ import time
 import urllib.request
 from typing import Callable, Iterator
 
+from pathlib import Path
+
 import optuna
 from optuna.trial import TrialState
+
+REPO = Path(__file__).resolve().parents[1]
+COMPARE = REPO / "experiments" / "compare_rnn_lstm.py"
+PREDICT = REPO / "experiments" / "predict.py"
 
 # A model and data slice small enough for a whole run in seconds (every script takes these flags).
 TINY = ["--max-examples", "200", "--max-len", "60", "--hidden-dim", "32", "--embedding-dim", "16",
         "--max-vocab-size", "3000", "--quiet"]
 # A trial that is still running when a test kills it: many epochs, no early stop.
 ENDLESS = ["--epochs", "500", "--early-stopping-patience", "0"]
+
+
+def run_script(args, env_uri, cwd, cache_dir, timeout=300, script=COMPARE, **popen):
+    """Run one of the experiments/ scripts (the comparison by default) against the store ``env_uri``."""
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache_dir)}
+    if env_uri:
+        env["MLFLOW_TRACKING_URI"] = env_uri
+    return subprocess.run([sys.executable, str(script), *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout, **popen)
 
 
 def free_port() -> int:

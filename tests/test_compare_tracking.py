@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from helpers import TINY, mlflow_server
+from helpers import COMPARE as SCRIPT, TINY, mlflow_server, run_script
 from sentiment_core.checkpoint import load_checkpoint
 from sentiment_core.corpus import load_corpus
 from sentiment_core.runtime import resolve_runtime
@@ -26,27 +26,8 @@ from sentiment_core.tracking import open_experiment
 from sentiment_core.training import evaluate
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "experiments" / "compare_rnn_lstm.py"
 METRICS = ("train_loss", "train_acc", "train_eval_loss", "train_eval_acc", "valid_loss", "valid_acc", "test_loss",
            "test_acc")
-
-
-def run_script(args, env_uri, cwd, cache_dir, timeout=300, **popen):
-    env = {**os.environ, "XDG_CACHE_HOME": str(cache_dir)}
-    if env_uri:
-        env["MLFLOW_TRACKING_URI"] = env_uri
-    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout, **popen)
-
-
-@pytest.fixture(scope="module")
-def compared(tmp_path_factory):
-    """One tiny comparison, 2 epochs, into a temporary SQLite store."""
-    tmp = tmp_path_factory.mktemp("compare")
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    proc = run_script([*TINY, "--epochs", "2", "--output-dir", str(tmp / "out")], uri, tmp, tmp / "cache")
-    assert proc.returncode == 0, proc.stderr
-    return uri, proc, tmp
 
 
 def _runs(uri, experiment="rnn-vs-lstm"):
@@ -80,7 +61,7 @@ def test_one_parent_two_finished_children_with_every_epoch(compared):
             assert tag in child.data.tags
         assert {d.dataset.name for d in child.inputs.dataset_inputs} == {"embedded-train", "embedded-valid", "embedded-test"}
         artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
-        assert {"history.csv", "learning_curves.png", "test_confusion_matrix.png", "checkpoint"} <= artifacts
+        assert {"history.csv", "learning_curves.png", "test_confusion_matrix.png", "model"} <= artifacts
     parent_artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id, "comparison")}
     assert {"comparison/comparison.csv", "comparison/comparison.md", "comparison/comparison_curves.png"} <= parent_artifacts
     # The honest gap: eval-mode accuracy on the training sample minus valid accuracy, every epoch.
@@ -154,7 +135,7 @@ def test_logged_test_accuracy_equals_the_checkpoints(compared, tmp_path):
     uri, _, tmp = compared
     client, runs = _runs(uri)
     child = next(r for r in runs if r.data.params.get("cell") == "lstm")
-    directory = client.download_artifacts(child.info.run_id, "checkpoint", str(tmp_path))
+    directory = client.download_artifacts(child.info.run_id, "model/artifacts/checkpoint", str(tmp_path))
     checkpoint = load_checkpoint(directory)
     corpus = load_corpus(checkpoint.config, cache_dir=tmp / "cache")
     _, accuracy = evaluate(checkpoint.model, corpus.test, resolve_runtime("cpu", checkpoint.config.precision),
