@@ -4,7 +4,7 @@ Every (model, seed) is a child MLflow run under one parent run per invocation; t
 the comparison table and plots. Browse with:  mlflow ui --backend-store-uri sqlite:///mlflow.db
 
     python experiments/compare_rnn_lstm.py                       # seed config, 30 epochs, 1 seed
-    python experiments/compare_rnn_lstm.py --quick               # ~2 minutes on a 2-core CPU
+    python experiments/compare_rnn_lstm.py --quick               # under 3 minutes on a 2-core CPU
     python experiments/compare_rnn_lstm.py --seeds 1234,1235,1236 --epochs 10
 """
 

@@ -18,9 +18,12 @@ from .mlflow_model import BEST_ALIAS, register, registered_name
 from .model import CELLS
 from .tracking import RunTracker, open_experiment, reap_and_report, resolve_experiment_name, resolve_tracking_uri
 
-# The first 100 tokens of 4,000 reviews per split, 10 epochs: enough for the LSTM to pull away
-# from the RNN, in about two minutes for both on a 2-core CPU.
-QUICK_PRESET = {"max_examples": 4000, "max_len": 100, "epochs": 10}
+# Under three minutes for both cells on a 2-core CPU, and the same story as the full run (LSTM
+# above 80% valid, well above the RNN, below the yardstick): the *last* 100 tokens (a review's
+# verdict often comes last) of 12,000 training reviews, the basic tokenizer (no <br /> markup,
+# punctuation split off: cleaner words, learnt faster), batch 64, 5 epochs.
+QUICK_PRESET = {"max_examples": 12000, "max_len": 100, "truncate": "tail", "tokenizer": "basic", "batch_size": 64,
+                "epochs": 5}
 
 
 def data_source_label(config: TrainConfig) -> str:
@@ -178,6 +181,8 @@ def write_comparison(runs: list[tuple[str, TrackedRun]], labels: list[str], out:
     per_run = pd.DataFrame([{"model": label, "cell": r.config.cell, "seed": r.config.seed, "run_id": r.run_id,
                              "status": r.result.status, **r.result.summary} for label, r in runs])
     per_run.to_csv(out / "runs.csv", index=False)
+    pd.concat([reporting.history_frame(r.result.history).assign(model=label, seed=r.config.seed, run_id=r.run_id)
+               for label, r in runs if r.result.history] or [pd.DataFrame()]).to_csv(out / "histories.csv", index=False)
     markdown = reporting.markdown_table(table)
     groups = {label: [r for arm, r in runs if arm == label] for label in labels}
     reporting.plot_groups({label: [r.result.history for r in group] for label, group in groups.items()},
