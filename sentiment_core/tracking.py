@@ -8,6 +8,7 @@ threads) can be open at once without stepping on each other.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import subprocess
 import tempfile
@@ -234,6 +235,8 @@ def monitor_system(tracker: "RunTracker", enabled: bool = True) -> Iterator[None
             import psutil  # noqa: F401  (MLflow's monitor needs it)
             from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
+            # Its start/stop lines at INFO would interleave with the epoch lines of every run.
+            logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
             monitor = SystemMetricsMonitor(tracker.run_id, tracking_uri=tracker.client.tracking_uri)
             monitor.start()
         except ImportError:
