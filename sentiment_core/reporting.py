@@ -49,9 +49,12 @@ def plot_learning_curves(history: list[dict], path: Path, title: str = "", best_
     frame = history_frame(history)
     fig = Figure(figsize=(11, 4))
     loss_ax, acc_ax = fig.subplots(1, 2)
-    for split, style in zip(SPLITS, ("-", "--", ":")):
-        loss_ax.plot(frame["epoch"], frame[f"{split}_loss"], style, marker="o", ms=3, label=split)
-        acc_ax.plot(frame["epoch"], frame[f"{split}_acc"] * 100, style, marker="o", ms=3, label=split)
+    curves = (("train", "train (running)", ":"), ("train_eval", "train (eval mode)", "-"),
+              ("valid", "valid", "--"), ("test", "test", "-."))
+    for split, label, style in curves:
+        if f"{split}_loss" in frame:
+            loss_ax.plot(frame["epoch"], frame[f"{split}_loss"], style, marker="o", ms=3, label=label)
+            acc_ax.plot(frame["epoch"], frame[f"{split}_acc"] * 100, style, marker="o", ms=3, label=label)
     for ax, name in ((loss_ax, "loss (mean cross-entropy)"), (acc_ax, "accuracy (%)")):
         if best_epoch:
             ax.axvline(best_epoch, color="grey", lw=0.8, ls="--", label=f"best valid (epoch {best_epoch})")
@@ -104,15 +107,22 @@ def plot_groups(histories: dict[str, list[list[dict]]], path: Path, title: str =
         stacked = pd.concat(frames, keys=range(len(frames)))
         for col, split in enumerate(SPLITS):
             for row, (metric, scale) in enumerate((("loss", 1), ("acc", 100))):
-                values = stacked[f"{split}_{metric}"].unstack(0) * scale  # epochs x seeds
+                key = f"{split}_{metric}"
                 ax = axes[row][col]
                 color = COLORS.get(group)
+                honest = split == "train" and f"train_eval_{metric}" in stacked
+                if honest:  # the running value under dropout, thin and dotted, behind the eval-mode one
+                    running = stacked[key].unstack(0) * scale
+                    ax.plot(running.index, running.mean(axis=1), color=color, ls=":", lw=1)
+                    key = f"train_eval_{metric}"
+                values = stacked[key].unstack(0) * scale  # epochs x seeds
                 ax.plot(values.index, values.mean(axis=1), color=color, marker="o", ms=3,
                         label=f"{group} (n={len(frames)})")
                 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
                 if len(frames) > 1:
                     ax.fill_between(values.index, values.min(axis=1), values.max(axis=1), color=color, alpha=0.2)
-                ax.set_title(f"{split} {'loss' if metric == 'loss' else 'accuracy (%)'}")
+                name = "train (eval mode; dotted: running)" if honest else split
+                ax.set_title(f"{name} {'loss' if metric == 'loss' else 'accuracy (%)'}")
                 ax.grid(alpha=0.3)
     for name, metrics in (references or {}).items():
         for col, split in enumerate(SPLITS):
