@@ -29,6 +29,9 @@ PRESETS = {
     # stepped on the training loss, 30 epochs, full reviews.
     "seed": {"embedding_dropout": 0.6, "output_dropout": 0.0, "optimizer": "adam", "weight_decay": 0.0,
              "scheduler_metric": "train_loss", "epochs": 30, "max_len": None},
+    # This project's default until the 3-seed measurement in the README: dropout 0.6 also before
+    # the classifier, ReduceLROnPlateau on the valid loss.
+    "previous-default": {"embedding_dropout": 0.6, "output_dropout": 0.6, "scheduler_metric": "valid_loss"},
 }
 
 
@@ -44,7 +47,7 @@ class TrainConfig:
     # layers and before the classifier). ``dropout=`` in replace()/from_dict and ``--dropout``
     # set both at once.
     embedding_dropout: float = 0.6
-    output_dropout: float = 0.6
+    output_dropout: float = 0.0  # the seed's recipe measured better than 0.6 here (README, results)
     # data
     data: str = "embedded"
     data_dir: str | None = None
@@ -64,7 +67,7 @@ class TrainConfig:
     epochs: int = 30
     clip_grad_norm: float = 1.0
     scheduler_patience: int = 3
-    scheduler_metric: str = "valid_loss"  # the seed stepped on train_loss, which hides overfitting
+    scheduler_metric: str = "train_loss"  # the seed's; measured against valid_loss (README, results)
     early_stopping_patience: int = 0  # 0 = train every epoch; the best-valid weights are kept either way
     seed: int = 1234
     # execution
