@@ -8,7 +8,6 @@ every comparison can show what an hour of LSTM training buys over it.
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 
@@ -18,12 +17,11 @@ from .batching import truncate_ids
 from .config import TrainConfig
 from .corpus import Corpus
 from .errors import UserError
-from .text import get_tokenizer
+from .text import get_tokenizer, strip_markup
 
 NAME = "tfidf-logreg"
 C_GRID = (1.0, 4.0, 16.0, 64.0)  # inverse L2 strength; chosen on valid accuracy
 VECTORIZER = {"ngram_range": (1, 2), "min_df": 2, "sublinear_tf": True}
-_MARKUP = re.compile(r"<br\s*/?>", re.IGNORECASE)
 
 
 @dataclass
@@ -32,10 +30,6 @@ class BaselineResult:
     params: dict
     fit_seconds: float
     test_predictions: np.ndarray  # predicted labels, in the corpus's test order
-
-
-def strip_markup(text: str) -> str:
-    return _MARKUP.sub(" ", text.lower())
 
 
 def model_texts(texts: list[str], config: TrainConfig) -> list[str]:
@@ -72,12 +66,13 @@ def fit_tfidf_logreg(corpus: Corpus, config: TrainConfig) -> BaselineResult:
     _, c, model = best
     fit_seconds = time.perf_counter() - started
 
-    metrics = {}
+    metrics, predictions = {}, {}
     for name in ("train", "valid", "test"):
         probabilities = model.predict_proba(features[name])
+        predictions[name] = probabilities.argmax(axis=1)
         metrics[f"{name}_loss"] = float(log_loss(labels[name], probabilities, labels=[0, 1]))
-        metrics[f"{name}_acc"] = float((probabilities.argmax(axis=1) == labels[name]).mean())
+        metrics[f"{name}_acc"] = float((predictions[name] == labels[name]).mean())
     params = {"model": NAME, "C": c, "C_grid": list(C_GRID), "features": len(vectorizer.vocabulary_),
               **{k: str(v) for k, v in VECTORIZER.items()}, "tokenizer": config.tokenizer,
               "max_len": config.max_len, "truncate": config.truncate}
-    return BaselineResult(metrics, params, fit_seconds, model.predict(features["test"]))
+    return BaselineResult(metrics, params, fit_seconds, predictions["test"])

@@ -14,7 +14,7 @@ from .config import TrainConfig
 from .corpus import load_corpus
 from .errors import UserError
 from .experiment import TrackedRun, resolved_config, run_training
-from .mlflow_model import BEST_ALIAS, register, registered_name
+from . import mlflow_model
 from .model import CELLS
 from .tracking import RunTracker, open_experiment, reap_and_report, resolve_experiment_name, resolve_tracking_uri
 
@@ -114,11 +114,12 @@ def register_run(client, run: TrackedRun, source_run_id: str) -> None:
     the highest valid accuracy so far)."""
     if run.result.best_epoch is None or run.result.status == "diverged":
         return
-    name = registered_name(run.config.cell)
-    version, best = register(client, run.run_id, run.config.cell, run.result.summary["best_valid_acc"], source_run_id)
+    name = mlflow_model.registered_name(run.config.cell)
+    version, best = mlflow_model.register(client, run.run_id, run.config.cell,
+                                          run.result.summary["best_valid_acc"], source_run_id)
     RunTracker(client, run.run_id).set_tags({"registered_model": f"{name}/{version}"})
-    print(f"registered {name} version {version}" + (f" (alias {BEST_ALIAS}: best valid accuracy so far)" if best else ""),
-          flush=True)
+    best_note = f" (alias {mlflow_model.BEST_ALIAS}: best valid accuracy so far)" if best else ""
+    print(f"registered {name} version {version}{best_note}", flush=True)
 
 
 def run_baseline(client, experiment_id: str, parent_run_id: str, config: TrainConfig, corpus,

@@ -23,9 +23,14 @@ def split_tokenizer(text: str) -> list[str]:
     return [token for token in text.lower().split(" ") if token]
 
 
+def strip_markup(text: str) -> str:
+    """Lowercase and drop the ``<br />`` markup of IMDB reviews."""
+    return _BREAK_TAG.sub(" ", text.lower())
+
+
 def basic_tokenizer(text: str) -> list[str]:
     """Lowercase, drop ``<br />`` markup, separate punctuation from words."""
-    return _BASIC_TOKEN.findall(_BREAK_TAG.sub(" ", text.lower()))
+    return _BASIC_TOKEN.findall(strip_markup(text))
 
 
 TOKENIZERS: dict[str, Callable[[str], list[str]]] = {"split": split_tokenizer, "basic": basic_tokenizer}
