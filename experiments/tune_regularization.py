@@ -1,10 +1,16 @@
 """Search dropout and weight decay with Optuna to close the LSTM's train-valid gap.
 
 Creates the study or resumes it: run the same command again to add --n-trials more trials.
-Every trial is an MLflow child run of the study's parent run; the seed setting (dropout 0.6,
-no weight decay) is always trial 0. Only validation accuracy selects; test is logged, not used.
+Every trial is an MLflow child run of the study's parent run; the seed setting (embedding
+dropout 0.6, nothing else) is always trial 0. Only validation data selects; test is logged, not used.
+
+Spaces: basic = the seed's dropout (on the embeddings) x weight decay; extended = embedding,
+output and word dropout, DropConnect on the hidden-to-hidden weights, weight decay and its kind.
+Objectives: accuracy (best valid accuracy) or accuracy-gap (also minimize the honest gap,
+train in eval mode - valid, at that epoch: the report draws the Pareto front).
 
     python experiments/tune_regularization.py --model lstm --n-trials 20
+    python experiments/tune_regularization.py --space extended --objective accuracy-gap --n-trials 30
     python experiments/tune_regularization.py --model lstm --n-trials 20 --workers 2
     python experiments/tune_regularization.py --model lstm --n-trials 0 --retrain-best 3
     python experiments/tune_regularization.py --storage postgresql://user:pw@host/optuna ...
@@ -24,6 +30,7 @@ from sentiment_core.cli import add_config_arguments, add_run_arguments, config_o
 from sentiment_core.config import TrainConfig  # noqa: E402
 from sentiment_core.errors import UserError  # noqa: E402
 from sentiment_core.model import CELLS  # noqa: E402
+from sentiment_core.search_space import OBJECTIVES, SEARCHED_FIELDS, SPACES, SearchSpace  # noqa: E402
 from sentiment_core.study import StudySpec, run_study  # noqa: E402
 
 # Tuning trains with AdamW (decoupled decay: the same shrinkage for every weight, however large
@@ -49,10 +56,22 @@ def main() -> int:
     parser.add_argument("--study-name", help="default: derived from the model, data and fixed settings")
     parser.add_argument("--storage", help="Optuna storage: an RDB URL (postgresql://, mysql://) shared by "
                                           "several machines, or journal:PATH (default: studies/<study>.journal)")
-    parser.add_argument("--pruner", default="median", choices=tuning.PRUNERS,
-                        help="prune on per-epoch valid accuracy (default: median)")
+    parser.add_argument("--space", default="basic", choices=SPACES,
+                        help="basic: dropout x weight decay; extended: the whole dropout family (default: basic)")
+    parser.add_argument("--objective", default="accuracy", choices=list(OBJECTIVES),
+                        help="accuracy: maximize best valid accuracy; accuracy-gap: also minimize the honest "
+                             "train-valid gap at that epoch (default: accuracy)")
+    parser.add_argument("--pruner", default="auto", choices=tuning.PRUNERS,
+                        help="stop bad trials on per-epoch valid accuracy. asha: successive halving over epochs "
+                             "(judged at epochs 2, 6, 18: the best third goes on); median; hyperband; none. "
+                             "auto: asha on the full data or with two objectives, else median (default: auto)")
     parser.add_argument("--dropout-range", type=float_pair, default=(0.0, 0.8), metavar="LOW,HIGH",
-                        help="dropout search range (default: 0.0,0.8)")
+                        help="range of each dropout searched: basic's dropout, extended's embedding and output "
+                             "dropout (default: 0.0,0.8)")
+    parser.add_argument("--word-dropout-range", type=float_pair, default=(0.0, 0.3), metavar="LOW,HIGH",
+                        help="extended space: word dropout range (default: 0.0,0.3)")
+    parser.add_argument("--weight-drop-range", type=float_pair, default=(0.0, 0.6), metavar="LOW,HIGH",
+                        help="extended space: DropConnect range on the hidden-to-hidden weights (default: 0.0,0.6)")
     parser.add_argument("--weight-decay-range", type=float_pair, default=(1e-7, 1e-2), metavar="LOW,HIGH",
                         help="log-uniform weight-decay range; 'off' (0) is always a choice too (default: 1e-7,1e-2)")
     parser.add_argument("--retrain-best", type=int, default=0, metavar="K",
@@ -64,7 +83,7 @@ def main() -> int:
                         help="RDB storages: a RUNNING trial without a heartbeat for this long belongs to a dead "
                              "worker and is failed, then retried once (default: %(default)s)")
     add_run_arguments(parser, REPO_ROOT, writes="the study report and plots")
-    add_config_arguments(parser, skip=("cell", "embedding_dropout", "output_dropout", "weight_decay"), defaults=TrainConfig(**TUNING_DEFAULTS))
+    add_config_arguments(parser, skip=("cell", "embedding_dropout", "weight_decay"), defaults=TrainConfig(**TUNING_DEFAULTS))
     args = parser.parse_args()
 
     if args.model not in CELLS:
@@ -73,11 +92,21 @@ def main() -> int:
         raise UserError("--heartbeat-interval must be >= 1 and --heartbeat-grace longer than it")
     if args.retrain_best < 0 or (args.retrain_epochs is not None and args.retrain_epochs < 1):
         raise UserError("--retrain-best must be >= 0 and --retrain-epochs >= 1")
-    config = TrainConfig(cell=args.model, **TUNING_DEFAULTS).replace(**config_overrides(args))
-    space = tuning.SearchSpace(args.dropout_range, args.weight_decay_range).validate()
-    study_name = args.study_name or tuning.default_study_name(config, space)
+    overrides = config_overrides(args)
+    searched = sorted(set(overrides) & set(SEARCHED_FIELDS + ("dropout",)))
+    if args.space == "extended" and searched:
+        raise UserError(f"--space extended searches {', '.join(searched)}: drop "
+                        f"{' '.join('--' + name.replace('_', '-') for name in searched)}")
+    if "dropout" in overrides:
+        raise UserError("--dropout is what the basic space searches (the embeddings' dropout); set the range "
+                        "with --dropout-range, or fix --output-dropout")
+    config = TrainConfig(cell=args.model, **TUNING_DEFAULTS).replace(**overrides)
+    space = SearchSpace(args.dropout_range, args.weight_decay_range, args.space, args.word_dropout_range,
+                        args.weight_drop_range).validate()
+    study_name = args.study_name or tuning.default_study_name(config, space, args.objective)
     storage = args.storage or tuning.default_storage(REPO_ROOT / "studies", study_name)
-    run_study(StudySpec(config, space, study_name, storage, REPO_ROOT, pruner=args.pruner, n_trials=args.n_trials,
+    run_study(StudySpec(config, space, study_name, storage, REPO_ROOT, pruner=args.pruner, objective=args.objective,
+                        n_trials=args.n_trials,
                         workers=args.workers, experiment=args.experiment, cache_dir=args.cache_dir,
                         output_dir=args.output_dir, retrain_best=args.retrain_best,
                         retrain_epochs=args.retrain_epochs, progress=not args.quiet,

@@ -21,6 +21,8 @@ HELP = {
     "num_layers": "recurrent layers", "bidirectional": "read reviews in both directions",
     "embedding_dropout": "dropout on the word embeddings (the seed's only dropout)",
     "output_dropout": "dropout on the recurrent outputs: between layers and before the classifier",
+    "word_dropout": "replace each training token by <unk> with this probability",
+    "weight_drop": "DropConnect on the hidden-to-hidden weights (AWD-LSTM's weight drop)",
     "data": "data source", "data_dir": "aclImdb folder or aclImdb_v1.tar.gz (for --data imdb)",
     "split_seed": "seed of the train/valid/test split (kept fixed across training seeds)",
     "max_examples": "cap every split at N reviews, stratified (smoke runs)",

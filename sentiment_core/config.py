@@ -48,6 +48,8 @@ class TrainConfig:
     # set both at once.
     embedding_dropout: float = 0.6
     output_dropout: float = 0.0  # the seed's recipe measured better than 0.6 here (README, results)
+    word_dropout: float = 0.0  # training tokens replaced by <unk> with this probability
+    weight_drop: float = 0.0  # DropConnect on the hidden-to-hidden weights (AWD-LSTM)
     # data
     data: str = "embedded"
     data_dir: str | None = None
@@ -82,7 +84,7 @@ class TrainConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise UserError(f"{name} = {getattr(self, name)!r} is not one of: {', '.join(allowed)}")
-        for name in ("embedding_dropout", "output_dropout"):
+        for name in ("embedding_dropout", "output_dropout", "word_dropout", "weight_drop"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise UserError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.weight_decay < 0:

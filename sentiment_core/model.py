@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.func import functional_call
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .errors import UserError
@@ -37,7 +38,13 @@ def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tenso
 
 class RecurrentClassifier(nn.Module):
     """Embedding -> embedding dropout -> recurrent layers (output dropout between them) -> output
-    dropout -> linear head with ``num_classes`` logits. Both dropouts act in training mode only."""
+    dropout -> linear head with ``num_classes`` logits.
+
+    Two more regularizers, both 0 (off) by default: ``word_dropout`` replaces each real training
+    token by ``<unk>`` with that probability (a whole word forgotten, not a few of its embedding's
+    features), and ``weight_drop`` is DropConnect on the hidden-to-hidden weights (AWD-LSTM): one
+    mask per batch, shared by every time step. Every regularizer acts in training mode only.
+    """
 
     def __init__(
         self,
@@ -51,11 +58,15 @@ class RecurrentClassifier(nn.Module):
         embedding_dropout: float = 0.6,
         output_dropout: float = 0.6,
         num_classes: int = 2,
+        word_dropout: float = 0.0,
+        weight_drop: float = 0.0,
+        unk_index: int = 0,
     ):
         super().__init__()
         if cell not in CELLS:
             raise UserError(f"unknown cell {cell!r}: choose one of {', '.join(CELLS)}")
-        for name, value in (("embedding_dropout", embedding_dropout), ("output_dropout", output_dropout)):
+        for name, value in (("embedding_dropout", embedding_dropout), ("output_dropout", output_dropout),
+                            ("word_dropout", word_dropout), ("weight_drop", weight_drop)):
             if not 0.0 <= value < 1.0:
                 raise UserError(f"{name} must be in [0, 1), got {value}")
         for name, value in (("vocab_size", vocab_size), ("embedding_dim", embedding_dim),
@@ -69,6 +80,8 @@ class RecurrentClassifier(nn.Module):
         # before the head) acts in a 1-layer model too, unlike nn.LSTM's own `dropout` argument.
         self.embedding_dropout = nn.Dropout(embedding_dropout)
         self.output_dropout = nn.Dropout(output_dropout)
+        self.word_dropout, self.weight_drop = word_dropout, weight_drop
+        self.pad_index, self.unk_index = pad_index, unk_index
         self.layers = nn.ModuleList()
         for layer in range(num_layers):
             input_dim = embedding_dim if layer == 0 else hidden_dim * self.directions
@@ -80,6 +93,9 @@ class RecurrentClassifier(nn.Module):
         """Logits [batch, num_classes] for ``tokens`` [batch, time] with true ``lengths`` [batch]."""
         if path not in PATHS:
             raise ValueError(f"path must be one of {PATHS}, got {path!r}")
+        if self.training and self.word_dropout:
+            forget = torch.rand(tokens.shape, device=tokens.device) < self.word_dropout
+            tokens = tokens.masked_fill(forget & (tokens != self.pad_index), self.unk_index)
         x = self.embedding_dropout(self.embedding(tokens))
         lengths_cpu = lengths.cpu()
         last = (lengths.to(tokens.device) - 1).view(-1, 1, 1)
@@ -98,10 +114,18 @@ class RecurrentClassifier(nn.Module):
                 x = torch.cat(outputs, dim=2)
         return self.head(self.output_dropout(torch.cat(finals, dim=1)))
 
-    @staticmethod
-    def _run(rnn: nn.Module, x: torch.Tensor, lengths_cpu: torch.Tensor, path: str) -> torch.Tensor:
+    def _run(self, rnn: nn.Module, x: torch.Tensor, lengths_cpu: torch.Tensor, path: str) -> torch.Tensor:
+        # DropConnect: the cell runs with a dropped copy of its hidden-to-hidden matrix
+        # (functional_call swaps the parameter for this call only), so the fused kernels (oneDNN
+        # bf16 on CPU, cuDNN on GPU) still run the whole sequence: no Python loop over time steps.
+        dropped = ({"weight_hh_l0": nn.functional.dropout(rnn.weight_hh_l0, self.weight_drop)}
+                   if self.training and self.weight_drop else None)
+
+        def call(inputs):
+            return functional_call(rnn, dropped, (inputs,), strict=False) if dropped else rnn(inputs)
+
         if path == "padded":
-            return rnn(x)[0]
+            return call(x)[0]
         packed = pack_padded_sequence(x, lengths_cpu, batch_first=True, enforce_sorted=False)
-        out, _ = rnn(packed)
+        out, _ = call(packed)
         return pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])[0]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import tuning
 from .comparison import data_source_label, register_run
 from .experiment import run_training
+from .search_space import params_to_config
 from .tracking import RunTracker
 
 if TYPE_CHECKING:
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 def retrain(spec: StudySpec, params: dict, label: str, client, experiment_id: str, parent_run_id: str, corpus) -> list:
     """``spec.retrain_best`` seeds of one configuration at full epochs, no early stopping."""
-    base = tuning.params_to_config(params, spec.config).replace(
+    base = params_to_config(params, spec.config).replace(
         epochs=spec.retrain_epochs or spec.config.epochs, early_stopping_patience=0)
     runs = []
     for offset in range(spec.retrain_best):

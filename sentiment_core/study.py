@@ -14,6 +14,8 @@ import optuna
 from optuna.trial import TrialState
 
 from . import tuning
+from .processes import is_alive, process_identity
+from .search_space import OBJECTIVES, SearchSpace
 from .cli import raise_keyboard_interrupt
 from .comparison import data_source_label
 from .config import TrainConfig
@@ -28,16 +30,18 @@ from .tracking import (RunTracker, open_experiment, process_tags, reap_and_repor
 
 PARENT_RUN_ATTR = "mlflow_parent_run_id"
 FINGERPRINT_ATTR = "fingerprint"
+COMMAND_ATTR = "command:"  # + host:pid:start of each command working on the study -> identity, or "done"
 
 
 @dataclass
 class StudySpec:
     config: TrainConfig
-    space: tuning.SearchSpace
+    space: SearchSpace
     study_name: str
     storage_url: str
     repo_root: Path
-    pruner: str = "median"
+    pruner: str = "auto"
+    objective: str = "accuracy"
     n_trials: int = 20
     workers: int = 1
     experiment: str | None = None
@@ -70,26 +74,35 @@ def prepare_study(spec: StudySpec, client, experiment_id: str) -> tuple[optuna.S
     """Create or resume the study; enqueue the seed setting in a new one; fail trials of dead
     workers; make sure the study has its MLflow parent run. Returns (study, parent_run_id, failed)."""
     storage = spec.storage()
-    fingerprint = tuning.study_fingerprint(spec.config, spec.space)
+    fingerprint = tuning.study_fingerprint(spec.config, spec.space, spec.objective)
+    names, directions = OBJECTIVES[spec.objective]
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our own lines say what happened
     with file_lock(_creation_lock_path(spec.storage_url)), database_lock(spec.storage_url, spec.study_name):
         try:
-            study = optuna.create_study(study_name=spec.study_name, storage=storage, direction="maximize",
+            study = optuna.create_study(study_name=spec.study_name, storage=storage, directions=list(directions),
                                         load_if_exists=True)
         except Exception as exc:
             raise UserError(f"cannot create or load study {spec.study_name!r}: {first_line(exc)}") from None
-        if study.direction != optuna.study.StudyDirection.MAXIMIZE:
-            raise UserError(f"study {spec.study_name!r} exists and does not maximize; choose another --study-name")
+        if [d.name.lower() for d in study.directions] != list(directions):
+            raise UserError(f"study {spec.study_name!r} exists with other objectives "
+                            f"({', '.join(d.name.lower() for d in study.directions)}); "
+                            "use its --objective or another --study-name")
+        if study.metric_names is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names(list(names))  # optuna-dashboard then says best_valid_acc, not "Objective 0"
         stored = study.user_attrs.get(FINGERPRINT_ATTR)
         if stored is None:
             study.set_user_attr(FINGERPRINT_ATTR, fingerprint)
-            study.set_user_attr("weight_decay_kind", spec.config.optimizer)
-            study.enqueue_trial(tuning.SEED_PARAMS, user_attrs={"baseline": "seed notebook setting"})
+            study.set_user_attr("weight_decay_kind", spec.config.optimizer if spec.space.kind == "basic" else "searched")
+            study.enqueue_trial(spec.space.seed_params, user_attrs={"baseline": "seed notebook setting"})
         elif stored != fingerprint:
             changed = sorted(k for k in set(stored["config"]) | set(fingerprint["config"])
                              if stored["config"].get(k) != fingerprint["config"].get(k))
             if stored["space"] != fingerprint["space"]:
                 changed.append("search space")
+            if stored.get("objective") != fingerprint.get("objective"):
+                changed.append("objective")
             raise UserError(f"study {spec.study_name!r} was created with other settings ({', '.join(changed)}); "
                             "use the same flags to resume it, or another --study-name")
         parent_run_id = study.user_attrs.get(PARENT_RUN_ATTR)
@@ -97,10 +110,8 @@ def prepare_study(spec: StudySpec, client, experiment_id: str) -> tuple[optuna.S
             parent = RunTracker.create(client, experiment_id, run_name=f"study {spec.study_name}",
                                 tags={"kind": "study", "study_name": spec.study_name,
                                       "optuna_storage": tuning.redact_url(spec.storage_url)})
-            parent.log_params({**{k: v for k, v in spec.config.to_dict().items() if k not in ("embedding_dropout", "output_dropout", "weight_decay")},
-                               "dropout_range": list(spec.space.dropout),
-                               "weight_decay_range": list(spec.space.weight_decay),
-                               "weight_decay_kind": spec.config.optimizer, "pruner": spec.pruner})
+            parent.log_params({**fingerprint["config"], **{f"space_{k}": v for k, v in spec.space.fingerprint().items()},
+                               "space": spec.space.kind, "objective": spec.objective, "pruner": spec.pruner})
             study.set_user_attr(PARENT_RUN_ATTR, parent.run_id)
             parent_run_id = parent.run_id
     failed = tuning.recover_stale_trials(study)
@@ -108,9 +119,37 @@ def prepare_study(spec: StudySpec, client, experiment_id: str) -> tuple[optuna.S
         if trial.number in failed and trial.user_attrs.get("mlflow_run_id"):
             client.set_terminated(trial.user_attrs["mlflow_run_id"], "FAILED")  # killed with its worker
             client.set_tag(trial.user_attrs["mlflow_run_id"], "trial_state", "FAIL")
+    # Say "I work on this study" before re-opening the parent run: a command that finishes
+    # meanwhile then sees this one and leaves the parent run RUNNING.
+    study.set_user_attr(_command_key(), process_identity())
     client.update_run(parent_run_id, "RUNNING")
     RunTracker(client, parent_run_id).set_tags(process_tags())  # this process owns the parent run now
     return study, parent_run_id, failed
+
+
+def _command_key() -> str:
+    identity = process_identity()
+    return f"{COMMAND_ATTR}{identity['worker_host']}:{identity['worker_pid']}:{identity['worker_start']}"
+
+
+def other_live_commands(study: optuna.Study) -> list[dict]:
+    """Other commands that said they work on the study and whose process still exists."""
+    mine = _command_key()
+    return [value for key, value in study.user_attrs.items()
+            if key.startswith(COMMAND_ATTR) and key != mine and isinstance(value, dict) and is_alive(value)]
+
+
+def finish_command(spec: StudySpec, client, parent_run_id: str, status: str) -> None:
+    """This command is done with the study; the parent run ends only if no other command still
+    works on it (the last one to finish ends it, with its own status)."""
+    study = optuna.load_study(study_name=spec.study_name, storage=spec.storage())
+    study.set_user_attr(_command_key(), "done")
+    others = other_live_commands(study)
+    if others:
+        print(f"the study's MLflow run stays RUNNING: {len(others)} other command(s) still work on this study "
+              f"(pid {', '.join(str(o['worker_pid']) for o in others)}); the last to finish ends it", flush=True)
+        return
+    client.set_terminated(parent_run_id, status)
 
 
 def _run_exists(client, run_id: str) -> bool:
@@ -134,7 +173,8 @@ def run_worker(spec: StudySpec, parent_run_id: str, worker: int, n_trials: int) 
     objective = tuning.Objective(spec.config, spec.space, corpus, client, experiment_id, parent_run_id,
                                  repo_root=spec.repo_root, data_source=data_source_label(spec.config),
                                  study_name=spec.study_name, progress=spec.progress and spec.workers == 1,
-                                 system_metrics=spec.system_metrics)
+                                 system_metrics=spec.system_metrics, objective=spec.objective,
+                                 rungs=tuning.rung_pruner(spec.pruner))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.optimize(objective, n_trials=n_trials, catch=(tuning.TrialDiverged,), callbacks=[_print_trial])
@@ -144,7 +184,10 @@ def _print_trial(study: optuna.Study, trial) -> None:
     params = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in trial.params.items())
     reported = max(trial.intermediate_values.values()) if trial.intermediate_values else None
     value = f"best valid acc {reported:.2%}" if reported is not None else "no epoch finished"
-    print(f"trial {trial.number} {trial.state.name}: {value} ({params})", flush=True)
+    if trial.values is not None and len(trial.values) > 1:
+        value += f", gap {trial.values[1] * 100:.1f} pts"
+    print(f"trial {trial.number} {trial.state.name} after {len(trial.intermediate_values)} epoch(s): "
+          f"{value} ({params})", flush=True)
 
 
 def _spawned_worker(spec: StudySpec, parent_run_id: str, worker: int, n_trials: int) -> None:
@@ -159,6 +202,9 @@ def _spawned_worker(spec: StudySpec, parent_run_id: str, worker: int, n_trials: 
 
 def run_study(spec: StudySpec) -> optuna.Study:
     spec.config = resolved_config(spec.config)
+    if spec.objective not in OBJECTIVES:
+        raise UserError(f"unknown objective {spec.objective!r}: choose one of {', '.join(OBJECTIVES)}")
+    spec.pruner = tuning.resolve_pruner(spec.pruner, spec.config, spec.objective)
     if spec.n_trials < 0 or spec.workers < 1:
         raise UserError(f"--n-trials must be >= 0 and --workers >= 1 (got {spec.n_trials}, {spec.workers})")
     journal = tuning.journal_path(spec.storage_url)
@@ -171,7 +217,8 @@ def run_study(spec: StudySpec) -> optuna.Study:
     study, parent_run_id, failed = prepare_study(spec, client, experiment_id)
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
     print(f"study {spec.study_name!r} in {tuning.redact_url(spec.storage_url)}: {len(study.trials)} trial(s) so far "
-          f"({done} complete or pruned); adding {spec.n_trials} with {spec.workers} worker(s)", flush=True)
+          f"({done} complete or pruned); adding {spec.n_trials} with {spec.workers} worker(s); "
+          f"space {spec.space.kind}, objective {spec.objective}, pruner {spec.pruner}", flush=True)
     if failed:
         print(f"marked trial(s) {failed} of dead workers as FAIL; their parameters are retried once", flush=True)
 
@@ -200,5 +247,5 @@ def run_study(spec: StudySpec) -> optuna.Study:
         status = "FAILED"
         raise
     finally:
-        client.set_terminated(parent_run_id, status)
+        finish_command(spec, client, parent_run_id, status)
     return study

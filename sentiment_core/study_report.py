@@ -1,5 +1,6 @@
-"""The study's report: optimization history, importances, the dropout x weight-decay landscape,
-and (after retraining) seed vs tuned configuration over several seeds."""
+"""The study's report: optimization history, importances (for accuracy and for the gap), the
+landscape, the Pareto front of two-objective studies, what pruning saved, and (after retraining)
+the seed setting vs the recommended one over several seeds."""
 
 from __future__ import annotations
 
@@ -11,27 +12,34 @@ import pandas as pd
 from matplotlib.figure import Figure
 from optuna.trial import TrialState
 
-from . import reporting, tuning
+from . import pareto, reporting
 from .corpus import load_corpus
 from .retraining import retrain
+from .search_space import config_values
 from .tracking import RunTracker
+
+KNOB_LABELS = {"embedding_dropout": "embedding dropout", "output_dropout": "output dropout",
+               "word_dropout": "word dropout", "weight_drop": "weight drop (DropConnect)",
+               "weight_decay": "weight decay", "optimizer": "decay kind"}
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
+    """One row per trial: the config values it trained (whichever space), its scores and epochs."""
     rows = []
     for t in study.get_trials(deepcopy=False):
         intermediate = t.intermediate_values
         rows.append({
-            "trial": t.number, "state": t.state.name,
-            "dropout": t.params.get("dropout"),
-            "weight_decay": tuning.weight_decay_of(t.params),
-            "best_valid_acc": t.value if t.value is not None else (max(intermediate.values()) if intermediate else None),
+            "trial": t.number, "state": t.state.name, **config_values(t.params),
+            "best_valid_acc": t.values[0] if t.values else (max(intermediate.values()) if intermediate else None),
+            "gap_at_best_valid": t.user_attrs.get("gap_at_best_valid"),
             "epochs": len(intermediate),
             "test_acc_at_best_valid": t.user_attrs.get("test_acc_at_best_valid"),
-            "gap_at_best_valid": t.user_attrs.get("gap_at_best_valid"),
             "mlflow_run_id": t.user_attrs.get("mlflow_run_id"),
         })
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    if len(frame) and "embedding_dropout" in frame and "output_dropout" not in frame:
+        frame = frame.rename(columns={"embedding_dropout": "dropout"})  # the basic space's one dropout
+    return frame
 
 
 def plot_history(frame: pd.DataFrame, path: Path) -> Path:
@@ -52,14 +60,45 @@ def plot_history(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def plot_importances(importances: dict, path: Path) -> Path:
-    fig = Figure(figsize=(6, 2.8))
+def plot_importances(importances: dict[str, dict], path: Path) -> Path:
+    """One bar per searched param and target (best valid accuracy, honest gap)."""
+    names = list(next(iter(importances.values())))[::-1]
+    fig = Figure(figsize=(7, 1.2 + 0.45 * len(names) * len(importances)))
     ax = fig.subplots()
-    names = list(importances)[::-1]
-    ax.barh(names, [importances[n] for n in names])
-    ax.set_xlabel("importance for best valid accuracy")
+    height = 0.8 / len(importances)
+    for i, (target, values) in enumerate(importances.items()):
+        ax.barh([n + i * height for n in range(len(names))], [values.get(n, 0.0) for n in names], height=height,
+                label=f"for {target}")
+    ax.set_yticks([n + height * (len(importances) - 1) / 2 for n in range(len(names))], names)
+    ax.set_xlabel("importance (fraction of the variance explained, PED-ANOVA)")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+    return path
+
+
+def plot_slices(frame: pd.DataFrame, knobs: list[str], path: Path) -> Path:
+    """The extended space's landscape: each knob against best valid accuracy, coloured by the gap."""
+    scored = frame.dropna(subset=["best_valid_acc"])
+    fig = Figure(figsize=(3.2 * len(knobs), 3.4))
+    axes = fig.subplots(1, len(knobs), sharey=True, squeeze=False)[0]
+    points = None
+    for ax, knob in zip(axes, knobs):
+        x = scored[knob].map({"adam": 0, "adamw": 1}) if knob == "optimizer" else scored[knob]
+        for state, marker in (("COMPLETE", "o"), ("PRUNED", "x")):
+            mask = scored.state == state
+            points = ax.scatter(x[mask], scored.best_valid_acc[mask] * 100, c=scored.gap_at_best_valid[mask] * 100,
+                                cmap="plasma", marker=marker, vmin=0, s=30)
+        if knob == "optimizer":
+            ax.set_xticks([0, 1], ["L2 in Adam", "AdamW"])
+        elif knob == "weight_decay":
+            ax.set_xscale("symlog", linthresh=max(1e-8, scored[knob][scored[knob] > 0].min() if (scored[knob] > 0).any() else 1e-7))
+        ax.set_xlabel(KNOB_LABELS.get(knob, knob))
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("best valid accuracy (%)")
+    if points is not None:
+        fig.colorbar(points, ax=list(axes), label="honest gap (pts)")
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     return path
 
 
@@ -91,13 +130,33 @@ def plot_landscape(frame: pd.DataFrame, path: Path, low_decay: float) -> Path:
     return path
 
 
-def importances_of(study: optuna.Study) -> dict:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return optuna.importance.get_param_importances(study)
-    except (RuntimeError, ValueError, ZeroDivisionError) as exc:
-        return {"error": str(exc)}
+def importances_of(study: optuna.Study) -> dict[str, dict]:
+    """Param importances for best valid accuracy and for the honest gap (whatever the objective:
+    the gap is a user attr of every trial). Empty when too few trials finished."""
+    targets = {"best valid accuracy": lambda t: t.values[0],
+               "honest gap": lambda t: t.user_attrs.get("gap_at_best_valid", float("nan"))}
+    found = {}
+    for name, target in targets.items():
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                found[name] = optuna.importance.get_param_importances(study, target=target)
+        except (RuntimeError, ValueError, ZeroDivisionError):
+            continue
+    return found
+
+
+def pruning_summary(frame: pd.DataFrame, max_epochs: int) -> tuple[str, dict]:
+    """How many epochs trials trained, and how many pruning saved against running every pruned
+    trial to the last epoch (an upper bound: early stopping might have ended some sooner)."""
+    trained = int(frame.epochs.sum())
+    pruned = frame[frame.state == "PRUNED"]
+    saved = int((max_epochs - pruned.epochs).clip(lower=0).sum())
+    at = pruned.epochs.value_counts().sort_index()
+    where = ", ".join(f"{n} at epoch {e}" for e, n in at.items())
+    line = (f"epochs trained: {trained}; pruned {len(pruned)} trial(s) ({where or 'none'}), saving up to {saved} "
+            f"epochs ({saved / max(trained + saved, 1):.0%} of what running them to epoch {max_epochs} would cost)")
+    return line, {"epochs_trained": trained, "epochs_saved_by_pruning": saved, "trials_pruned": len(pruned)}
 
 
 def seed_vs_tuned_table(groups: dict[str, list]) -> pd.DataFrame:
@@ -107,7 +166,9 @@ def seed_vs_tuned_table(groups: dict[str, list]) -> pd.DataFrame:
         config = runs[0].config
         rows.append({
             "configuration": label, "embedding dropout": round(config.embedding_dropout, 4),
-            "output dropout": round(config.output_dropout, 4), "weight_decay": f"{config.weight_decay:.2e}",
+            "output dropout": round(config.output_dropout, 4), "word dropout": round(config.word_dropout, 4),
+            "weight drop": round(config.weight_drop, 4), "weight_decay": f"{config.weight_decay:.2e}",
+            "optimizer": config.optimizer,
             "seeds": len(summaries),
             "best valid acc %": reporting.mean_spread(s["best_valid_acc"] for s in summaries),
             "test acc at best valid %": reporting.mean_spread(s["test_acc_at_best_valid"] for s in summaries),
@@ -141,28 +202,43 @@ def report(spec, study: optuna.Study, client, experiment_id: str, parent_run_id:
     counts = frame.state.value_counts().to_dict()
     print(f"\ntrials: {len(frame)} ({', '.join(f'{v} {k.lower()}' for k, v in counts.items())})")
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    lines = []
+    pruning_line, pruning_metrics = pruning_summary(frame, spec.config.epochs)
+    lines = [pruning_line] if len(frame) else []
+    recommended = None
     if complete:
         plot_history(frame, out / "optimization_history.png")
-        plot_landscape(frame, out / "landscape_dropout_weight_decay.png", spec.space.weight_decay[0])
+        if spec.space.kind == "basic":
+            plot_landscape(frame, out / "landscape_dropout_weight_decay.png", spec.space.weight_decay[0])
+        else:
+            plot_slices(frame, ["embedding_dropout", "output_dropout", "word_dropout", "weight_drop", "weight_decay",
+                                "optimizer"], out / "landscape_slices.png")
         importances = importances_of(study)
-        if "error" not in importances:
+        if importances:
             plot_importances(importances, out / "param_importances.png")
-            lines.append("importances: " + ", ".join(f"{k} {v:.2f}" for k, v in importances.items()))
-        best = study.best_trial
-        lines.append(f"best trial {best.number}: valid acc {best.value:.2%}, dropout {best.params['dropout']:.3f}, "
-                     f"weight decay {tuning.weight_decay_of(best.params):.2e} "
-                     f"(MLflow run {best.user_attrs.get('mlflow_run_id')})")
+            for target, values in importances.items():
+                lines.append(f"importances for {target}: " + ", ".join(f"{k} {v:.2f}" for k, v in values.items()))
+        recommended, why = pareto.recommend(study)
+        knobs = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+                          for k, v in config_values(recommended.params).items())
+        lines.append(f"recommended trial {recommended.number}: {why}; {knobs} "
+                     f"(MLflow run {recommended.user_attrs.get('mlflow_run_id')})")
+        if len(study.directions) > 1:
+            front = pareto.front_frame(frame, study)
+            front.drop(columns=["mlflow_run_id"]).to_csv(out / "pareto_front.csv", index=False)
+            pareto.plot_front(frame, front, recommended.number, out / "pareto_front.png")
+            lines.append("\nPareto front (max best valid accuracy, min honest gap):\n"
+                         + reporting.markdown_table(front.drop(columns=["mlflow_run_id"])))
         shown = frame[frame.state.isin(["COMPLETE", "PRUNED"])].sort_values("best_valid_acc", ascending=False).head(10)
         lines.append("\ntop trials (test accuracy is shown, never used to select):\n" + reporting.markdown_table(shown.drop(columns=["mlflow_run_id"])))
-    if spec.retrain_best and complete:
+    if spec.retrain_best and recommended is not None:
         corpus = load_corpus(spec.config, cache_dir=spec.cache_dir)
-        groups = {"seed config": retrain(spec, tuning.SEED_PARAMS, "seed config", client, experiment_id, parent_run_id, corpus)}
-        if study.best_trial.params == tuning.SEED_PARAMS:
+        seed_params = spec.space.seed_params
+        groups = {"seed config": retrain(spec, seed_params, "seed config", client, experiment_id, parent_run_id, corpus)}
+        if config_values(recommended.params) == config_values(seed_params):
             # Training is deterministic per seed: retraining the same setting would repeat the runs.
-            lines.append("\nthe best trial is the seed setting itself: no configuration beat it, nothing else to retrain")
+            lines.append("\nthe recommended trial is the seed setting itself: nothing else to retrain")
         else:
-            groups["tuned"] = retrain(spec, study.best_trial.params, "tuned", client, experiment_id, parent_run_id, corpus)
+            groups["tuned"] = retrain(spec, recommended.params, "tuned", client, experiment_id, parent_run_id, corpus)
         table = seed_vs_tuned_table(groups)
         table.to_csv(out / "seed_vs_tuned.csv", index=False)
         reporting.plot_groups({k: [r.result.history for r in v] for k, v in groups.items()},
@@ -176,6 +252,8 @@ def report(spec, study: optuna.Study, client, experiment_id: str, parent_run_id:
     parent = RunTracker(client, parent_run_id)
     for path in sorted(out.iterdir()):
         parent.log_artifact(path, "report")
-    if complete:
-        parent.log_metrics({"best_valid_acc": study.best_value, "n_trials": len(frame)}, step=len(frame))
+    metrics = {**pruning_metrics, "n_trials": len(frame)}
+    if recommended is not None:
+        metrics["best_valid_acc"] = recommended.values[0]
+    parent.log_metrics(metrics, step=len(frame))
     print(f"\nreport and plots: {out}")

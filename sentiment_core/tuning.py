@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
@@ -26,59 +25,30 @@ from .corpus import Corpus
 from .errors import UserError, first_line
 from .experiment import run_training
 from .processes import is_alive, process_identity
+from .rungs import RungPruner
+from .search_space import OBJECTIVES, SEARCHED_FIELDS, SearchSpace
 from .tracking import RunTracker
 
-SEED_PARAMS = {"dropout": 0.6, "weight_decay_on": False}  # the seed notebook's setting
-PRUNERS = ("median", "hyperband", "none")
+PRUNERS = ("auto", "asha", "median", "hyperband", "none")
 HEARTBEAT_INTERVAL_S, GRACE_PERIOD_S = 30, 90
 RETRIED_FROM = "retried_from_trial"
 WORKER_ATTR = "worker"  # {worker_host, worker_pid, worker_start} of the process running a trial
 
 
-@dataclass
-class SearchSpace:
-    dropout: tuple[float, float] = (0.0, 0.8)
-    weight_decay: tuple[float, float] = (1e-7, 1e-2)  # log-uniform; "off" (exactly 0) is its own choice
-
-    def validate(self) -> "SearchSpace":
-        low, high = self.dropout
-        if not 0.0 <= low < high < 1.0:
-            raise UserError(f"--dropout-range {low},{high}: need 0 <= low < high < 1")
-        low, high = self.weight_decay
-        if not 0.0 < low < high:
-            raise UserError(f"--weight-decay-range {low},{high}: need 0 < low < high (log scale; "
-                            "zero decay is searched separately)")
-        return self
-
-    def suggest(self, trial: optuna.Trial) -> dict:
-        """Dropout, and weight decay as a switch plus a log-uniform value: zero cannot sit on a log
-        scale, and "no decay" (the seed) deserves to be proposed as often as any decade."""
-        dropout = trial.suggest_float("dropout", *self.dropout)
-        decay = trial.suggest_float("weight_decay", *self.weight_decay, log=True) \
-            if trial.suggest_categorical("weight_decay_on", [False, True]) else 0.0
-        return {"dropout": dropout, "weight_decay": decay}
-
-
-def weight_decay_of(params: dict) -> float:
-    """A trial's weight decay: 0 when the switch is off (the trial then has no weight_decay param)."""
-    return params.get("weight_decay", 0.0) if params.get("weight_decay_on") else 0.0
-
-
-def params_to_config(params: dict, base: TrainConfig) -> TrainConfig:
-    return base.replace(dropout=params["dropout"], weight_decay=weight_decay_of(params))
-
-
-def study_fingerprint(config: TrainConfig, space: SearchSpace) -> dict:
-    """Everything that makes trials comparable: the fixed config (minus the searched knobs and
-    the machine) and the search space."""
+def study_fingerprint(config: TrainConfig, space: SearchSpace, objective: str = "accuracy") -> dict:
+    """Everything that makes trials comparable: the fixed config (minus what the space searches
+    and the machine), the search space and the objective."""
+    searched = SEARCHED_FIELDS if space.kind == "extended" else ("embedding_dropout", "weight_decay")
     fixed = {k: v for k, v in config.to_dict().items()
-             if k not in ("embedding_dropout", "output_dropout", "weight_decay", "device", "precision",
-                          "sequence_path", "seed")}
-    return {"config": fixed, "space": {"dropout": list(space.dropout), "weight_decay": list(space.weight_decay)}}
+             if k not in searched and k not in ("device", "precision", "sequence_path", "seed")}
+    fingerprint = {"config": fixed, "space": space.fingerprint()}
+    if objective != "accuracy":
+        fingerprint["objective"] = objective
+    return fingerprint
 
 
-def default_study_name(config: TrainConfig, space: SearchSpace) -> str:
-    digest = hashlib.sha256(json.dumps(study_fingerprint(config, space), sort_keys=True).encode()).hexdigest()[:8]
+def default_study_name(config: TrainConfig, space: SearchSpace, objective: str = "accuracy") -> str:
+    digest = hashlib.sha256(json.dumps(study_fingerprint(config, space, objective), sort_keys=True).encode()).hexdigest()[:8]
     return f"{config.cell}-{config.data}-regularization-{digest}"
 
 
@@ -128,7 +98,29 @@ def redact_url(url: str) -> str:
     return url
 
 
+def resolve_pruner(name: str, config: TrainConfig, objective: str) -> str:
+    """``auto``: successive halving (asha) for full-data studies and every two-objective one,
+    where each epoch costs a minute and a bad trial should stop after 2; the median rule for
+    small slices."""
+    if name not in PRUNERS:
+        raise UserError(f"unknown pruner {name!r}: choose one of {', '.join(PRUNERS)}")
+    if name == "auto":
+        return "asha" if config.max_examples is None or objective != "accuracy" else "median"
+    if name in ("median", "hyperband") and objective != "accuracy":
+        raise UserError(f"--pruner {name} needs a single objective (Optuna prunes only those); "
+                        "use --pruner asha or none with --objective accuracy-gap")
+    return name
+
+
+def rung_pruner(name: str) -> RungPruner | None:
+    """The epoch-rung rule that the objective applies itself (``asha``), else None."""
+    return RungPruner() if name == "asha" else None
+
+
 def make_pruner(name: str, epochs: int):
+    """Optuna's side of the pruner: asha is applied by the objective, so Optuna's is a no-op."""
+    if name in ("asha", "none"):
+        return optuna.pruners.NopPruner()
     if name == "median":
         # Five full trials before pruning anything, and no verdict in the first third of the
         # epochs: an LSTM's first epochs are noisy (valid accuracy near chance, then a jump),
@@ -137,8 +129,6 @@ def make_pruner(name: str, epochs: int):
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=epochs // 3 + 1)
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 2))
-    if name == "none":
-        return optuna.pruners.NopPruner()
     raise UserError(f"unknown pruner {name!r}: choose one of {', '.join(PRUNERS)}")
 
 
@@ -204,17 +194,21 @@ class TrialDiverged(RuntimeError):
 
 
 class Objective:
-    """Train one trial's config as an MLflow child run of the study's parent run."""
+    """Train one trial's config as an MLflow child run of the study's parent run.
+
+    Returns the best valid accuracy, or (best valid accuracy, honest gap at that epoch) for the
+    accuracy-gap objective. Every epoch's valid accuracy is stored as the trial's intermediate
+    value, which the pruners read."""
 
     def __init__(self, base: TrainConfig, space: SearchSpace, corpus: Corpus, client, experiment_id: str,
                  parent_run_id: str, *, repo_root: Path, data_source: str, study_name: str, progress: bool,
-                 system_metrics: bool = True):
+                 system_metrics: bool = True, objective: str = "accuracy", rungs: RungPruner | None = None):
         self.base, self.space, self.corpus = base, space, corpus
         self.client, self.experiment_id, self.parent_run_id = client, experiment_id, parent_run_id
         self.repo_root, self.data_source, self.study_name, self.progress = repo_root, data_source, study_name, progress
-        self.system_metrics = system_metrics
+        self.system_metrics, self.objective, self.rungs = system_metrics, objective, rungs
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def __call__(self, trial: optuna.Trial):
         trial_identity_attrs(trial)
         values = self.space.suggest(trial)
         config = self.base.replace(**values)
@@ -222,14 +216,22 @@ class Objective:
                              parent_run_id=self.parent_run_id,
                              tags={"kind": "trial", "study_name": self.study_name, "trial_number": trial.number})
         trial.set_user_attr("mlflow_run_id", tracker.run_id)
-        # The searched knob by its search name too (it sets both dropouts): the MLflow parallel-
-        # coordinates view then relates it to the score directly.
-        tracker.log_params({"trial_number": trial.number, "weight_decay_on": values["weight_decay"] > 0,
-                            "dropout": values["dropout"]})
+        # The searched knobs by their search names too (basic's dropout, the decay switch): the
+        # MLflow parallel-coordinates view then relates them to the score directly.
+        tracker.log_params({"trial_number": trial.number, **trial.params})
+        single = len(OBJECTIVES[self.objective][0]) == 1
 
         def report(record: dict):
-            trial.report(record["valid_acc"], record["epoch"])
-            return "pruned" if trial.should_prune() else None
+            epoch, valid_acc = record["epoch"], record["valid_acc"]
+            if single:
+                trial.report(valid_acc, epoch)
+            else:  # Trial.report refuses multi-objective studies; the storage keeps the value all the same
+                trial.storage.set_trial_intermediate_value(trial._trial_id, epoch, valid_acc)
+            if self.rungs is not None:
+                stop = self.rungs.should_stop(trial.study, trial.number, epoch, valid_acc, config.epochs)
+            else:
+                stop = single and trial.should_prune()
+            return f"pruned at epoch {epoch}" if stop else None
 
         try:
             run = run_training(tracker, config, self.corpus, repo_root=self.repo_root, data_source=self.data_source,
@@ -248,4 +250,6 @@ class Objective:
             tracker.set_tags({"trial_state": "PRUNED"})
             raise optuna.TrialPruned(f"pruned after epoch {len(result.history)}")
         tracker.set_tags({"trial_state": "COMPLETE"})
-        return result.summary["best_valid_acc"]
+        if single:
+            return result.summary["best_valid_acc"]
+        return result.summary["best_valid_acc"], result.summary["gap_at_best_valid"]

@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 REPO = Path(__file__).resolve().parents[1]
 COMPARE = REPO / "experiments" / "compare_rnn_lstm.py"
 PREDICT = REPO / "experiments" / "predict.py"
+TUNE = REPO / "experiments" / "tune_regularization.py"
 
 # A model and data slice small enough for a whole run in seconds (every script takes these flags).
 TINY = ["--max-examples", "200", "--max-len", "60", "--hidden-dim", "32", "--embedding-dim", "16",
@@ -92,3 +93,22 @@ def kill_mid_trial(worker: subprocess.Popen, load_study: Callable[[], optuna.Stu
         worker.wait(30)
     finally:
         worker.kill()
+
+
+def tune(tmp_path, *args, timeout=600, background=False):
+    """The tuning command on a tiny slice, study "s" in a journal and a store under ``tmp_path``."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+           "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    command = [sys.executable, str(TUNE), *TINY, "--epochs", "2",
+               "--storage", f"journal:{tmp_path / 'study.journal'}",
+               "--study-name", "s", "--output-dir", str(tmp_path / "out"), *args]
+    if background:
+        return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def load_study(tmp_path) -> optuna.Study:
+    """The study that ``tune`` made under ``tmp_path``."""
+    from sentiment_core.tuning import make_storage
+
+    return optuna.load_study(study_name="s", storage=make_storage(f"journal:{tmp_path / 'study.journal'}"))

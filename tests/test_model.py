@@ -41,10 +41,10 @@ def test_reverse_within_length_keeps_pads_in_place():
     assert reverse_within_length(x, torch.tensor([3, 2])).tolist() == [[3, 2, 1, 0], [5, 4, 0, 0]]
 
 
-@pytest.mark.parametrize("knob", ["embedding_dropout", "output_dropout"])
+@pytest.mark.parametrize("knob", ["embedding_dropout", "output_dropout", "word_dropout", "weight_drop"])
 def test_each_dropout_acts_in_training_mode_only(knob):
-    # The other knob is 0, so any randomness comes from this one.
-    other = {"embedding_dropout": 0.0, "output_dropout": 0.0}
+    # The other knobs are 0, so any randomness comes from this one.
+    other = {"embedding_dropout": 0.0, "output_dropout": 0.0, "word_dropout": 0.0, "weight_drop": 0.0}
     model = RecurrentClassifier("lstm", 50, hidden_dim=16, embedding_dim=8, **{**other, knob: 0.5})
     tokens, lengths = _batch()
     model.train()
@@ -54,6 +54,34 @@ def test_each_dropout_acts_in_training_mode_only(knob):
     # With both knobs at 0, training mode is deterministic too: nothing else drops.
     quiet = RecurrentClassifier("lstm", 50, hidden_dim=16, embedding_dim=8, **other).train()
     assert torch.equal(quiet(tokens, lengths), quiet(tokens, lengths))
+
+
+def test_word_dropout_replaces_real_tokens_by_unk_and_leaves_pads():
+    model = RecurrentClassifier("lstm", 50, pad_index=1, unk_index=0, hidden_dim=16, embedding_dim=8,
+                                embedding_dropout=0.0, output_dropout=0.0, word_dropout=0.999)
+    seen = []
+    model.embedding.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].clone()))
+    tokens = torch.tensor([[5, 6, 7, 1, 1], [8, 9, 10, 11, 12]])
+    lengths = torch.tensor([3, 5])
+    model.train()(tokens, lengths)
+    assert seen[-1].tolist() == [[0, 0, 0, 1, 1], [0, 0, 0, 0, 0]]
+    model.eval()(tokens, lengths)
+    assert torch.equal(seen[-1], tokens)
+
+
+@pytest.mark.parametrize("path", ["padded", "packed"])
+def test_weight_drop_masks_a_copy_and_trains_the_weights(path):
+    torch.manual_seed(0)
+    model = RecurrentClassifier("lstm", 50, hidden_dim=16, embedding_dim=8, embedding_dropout=0.0,
+                                output_dropout=0.0, weight_drop=0.5).train()
+    cell = model.layers[0][0]
+    before = cell.weight_hh_l0.detach().clone()
+    tokens, lengths = _batch()
+    model(tokens, lengths, path=path).sum().backward()
+    assert torch.equal(cell.weight_hh_l0.detach(), before)  # the parameter itself is never masked
+    grad = cell.weight_hh_l0.grad
+    # Dropped weights get no gradient this batch (about half of them); the rest do.
+    assert 0.3 < (grad == 0).float().mean().item() < 0.7
 
 
 def test_bad_arguments_are_clear():

@@ -2,39 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-import optuna
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-from helpers import ENDLESS, TINY, kill_mid_trial
-from sentiment_core import tuning
+from helpers import ENDLESS, kill_mid_trial, load_study as load, tune
+from sentiment_core.search_space import SEED_PARAMS, SearchSpace
 from sentiment_core.errors import UserError
 from sentiment_core.processes import is_alive, process_identity
-
-REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "experiments" / "tune_regularization.py"
-
-
-def tune(tmp_path, *args, timeout=600, background=False):
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-           "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    command = [sys.executable, str(SCRIPT), *TINY, "--epochs", "2",
-               "--storage", f"journal:{tmp_path / 'study.journal'}",
-               "--study-name", "s", "--output-dir", str(tmp_path / "out"), *args]
-    if background:
-        return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def load(tmp_path):
-    return optuna.load_study(study_name="s", storage=tuning.make_storage(f"journal:{tmp_path / 'study.journal'}"))
 
 
 def test_running_twice_resumes_with_the_seed_setting_first(tmp_path):
@@ -102,7 +78,7 @@ def test_two_commands_started_together(tmp_path):
     assert [p.returncode for p in procs] == [0, 0], [err for _, err in outputs]
     trials = load(tmp_path).get_trials()
     assert len(trials) == 4 and sorted(t.number for t in trials) == [0, 1, 2, 3]
-    assert sum(t.params == tuning.SEED_PARAMS for t in trials) >= 1
+    assert sum(t.params == SEED_PARAMS["basic"] for t in trials) >= 1
     assert sum("baseline" in t.user_attrs for t in trials) == 1  # the seed setting enqueued once
     # Started at the same moment, the two commands still propose different points.
     assert len({tuple(sorted(t.params.items())) for t in trials}) == 4
@@ -112,7 +88,7 @@ def test_retrain_best_reports_seed_vs_tuned_over_seeds(tmp_path):
     proc = tune(tmp_path, "--n-trials", "3", "--retrain-best", "3")
     assert proc.returncode == 0, proc.stderr
     study = load(tmp_path)
-    tuned = study.best_trial.params != tuning.SEED_PARAMS
+    tuned = study.best_trial.params != SEED_PARAMS["basic"]
     groups = ["seed config", "tuned"] if tuned else ["seed config"]
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     parent_id = study.user_attrs["mlflow_parent_run_id"]
@@ -153,6 +129,6 @@ def test_dead_worker_detection_uses_pid_and_start_time():
 
 def test_search_space_validation():
     with pytest.raises(UserError):
-        tuning.SearchSpace((0.2, 0.2)).validate()
+        SearchSpace((0.2, 0.2)).validate()
     with pytest.raises(UserError):
-        tuning.SearchSpace(weight_decay=(1e-2, 1e-7)).validate()
+        SearchSpace(weight_decay=(1e-2, 1e-7)).validate()

@@ -1,0 +1,45 @@
+"""Successive halving over epochs (asynchronous, as ASHA), on valid accuracy per epoch.
+
+Why our own and not Optuna's SuccessiveHalvingPruner: Optuna refuses ``report`` and
+``should_prune`` in multi-objective studies, and the accuracy-gap objective is one. This rule
+reads the per-epoch valid accuracy every trial stored as an intermediate value, so it judges
+single- and two-objective studies alike.
+
+Rungs sit at epochs ``min_epoch * reduction**k`` (2, 6, 18 by default). A trial that reaches a
+rung goes on only if its valid accuracy there is among the best ``1/reduction`` of every trial
+that reached that rung so far (pruned ones included); so about two trials in three stop after 2
+epochs, and two in three of the rest after 6. The first ``bootstrap`` trials at a rung are never
+stopped there: with fewer values, "the best third" means "better than the first trial", which
+stopped good settings whose first epochs were merely slow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import optuna
+
+
+@dataclass(frozen=True)
+class RungPruner:
+    min_epoch: int = 2  # the first epoch is too noisy to judge (valid accuracy near chance, then a jump)
+    reduction: int = 3
+    bootstrap: int = 3
+
+    def rungs(self, max_epochs: int) -> list[int]:
+        epochs, rung = [], self.min_epoch
+        while rung < max_epochs:
+            epochs.append(rung)
+            rung *= self.reduction
+        return epochs
+
+    def should_stop(self, study: optuna.Study, trial_number: int, epoch: int, value: float, max_epochs: int) -> bool:
+        if epoch not in self.rungs(max_epochs):
+            return False
+        values = [t.intermediate_values[epoch] for t in study.get_trials(deepcopy=False)
+                  if t.number != trial_number and epoch in t.intermediate_values]
+        values.append(value)
+        if len(values) < self.bootstrap:
+            return False
+        keep = max(1, len(values) // self.reduction)
+        return value < sorted(values, reverse=True)[keep - 1]

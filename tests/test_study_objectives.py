@@ -1,0 +1,122 @@
+"""Two-objective studies, the extended space, the epoch-rung pruner and the study's parent run
+when several commands share a study: real Optuna studies, real training, real MLflow stores."""
+
+from __future__ import annotations
+
+import time
+
+import optuna
+import pytest
+from mlflow import MlflowClient
+from optuna.trial import TrialState
+
+from helpers import ENDLESS, load_study, tune
+from sentiment_core import tuning
+from sentiment_core.rungs import RungPruner
+from sentiment_core.search_space import SEED_PARAMS, SearchSpace, config_values
+from sentiment_core.tracking import open_experiment
+
+EXTENDED = {"embedding_dropout", "output_dropout", "word_dropout", "weight_drop", "weight_decay_on", "weight_decay_kind"}
+
+
+def test_accuracy_gap_study_over_the_extended_space(tmp_path):
+    proc = tune(tmp_path, "--objective", "accuracy-gap", "--space", "extended", "--n-trials", "3")
+    assert proc.returncode == 0, proc.stderr
+    study = load_study(tmp_path)
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    assert study.metric_names == ["best_valid_acc", "gap_at_best_valid"]
+    trials = study.get_trials()
+    assert len(trials) == 3 and trials[0].params == SEED_PARAMS["extended"]
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    for trial in trials:
+        assert EXTENDED <= set(trial.params)
+        assert ("weight_decay" in trial.params) == trial.params["weight_decay_on"]
+        assert trial.state == TrialState.COMPLETE and len(trial.values) == 2
+        assert trial.values[1] == pytest.approx(trial.user_attrs["gap_at_best_valid"])
+        params = client.get_run(trial.user_attrs["mlflow_run_id"]).data.params
+        for name, value in config_values(trial.params).items():  # what trained is what was suggested
+            assert params[name] == str(value)
+    out = tmp_path / "out" / "study-s"
+    assert {"pareto_front.png", "pareto_front.csv", "landscape_slices.png", "trials.csv"} <= {p.name for p in out.iterdir()}
+    assert "Pareto front (max best valid accuracy, min honest gap)" in (out / "report.md").read_text()
+    assert "recommended trial" in proc.stdout and "pruner asha" in proc.stdout
+
+
+def test_two_objectives_refuse_a_single_objective_pruner(tmp_path):
+    proc = tune(tmp_path, "--objective", "accuracy-gap", "--pruner", "median", "--n-trials", "1")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "--pruner median needs a single objective" in proc.stderr
+
+
+def _study_with_rivals(directions: list[str], rung_values=(0.80, 0.82, 0.85)) -> optuna.Study:
+    """A real in-memory study holding finished trials that reached 80-85% valid accuracy at epoch 2."""
+    study = optuna.create_study(directions=directions)
+    for value in rung_values:
+        values = [value + 0.01] if len(directions) == 1 else [value + 0.01, 0.05]
+        study.add_trial(optuna.trial.create_trial(values=values, intermediate_values={1: value - 0.1, 2: value},
+                                                  params={}, distributions={}))
+    return study
+
+
+def test_rung_rule_keeps_the_best_third_from_epoch_2():
+    pruner = RungPruner()
+    assert pruner.rungs(12) == [2, 6] and pruner.rungs(30) == [2, 6, 18] and pruner.rungs(2) == []
+    study = _study_with_rivals(["maximize"])
+    assert pruner.should_stop(study, 99, 2, 0.84, max_epochs=12)  # 4 values at the rung: only the best goes on
+    assert not pruner.should_stop(study, 99, 2, 0.86, max_epochs=12)
+    assert not pruner.should_stop(study, 99, 1, 0.10, max_epochs=12)  # epoch 1 is never judged
+    assert not pruner.should_stop(study, 99, 3, 0.10, max_epochs=12)  # nor epochs between rungs
+    # Too few trials at the rung to judge (the bootstrap): nobody is stopped there.
+    assert not pruner.should_stop(_study_with_rivals(["maximize"], (0.85,)), 99, 2, 0.5, max_epochs=12)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("rungs")
+    client, experiment_id = open_experiment(f"sqlite:///{tmp / 'mlflow.db'}", "rungs")
+    return tmp, client, experiment_id
+
+
+@pytest.mark.parametrize("objective", ["accuracy", "accuracy-gap"])
+def test_asha_prunes_a_hopeless_trial_at_epoch_2(objective, store, tiny_config, tiny_corpus):
+    tmp, client, experiment_id = store
+    directions = ["maximize"] if objective == "accuracy" else ["maximize", "minimize"]
+    study = _study_with_rivals(directions)
+    parent = client.create_run(experiment_id).info.run_id
+    # A learning rate of 1e-9 leaves the model at chance: hopeless.
+    hopeless = tiny_config.replace(epochs=8, lr=1e-9, early_stopping_patience=0)
+    objective_fn = tuning.Objective(hopeless, SearchSpace(), tiny_corpus, client, experiment_id, parent,
+                                    repo_root=tmp, data_source="test", study_name="rungs", progress=False,
+                                    system_metrics=False, objective=objective, rungs=RungPruner())
+    study.enqueue_trial(SEED_PARAMS["basic"])
+    study.optimize(objective_fn, n_trials=1)
+    trial = study.trials[-1]
+    assert trial.state == TrialState.PRUNED
+    assert sorted(trial.intermediate_values) == [1, 2]  # judged after epoch 2, not later
+    run = client.get_run(trial.user_attrs["mlflow_run_id"])
+    assert run.data.tags["trial_state"] == "PRUNED"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "valid_acc")] == [1, 2]
+
+
+def test_the_parent_run_ends_with_the_last_command_on_the_study(tmp_path):
+    long = tune(tmp_path, "--n-trials", "1", *ENDLESS, background=True)
+    try:
+        deadline = time.time() + 240
+        while not (tmp_path / "study.journal").exists() or not [
+                t for t in load_study(tmp_path).get_trials(states=(TrialState.RUNNING,)) if t.intermediate_values]:
+            assert long.poll() is None, long.communicate()[1]
+            assert time.time() < deadline, "the long command never reported an epoch"
+            time.sleep(0.5)
+        # A second command on the same study that adds nothing: it finishes while the first works.
+        short = tune(tmp_path, "--n-trials", "0", *ENDLESS)
+        assert short.returncode == 0, short.stderr
+        assert "stays RUNNING: 1 other command(s) still work on this study" in short.stdout
+        assert long.poll() is None, "the long command ended before the check: the test proves nothing"
+        client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+        parent_id = load_study(tmp_path).user_attrs["mlflow_parent_run_id"]
+        assert client.get_run(parent_id).info.status == "RUNNING"
+    finally:
+        long.terminate()
+        long.communicate(timeout=120)
+    # The last command to finish (here by SIGTERM) ends the parent run, with its own status.
+    assert client.get_run(parent_id).info.status == "KILLED"
