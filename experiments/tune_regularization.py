@@ -51,6 +51,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="lstm", help=f"cell to tune: {', '.join(CELLS)} (default: lstm)")
     parser.add_argument("--n-trials", type=int, default=20, help="trials to add in this run (default: 20)")
+    parser.add_argument("--total-trials", type=int, metavar="N",
+                        help="instead of --n-trials: add trials until the study holds N complete or pruned ones, "
+                             "so the same command resumes a study cut off midway and stops at N")
     parser.add_argument("--workers", type=int, default=1,
                         help="worker processes sharing the study on this machine (default: 1)")
     parser.add_argument("--study-name", help="default: derived from the model, data and fixed settings")
@@ -88,6 +91,8 @@ def main() -> int:
 
     if args.model not in CELLS:
         raise UserError(f"unknown model {args.model!r}: choose one of {', '.join(CELLS)}")
+    if args.total_trials is not None and args.total_trials < 0:
+        raise UserError("--total-trials must be >= 0")
     if args.heartbeat_interval < 1 or args.heartbeat_grace <= args.heartbeat_interval:
         raise UserError("--heartbeat-interval must be >= 1 and --heartbeat-grace longer than it")
     if args.retrain_best < 0 or (args.retrain_epochs is not None and args.retrain_epochs < 1):
@@ -106,7 +111,7 @@ def main() -> int:
     study_name = args.study_name or tuning.default_study_name(config, space, args.objective)
     storage = args.storage or tuning.default_storage(REPO_ROOT / "studies", study_name)
     run_study(StudySpec(config, space, study_name, storage, REPO_ROOT, pruner=args.pruner, objective=args.objective,
-                        n_trials=args.n_trials,
+                        n_trials=args.n_trials, total_trials=args.total_trials,
                         workers=args.workers, experiment=args.experiment, cache_dir=args.cache_dir,
                         output_dir=args.output_dir, retrain_best=args.retrain_best,
                         retrain_epochs=args.retrain_epochs, progress=not args.quiet,

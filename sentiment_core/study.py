@@ -43,6 +43,7 @@ class StudySpec:
     pruner: str = "auto"
     objective: str = "accuracy"
     n_trials: int = 20
+    total_trials: int | None = None  # instead of n_trials: run until the study holds this many finished trials
     workers: int = 1
     experiment: str | None = None
     cache_dir: Path | None = None
@@ -216,6 +217,8 @@ def run_study(spec: StudySpec) -> optuna.Study:
     reap_and_report(client, experiment_id, experiment_name)
     study, parent_run_id, failed = prepare_study(spec, client, experiment_id)
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+    if spec.total_trials is not None:
+        spec.n_trials = max(0, spec.total_trials - done)
     print(f"study {spec.study_name!r} in {tuning.redact_url(spec.storage_url)}: {len(study.trials)} trial(s) so far "
           f"({done} complete or pruned); adding {spec.n_trials} with {spec.workers} worker(s); "
           f"space {spec.space.kind}, objective {spec.objective}, pruner {spec.pruner}", flush=True)

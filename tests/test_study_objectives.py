@@ -120,3 +120,12 @@ def test_the_parent_run_ends_with_the_last_command_on_the_study(tmp_path):
         long.communicate(timeout=120)
     # The last command to finish (here by SIGTERM) ends the parent run, with its own status.
     assert client.get_run(parent_id).info.status == "KILLED"
+
+
+def test_total_trials_resumes_up_to_the_target_and_stops_there(tmp_path):
+    first = tune(tmp_path, "--total-trials", "2", "--n-trials", "1")  # --total-trials wins
+    assert first.returncode == 0, first.stderr
+    assert len(load_study(tmp_path).trials) == 2
+    again = tune(tmp_path, "--total-trials", "2")
+    assert again.returncode == 0, again.stderr
+    assert "adding 0 with 1 worker(s)" in again.stdout and len(load_study(tmp_path).trials) == 2
