@@ -20,7 +20,7 @@ sys.path.insert(0, str(REPO_ROOT))  # run from a checkout without installing
 
 from sentiment_core import comparison  # noqa: E402
 from sentiment_core.cli import (add_config_arguments, add_run_arguments, config_overrides,  # noqa: E402
-                                parse_int_list, run_main)
+                                parse_int_list, run_main, share_cpu)
 from sentiment_core.config import PRESETS, TrainConfig  # noqa: E402
 from sentiment_core.errors import UserError  # noqa: E402
 
@@ -44,6 +44,7 @@ def main() -> int:
     unknown = [n for n in names if n not in CHOICES]
     if unknown or len(set(names)) != len(names) or not names:
         raise UserError(f"--presets {args.presets!r}: give distinct names from {', '.join(CHOICES)}")
+    share_cpu(args.threads)
     overrides = config_overrides(args)
     arms = {name: TrainConfig().replace(**PRESETS.get(name, {})).replace(**overrides) for name in names}
     comparison.run_arms(arms, args.seeds, repo_root=REPO_ROOT, experiment=args.experiment,

@@ -19,7 +19,7 @@ sys.path.insert(0, str(REPO_ROOT))  # run from a checkout without installing
 
 from sentiment_core import comparison  # noqa: E402
 from sentiment_core.cli import (add_config_arguments, add_run_arguments, config_overrides,  # noqa: E402
-                                parse_int_list, run_main)
+                                parse_int_list, run_main, share_cpu)
 from sentiment_core.config import PRESETS, TrainConfig  # noqa: E402
 from sentiment_core.model import CELLS  # noqa: E402
 from sentiment_core.tracking import reap_store  # noqa: E402
@@ -59,6 +59,7 @@ def main() -> int:
     if args.print_config:
         print(config.to_json())
         return 0
+    share_cpu(args.threads)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     comparison.run_comparison(config, models, args.seeds, repo_root=REPO_ROOT, experiment=args.experiment,
                               output_dir=args.output_dir, cache_dir=args.cache_dir, progress=not args.quiet,

@@ -26,7 +26,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from sentiment_core import tuning  # noqa: E402
-from sentiment_core.cli import add_config_arguments, add_run_arguments, config_overrides, run_main  # noqa: E402
+from sentiment_core.cli import (add_config_arguments, add_run_arguments, config_overrides, run_main,  # noqa: E402
+                                share_cpu)
 from sentiment_core.config import TrainConfig  # noqa: E402
 from sentiment_core.errors import UserError  # noqa: E402
 from sentiment_core.model import CELLS  # noqa: E402
@@ -108,6 +109,7 @@ def main() -> int:
     config = TrainConfig(cell=args.model, **TUNING_DEFAULTS).replace(**overrides)
     space = SearchSpace(args.dropout_range, args.weight_decay_range, args.space, args.word_dropout_range,
                         args.weight_drop_range).validate()
+    share_cpu(args.threads)
     study_name = args.study_name or tuning.default_study_name(config, space, args.objective)
     storage = args.storage or tuning.default_storage(REPO_ROOT / "studies", study_name)
     run_study(StudySpec(config, space, study_name, storage, REPO_ROOT, pruner=args.pruner, objective=args.objective,
@@ -116,7 +118,7 @@ def main() -> int:
                         output_dir=args.output_dir, retrain_best=args.retrain_best,
                         retrain_epochs=args.retrain_epochs, progress=not args.quiet,
                         heartbeat_interval=args.heartbeat_interval, heartbeat_grace=args.heartbeat_grace,
-                        register=args.register, system_metrics=args.system_metrics))
+                        register=args.register, system_metrics=args.system_metrics, threads=args.threads))
     print(f"resume or extend: run the same command again (study {study_name!r})")
     return 0
 

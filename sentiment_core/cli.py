@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import signal
 import sys
 from pathlib import Path
@@ -92,6 +93,33 @@ def add_run_arguments(parser: argparse.ArgumentParser, repo_root: Path, writes: 
                         help="do not register the trained models in the MLflow Model Registry (sentiment-<cell>)")
     parser.add_argument("--no-system-metrics", dest="system_metrics", action="store_false",
                         help="do not log MLflow system metrics (CPU, memory; GPU with nvidia-ml-py) for each run")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="CPU threads for torch (default: what torch picks, one per core; study workers "
+                             "divide the cores). Two jobs sharing a small machine: give each --threads 1")
+
+
+def share_cpu(threads: int | None) -> None:
+    """Apply ``--threads``; say so when the machine is already busy (two trainings on the same
+    cores slow each other down many times over: benchmarks/cpu_sharing.py)."""
+    if threads is not None:
+        if threads < 1:
+            raise UserError(f"--threads must be >= 1, got {threads}")
+        import torch
+
+        torch.set_num_threads(threads)
+    if note := busy_note():
+        print(note, file=sys.stderr, flush=True)
+
+
+def busy_note(load: float | None = None, cores: int | None = None) -> str | None:
+    """One line when the 1-minute load average already exceeds the cores, else None."""
+    load = os.getloadavg()[0] if load is None else load
+    cores = cores or os.cpu_count() or 1
+    if load <= cores:
+        return None
+    return (f"note: the load average is {load:.1f} on {cores} core(s): another job is already using them, and two "
+            "trainings on the same cores slow each other down many times over. Wait for it to finish, or run "
+            "each job with --threads 1.")
 
 
 def config_overrides(args: argparse.Namespace) -> dict:

@@ -55,6 +55,7 @@ class StudySpec:
     heartbeat_grace: int = tuning.GRACE_PERIOD_S
     register: bool = True  # register the tuned retrains' models (sentiment-<cell>)
     system_metrics: bool = True
+    threads: int | None = None  # torch threads per worker (default: the cores divided among the workers)
 
     def storage(self):
         return tuning.make_storage(self.storage_url, self.heartbeat_interval, self.heartbeat_grace)
@@ -166,7 +167,7 @@ def run_worker(spec: StudySpec, parent_run_id: str, worker: int, n_trials: int) 
         signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
         import torch
 
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // spec.workers))
+        torch.set_num_threads(spec.threads or max(1, (os.cpu_count() or 1) // spec.workers))
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our own lines say what happened
     corpus = load_corpus(spec.config, cache_dir=spec.cache_dir)
     client, experiment_id = open_experiment(resolve_tracking_uri(spec.repo_root), resolve_experiment_name(spec.experiment))

@@ -92,7 +92,8 @@ def open_experiment(uri: str, experiment_name: str) -> tuple[MlflowClient, str]:
 def environment_tags(repo_root: str | Path, device_name: str) -> dict[str, str]:
     import torch
 
-    tags = {"torch_version": torch.__version__, "mlflow_version": mlflow.__version__, "device_name": device_name}
+    tags = {"torch_version": torch.__version__, "mlflow_version": mlflow.__version__, "device_name": device_name,
+            "torch_threads": str(torch.get_num_threads())}
     try:
         run = lambda *args: subprocess.run(["git", *args], cwd=repo_root, capture_output=True, text=True,  # noqa: E731
                                            check=True, timeout=10).stdout.strip()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 import pytest
+import torch
 
 from sentiment_core.config import TrainConfig
 from sentiment_core.corpus import load_corpus
@@ -16,6 +17,10 @@ from sentiment_core.corpus import load_corpus
 # Keep test runs off the user's real store even if a test forgets its own URI.
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 os.environ.pop("MLFLOW_EXPERIMENT_NAME", None)
+# One torch thread per test process and per script it starts: pytest runs two test processes
+# on two cores (-n 2), and tiny models gain nothing from a second thread anyway.
+os.environ["OMP_NUM_THREADS"] = "1"
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
@@ -39,10 +44,42 @@ def tiny_corpus(tiny_config, cache_dir):
 def compared(tmp_path_factory):
     """One tiny comparison (RNN, LSTM and the yardstick), 2 epochs, into a temporary SQLite store:
     shared by every test that only reads what a comparison leaves behind."""
-    from helpers import TINY, run_script
+    from helpers import TINY, run_script, store
 
     tmp = tmp_path_factory.mktemp("compare")
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    proc = run_script([*TINY, "--epochs", "2", "--output-dir", str(tmp / "out")], uri, tmp, tmp / "cache")
+    uri = store(tmp)
+    proc = run_script([*TINY, "--epochs", "2", "--threads", "1", "--output-dir", str(tmp / "out")], uri, tmp, tmp / "cache")
     assert proc.returncode == 0, proc.stderr
     return uri, proc, tmp
+
+
+@pytest.fixture
+def run_inprocess(monkeypatch, capsys):
+    """Run one of the experiments/ scripts' main in this test process, as ``python script args``
+    would (same argv, environment, exit code, stdout and stderr), minus the 3-4 s an interpreter
+    spends importing torch and MLflow: for tests of what a script prints and how it exits."""
+    import runpy
+    import signal
+    import subprocess
+    import sys
+
+    def run(script, args, env: dict | None = None, cwd=None) -> subprocess.CompletedProcess:
+        for key, value in (env or {}).items():
+            monkeypatch.setenv(key, str(value))
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
+        monkeypatch.setattr(sys, "argv", [str(script), *map(str, args)])
+        monkeypatch.setattr(sys, "path", list(sys.path))  # the script prepends the repository root
+        handler = signal.getsignal(signal.SIGTERM)  # run_main installs its own
+        capsys.readouterr()
+        try:
+            runpy.run_path(str(script), run_name="__main__")
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+        finally:
+            signal.signal(signal.SIGTERM, handler)
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess([str(script), *args], code, out.out, out.err)
+
+    return run

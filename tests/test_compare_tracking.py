@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from helpers import COMPARE as SCRIPT, TINY, mlflow_server, run_script
+from helpers import COMPARE as SCRIPT, TINY, mlflow_server, run_script, store
 from sentiment_core.checkpoint import load_checkpoint
 from sentiment_core.corpus import load_corpus
 from sentiment_core.runtime import resolve_runtime
@@ -57,6 +57,7 @@ def test_one_parent_two_finished_children_with_every_epoch(compared):
             assert name in child.data.metrics
         assert child.data.params["vocab_size"] == "3002" and child.data.params["train_size"] == "200"
         assert child.data.params["device"] == "cpu"
+        assert child.data.tags["torch_threads"] == "1"  # the fixture's --threads 1
         for tag in ("git_commit", "torch_version", "mlflow_version", "device_name"):
             assert tag in child.data.tags
         assert {d.dataset.name for d in child.inputs.dataset_inputs} == {"embedded-train", "embedded-valid", "embedded-test"}
@@ -117,9 +118,9 @@ def test_the_parent_holds_accuracy_by_review_length(compared):
     assert "test accuracy by review length" in proc.stdout
 
 
-def test_preset_seed_resolves_to_the_seed_notebooks_recipe(tmp_path):
-    proc = run_script(["--preset", "seed", "--print-config"], f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path,
-                      tmp_path / "cache")
+def test_preset_seed_resolves_to_the_seed_notebooks_recipe(tmp_path, run_inprocess):
+    proc = run_inprocess(SCRIPT, ["--preset", "seed", "--print-config"],
+                         {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     config = json.loads(proc.stdout)
     seed_recipe = {"cell": "lstm", "embedding_dim": 100, "hidden_dim": 256, "num_layers": 1, "bidirectional": False,
@@ -158,7 +159,7 @@ def test_predict_scores_texts_from_a_run_id(compared):
 
 
 def test_three_seeds_add_the_paired_lstm_minus_rnn_interval(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = store(tmp_path)
     proc = run_script([*TINY, "--epochs", "1", "--seeds", "1,2,3", "--output-dir", str(tmp_path / "out")], uri,
                       tmp_path, tmp_path / "cache")
     assert proc.returncode == 0, proc.stderr
@@ -188,7 +189,7 @@ def test_without_the_variable_it_writes_the_repositorys_mlflow_db(tmp_path):
 
 
 def test_experiment_name_from_environment(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = store(tmp_path)
     env_name = "from-env"
     proc = subprocess.run([sys.executable, str(SCRIPT), *TINY, "--epochs", "1", "--models", "rnn", "--no-baseline"],
                           cwd=tmp_path,
@@ -201,7 +202,7 @@ def test_experiment_name_from_environment(tmp_path):
 
 
 def test_sigterm_ends_runs_killed_and_keeps_the_history(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = store(tmp_path)
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     client, _ = open_experiment(uri, "rnn-vs-lstm")  # the store exists before this test polls it
     proc = subprocess.Popen([sys.executable, str(SCRIPT), *TINY, "--epochs", "500", "--models", "lstm", "--no-baseline"],
@@ -236,7 +237,7 @@ def test_several_processes_creating_the_store_at_once(tmp_path):
     for p in procs:
         p.join(120)
     assert [p.exitcode for p in procs] == [0, 0, 0, 0]
-    assert len(MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").search_experiments(filter_string="name = 'race'")) == 1
+    assert len(MlflowClient(store(tmp_path)).search_experiments(filter_string="name = 'race'")) == 1
 
 
 @pytest.mark.parametrize("args, message", [
@@ -244,14 +245,17 @@ def test_several_processes_creating_the_store_at_once(tmp_path):
     (["--dropout", "1.2"], "dropout must be in [0, 1)"),
     (["--data", "imdb", "--data-dir", "/nonexistent/aclImdb"], "does not exist"),
     (["--seeds", "1,1"], "duplicates"),
+    (["--threads", "0"], "--threads must be >= 1"),
 ])
-def test_bad_input_is_one_clear_line(tmp_path, args, message):
-    proc = run_script([*args, "--epochs", "1"], f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path, tmp_path / "cache")
+def test_bad_input_is_one_clear_line(tmp_path, args, message, run_inprocess):
+    proc = run_inprocess(SCRIPT, [*args, "--epochs", "1"], {"MLFLOW_TRACKING_URI": store(tmp_path),
+                                                            "XDG_CACHE_HOME": tmp_path / "cache"}, cwd=tmp_path)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert message in proc.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.integration
 def test_mlflow_server_serves_the_runs_over_rest(compared):
     uri, _, tmp = compared
     with mlflow_server(uri, tmp, "--workers", "1") as base:

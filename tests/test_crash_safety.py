@@ -17,13 +17,12 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from helpers import TINY
+from helpers import TINY, store, tune
 from sentiment_core.errors import UserError
 from sentiment_core.journal import check_journal
 from sentiment_core.tracking import KILLED_REASON_TAG, RunTracker, open_experiment, reap_dead_runs
 
 REPO = Path(__file__).resolve().parents[1]
-TUNE = REPO / "experiments" / "tune_regularization.py"
 COMPARE = REPO / "experiments" / "compare_rnn_lstm.py"
 
 
@@ -89,17 +88,8 @@ def test_a_file_that_is_not_a_journal_is_refused(tmp_path):
     assert path.read_text() == "my notes about the study\n"
 
 
-def _tune(tmp_path, *args):
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-           "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    return subprocess.run([sys.executable, str(TUNE), *TINY, "--epochs", "2", "--storage",
-                           f"journal:{tmp_path / 'study.journal'}", "--study-name", "s",
-                           "--output-dir", str(tmp_path / "out"), *args],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-
-
-def test_the_tuning_command_repairs_a_torn_journal_and_resumes(tmp_path):
-    first = _tune(tmp_path, "--n-trials", "3")
+def test_the_tuning_command_repairs_a_torn_journal_and_resumes(tmp_path, run_inprocess):
+    first = tune(tmp_path, "--n-trials", "3", runner=run_inprocess)
     assert first.returncode == 0, first.stderr
     journal = tmp_path / "study.journal"
     journal.write_bytes(journal.read_bytes()[:-25])  # the last write was cut short
@@ -108,7 +98,7 @@ def test_the_tuning_command_repairs_a_torn_journal_and_resumes(tmp_path):
         states=(TrialState.COMPLETE, TrialState.PRUNED))}
     assert len(kept) >= 2
 
-    second = _tune(tmp_path, "--n-trials", "2")
+    second = tune(tmp_path, "--n-trials", "2", runner=run_inprocess)
     assert second.returncode == 0, second.stderr
     assert "Traceback" not in second.stderr
     repairs = [line for line in second.stdout.splitlines() if line.startswith("repaired")]
@@ -127,7 +117,7 @@ def _runs(uri):
 
 
 def test_runs_of_a_sigkilled_comparison_are_ended_killed_by_the_next(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = store(tmp_path)
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     open_experiment(uri, "rnn-vs-lstm")  # the store exists before this test polls it
     victim = subprocess.Popen([sys.executable, str(COMPARE), *TINY, "--epochs", "500", "--models", "lstm",
@@ -161,7 +151,7 @@ def test_runs_of_a_sigkilled_comparison_are_ended_killed_by_the_next(tmp_path):
 
 
 def test_only_runs_of_processes_gone_from_this_host_are_reaped(tmp_path):
-    client, experiment_id = open_experiment(f"sqlite:///{tmp_path / 'mlflow.db'}", "reap")
+    client, experiment_id = open_experiment(store(tmp_path), "reap")
     alive = RunTracker.create(client, experiment_id, "mine, alive")
     dead = RunTracker.create(client, experiment_id, "dead", tags={"process_pid": str(2**22 + 4321)})
     reused = RunTracker.create(client, experiment_id, "pid reused", tags={"process_start": "0"})

@@ -13,14 +13,14 @@ import urllib.request
 import pytest
 from mlflow import MlflowClient
 
-from helpers import PREDICT, free_port, run_script
+from helpers import PREDICT, free_port, store
 
 TEXTS = ["A wonderful, moving film with a superb cast.", "Two hours I will never get back. Dreadful."]
 
 
-def _predict_py(uri, tmp, *source):
+def _predict_py(run_inprocess, uri, tmp, *source):
     """predict.py's (label, probability) for TEXTS."""
-    proc = run_script([*source, *TEXTS], uri, tmp, tmp / "cache", script=PREDICT, timeout=180)
+    proc = run_inprocess(PREDICT, [*source, *TEXTS], {"MLFLOW_TRACKING_URI": uri}, cwd=tmp)
     assert proc.returncode == 0, proc.stderr
     rows = [line.split(None, 2) for line in proc.stdout.splitlines()[1:]]
     return [(label, float(probability)) for label, probability, _ in rows]
@@ -59,7 +59,7 @@ def test_the_best_alias_moves_only_to_a_better_version(tmp_path):
     from sentiment_core.mlflow_model import register
     from sentiment_core.tracking import open_experiment
 
-    client, experiment_id = open_experiment(f"sqlite:///{tmp_path / 'm.db'}", "e")
+    client, experiment_id = open_experiment(store(tmp_path, 'm.db'), "e")
     runs = [client.create_run(experiment_id).info.run_id for _ in range(3)]
     assert register(client, runs[0], "gru", 0.80, "p") == ("1", True)
     assert register(client, runs[1], "gru", 0.85, "p") == ("2", True)
@@ -67,7 +67,7 @@ def test_the_best_alias_moves_only_to_a_better_version(tmp_path):
     assert str(client.get_model_version_by_alias("sentiment-gru", "best").version) == "2"
 
 
-def test_a_fresh_process_loads_the_registered_model_and_scores_as_predict_py(compared):
+def test_a_fresh_process_loads_the_registered_model_and_scores_as_predict_py(compared, run_inprocess):
     uri, _, tmp = compared
     code = ("import json, sys, mlflow, pandas as pd\n"
             "model = mlflow.pyfunc.load_model('models:/sentiment-lstm@best')\n"
@@ -77,12 +77,12 @@ def test_a_fresh_process_loads_the_registered_model_and_scores_as_predict_py(com
                           env={**os.environ, "MLFLOW_TRACKING_URI": uri})
     assert proc.returncode == 0, proc.stderr
     pyfunc = [(r["label"], r["probability"]) for r in json.loads(proc.stdout.strip().splitlines()[-1])]
-    expected = _predict_py(uri, tmp, "--model", "models:/sentiment-lstm@best")
+    expected = _predict_py(run_inprocess, uri, tmp, "--model", "models:/sentiment-lstm@best")
     assert [label for label, _ in pyfunc] == [label for label, _ in expected]
     assert [p for _, p in pyfunc] == pytest.approx([p for _, p in expected], abs=5e-4)  # predict.py prints 3 decimals
     run_id = MlflowClient(uri).get_model_version_by_alias("sentiment-lstm", "best").run_id
-    assert _predict_py(uri, tmp, "--model", f"runs:/{run_id}/model") == expected
-    assert _predict_py(uri, tmp, "--run-id", run_id) == expected
+    assert _predict_py(run_inprocess, uri, tmp, "--model", f"runs:/{run_id}/model") == expected
+    assert _predict_py(run_inprocess, uri, tmp, "--run-id", run_id) == expected
 
 
 @pytest.mark.parametrize("source, message", [
@@ -90,20 +90,20 @@ def test_a_fresh_process_loads_the_registered_model_and_scores_as_predict_py(com
     (["--model", "models:/sentiment-lstm@worst"], "no registered model version at models:/sentiment-lstm@worst"),
     (["--model", "s3://bucket/model"], "is not a model URI"),
 ])
-def test_bad_model_uris_are_one_clear_line(compared, source, message):
+def test_bad_model_uris_are_one_clear_line(compared, source, message, run_inprocess):
     uri, _, tmp = compared
-    proc = run_script([*source, "some review"], uri, tmp, tmp / "cache", script=PREDICT, timeout=120)
+    proc = run_inprocess(PREDICT, [*source, "some review"], {"MLFLOW_TRACKING_URI": uri}, cwd=tmp)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert message in proc.stderr.strip().splitlines()[-1]
 
 
-def test_a_runs_uri_without_a_model_is_one_clear_line(compared):
+def test_a_runs_uri_without_a_model_is_one_clear_line(compared, run_inprocess):
     uri, _, tmp = compared
     client = MlflowClient(uri)
     baseline = next(r for r in client.search_runs([client.get_experiment_by_name("rnn-vs-lstm").experiment_id])
                     if r.info.run_name == "tfidf-logreg")
-    proc = run_script(["--model", f"runs:/{baseline.info.run_id}/model", "x"], uri, tmp, tmp / "cache",
-                      script=PREDICT, timeout=120)
+    proc = run_inprocess(PREDICT, ["--model", f"runs:/{baseline.info.run_id}/model", "x"],
+                         {"MLFLOW_TRACKING_URI": uri}, cwd=tmp)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert f"run {baseline.info.run_id} has no model" in proc.stderr.strip().splitlines()[-1]
 
@@ -117,7 +117,8 @@ def _post(url, payload):
         return error.code, json.load(error)
 
 
-def test_mlflow_models_serve_answers_like_predict_py(compared):
+@pytest.mark.integration
+def test_mlflow_models_serve_answers_like_predict_py(compared, run_inprocess):
     uri, _, tmp = compared
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/sentiment-lstm@best",
@@ -138,7 +139,7 @@ def test_mlflow_models_serve_answers_like_predict_py(compared):
         status, body = _post(f"{base}/invocations", {"dataframe_split": {"columns": ["text"], "data": [[t] for t in TEXTS]}})
         assert status == 200, body
         served = [(p["label"], p["probability"]) for p in body["predictions"]]
-        expected = _predict_py(uri, tmp, "--model", "models:/sentiment-lstm@best")
+        expected = _predict_py(run_inprocess, uri, tmp, "--model", "models:/sentiment-lstm@best")
         assert [label for label, _ in served] == [label for label, _ in expected]
         assert [p for _, p in served] == pytest.approx([p for _, p in expected], abs=5e-4)
         status, body = _post(f"{base}/invocations", {"dataframe_split": {"columns": ["review"], "data": [["x"]]}})

@@ -22,7 +22,8 @@ from helpers import ENDLESS, TINY, kill_mid_trial, mlflow_server
 from sentiment_core import tuning
 
 ADMIN_URL = os.environ.get("SENTIMENT_POSTGRES_URL")
-pytestmark = pytest.mark.skipif(not ADMIN_URL, reason="set SENTIMENT_POSTGRES_URL=$(bash .ci/postgres.sh) to run")
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(not ADMIN_URL, reason="set SENTIMENT_POSTGRES_URL=$(bash .ci/postgres.sh) to run")]
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "experiments" / "tune_regularization.py"

@@ -10,7 +10,7 @@ import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-from helpers import ENDLESS, load_study, tune
+from helpers import ENDLESS, load_study, store, tune
 from sentiment_core import tuning
 from sentiment_core.rungs import RungPruner
 from sentiment_core.search_space import SEED_PARAMS, SearchSpace, config_values
@@ -27,7 +27,7 @@ def test_accuracy_gap_study_over_the_extended_space(tmp_path):
     assert study.metric_names == ["best_valid_acc", "gap_at_best_valid"]
     trials = study.get_trials()
     assert len(trials) == 3 and trials[0].params == SEED_PARAMS["extended"]
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = MlflowClient(store(tmp_path))
     for trial in trials:
         assert EXTENDED <= set(trial.params)
         assert ("weight_decay" in trial.params) == trial.params["weight_decay_on"]
@@ -42,8 +42,8 @@ def test_accuracy_gap_study_over_the_extended_space(tmp_path):
     assert "recommended trial" in proc.stdout and "pruner asha" in proc.stdout
 
 
-def test_two_objectives_refuse_a_single_objective_pruner(tmp_path):
-    proc = tune(tmp_path, "--objective", "accuracy-gap", "--pruner", "median", "--n-trials", "1")
+def test_two_objectives_refuse_a_single_objective_pruner(tmp_path, run_inprocess):
+    proc = tune(tmp_path, "--objective", "accuracy-gap", "--pruner", "median", "--n-trials", "1", runner=run_inprocess)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "--pruner median needs a single objective" in proc.stderr
 
@@ -71,15 +71,15 @@ def test_rung_rule_keeps_the_best_third_from_epoch_2():
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
+def rung_store(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("rungs")
-    client, experiment_id = open_experiment(f"sqlite:///{tmp / 'mlflow.db'}", "rungs")
+    client, experiment_id = open_experiment(store(tmp), "rungs")
     return tmp, client, experiment_id
 
 
 @pytest.mark.parametrize("objective", ["accuracy", "accuracy-gap"])
-def test_asha_prunes_a_hopeless_trial_at_epoch_2(objective, store, tiny_config, tiny_corpus):
-    tmp, client, experiment_id = store
+def test_asha_prunes_a_hopeless_trial_at_epoch_2(objective, rung_store, tiny_config, tiny_corpus):
+    tmp, client, experiment_id = rung_store
     directions = ["maximize"] if objective == "accuracy" else ["maximize", "minimize"]
     study = _study_with_rivals(directions)
     parent = client.create_run(experiment_id).info.run_id
@@ -112,7 +112,7 @@ def test_the_parent_run_ends_with_the_last_command_on_the_study(tmp_path):
         assert short.returncode == 0, short.stderr
         assert "stays RUNNING: 1 other command(s) still work on this study" in short.stdout
         assert long.poll() is None, "the long command ended before the check: the test proves nothing"
-        client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+        client = MlflowClient(store(tmp_path))
         parent_id = load_study(tmp_path).user_attrs["mlflow_parent_run_id"]
         assert client.get_run(parent_id).info.status == "RUNNING"
     finally:
@@ -121,11 +121,3 @@ def test_the_parent_run_ends_with_the_last_command_on_the_study(tmp_path):
     # The last command to finish (here by SIGTERM) ends the parent run, with its own status.
     assert client.get_run(parent_id).info.status == "KILLED"
 
-
-def test_total_trials_resumes_up_to_the_target_and_stops_there(tmp_path):
-    first = tune(tmp_path, "--total-trials", "2", "--n-trials", "1")  # --total-trials wins
-    assert first.returncode == 0, first.stderr
-    assert len(load_study(tmp_path).trials) == 2
-    again = tune(tmp_path, "--total-trials", "2")
-    assert again.returncode == 0, again.stderr
-    assert "adding 0 with 1 worker(s)" in again.stdout and len(load_study(tmp_path).trials) == 2

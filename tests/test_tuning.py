@@ -13,11 +13,15 @@ from sentiment_core.errors import UserError
 from sentiment_core.processes import is_alive, process_identity
 
 
-def test_running_twice_resumes_with_the_seed_setting_first(tmp_path):
-    first = tune(tmp_path, "--n-trials", "2")
+def test_running_twice_resumes_with_the_seed_setting_first(tmp_path, run_inprocess):
+    first = tune(tmp_path, "--n-trials", "2", runner=run_inprocess)
     assert first.returncode == 0, first.stderr
-    second = tune(tmp_path, "--n-trials", "2")
+    # --total-trials wins over --n-trials: the same command resumes up to 4 trials, then stops there.
+    second = tune(tmp_path, "--total-trials", "4", "--n-trials", "1")
     assert second.returncode == 0, second.stderr
+    assert "adding 2 with 1 worker(s)" in second.stdout
+    third = tune(tmp_path, "--total-trials", "4", runner=run_inprocess)
+    assert third.returncode == 0 and "adding 0 with 1 worker(s)" in third.stdout, third.stderr
     study = load(tmp_path)
     trials = study.get_trials()
     assert len(trials) == 4
@@ -40,18 +44,18 @@ def test_running_twice_resumes_with_the_seed_setting_first(tmp_path):
     assert "report and plots" in second.stdout
 
 
-def test_other_settings_under_the_same_name_are_refused(tmp_path):
-    assert tune(tmp_path, "--n-trials", "1").returncode == 0
-    proc = tune(tmp_path, "--n-trials", "1", "--batch-size", "16")
+def test_other_settings_under_the_same_name_are_refused(tmp_path, run_inprocess):
+    assert tune(tmp_path, "--n-trials", "1", runner=run_inprocess).returncode == 0
+    proc = tune(tmp_path, "--n-trials", "1", "--batch-size", "16", runner=run_inprocess)
     assert proc.returncode == 2 and "created with other settings (batch_size)" in proc.stderr
 
 
-def test_a_killed_worker_leaves_no_trial_running(tmp_path):
+def test_a_killed_worker_leaves_no_trial_running(tmp_path, run_inprocess):
     proc = tune(tmp_path, "--n-trials", "1", *ENDLESS, background=True)
     kill_mid_trial(proc, lambda: load(tmp_path))
     assert load(tmp_path).get_trials(states=(TrialState.RUNNING,)), "the kill left a RUNNING trial"
     # The same command again (with no new trials, to keep the test short) cleans up.
-    again = tune(tmp_path, "--n-trials", "0", *ENDLESS)
+    again = tune(tmp_path, "--n-trials", "0", *ENDLESS, runner=run_inprocess)
     assert again.returncode == 0, again.stderr
     assert "marked trial(s) [0] of dead workers as FAIL" in again.stdout
     study = load(tmp_path)
@@ -112,8 +116,8 @@ def test_retrain_best_reports_seed_vs_tuned_over_seeds(tmp_path):
     (["--model", "transformer"], "unknown model 'transformer'"),
     (["--storage", "postgresql://nobody:secret@127.0.0.1:9/optuna"], "cannot open Optuna storage"),
 ])
-def test_bad_input_is_one_clear_line(tmp_path, args, message):
-    proc = tune(tmp_path, "--n-trials", "1", *args)
+def test_bad_input_is_one_clear_line(tmp_path, args, message, run_inprocess):
+    proc = tune(tmp_path, "--n-trials", "1", *args, runner=run_inprocess)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "secret" not in proc.stderr
     assert message in proc.stderr.strip().splitlines()[-1]

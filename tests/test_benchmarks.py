@@ -1,0 +1,32 @@
+"""The benchmark scripts stay runnable: the GPU check's CPU smoke, the load warning."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from helpers import REPO
+from sentiment_core.cli import busy_note
+
+
+def test_busy_note_only_when_the_load_exceeds_the_cores():
+    assert busy_note(load=1.9, cores=2) is None
+    note = busy_note(load=3.4, cores=2)
+    assert "3.4 on 2 core(s)" in note and "--threads 1" in note
+
+
+@pytest.mark.integration
+def test_gpu_check_cpu_smoke_runs_every_step(tmp_path):
+    # The check runs with this interpreter (its packages are installed, so nothing comes from .whl/).
+    proc = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh"), "--cpu-smoke"], cwd=tmp_path,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHON": sys.executable,
+                               "XDG_CACHE_HOME": str(tmp_path / "cache")},
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    table = proc.stdout
+    for row in ("packed vs padded logits, fp32, bidirectional", "batch 64: seed code (fp32, packed)",
+                "seed-config LSTM epoch 3", "3-epoch run, whole command", "tiny study, 2 workers"):
+        assert row in table
+    assert "FAIL" not in table and "13/13 ok" in table
