@@ -8,13 +8,16 @@ import sys
 import pytest
 
 from helpers import REPO
-from sentiment_core.cli import busy_note
+from sentiment_core.cli import threads_for_load
 
 
-def test_busy_note_only_when_the_load_exceeds_the_cores():
-    assert busy_note(load=1.9, cores=2) is None
-    note = busy_note(load=3.4, cores=2)
-    assert "3.4 on 2 core(s)" in note and "--threads 1" in note
+def test_threads_follow_the_load():
+    assert threads_for_load(0.3, 2) == (None, None)  # idle: torch's default, every core, no note
+    threads, note = threads_for_load(1.1, 2)  # one other job: the core it leaves
+    assert threads == 1 and "1.1 on 2 core(s)" in note and "oversubscribed" not in note
+    threads, note = threads_for_load(3.4, 2)
+    assert threads == 1 and "oversubscribed" in note
+    assert threads_for_load(4.2, 16)[0] == 12
 
 
 @pytest.mark.integration
