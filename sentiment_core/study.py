@@ -148,6 +148,9 @@ def finish_command(spec: StudySpec, client, parent_run_id: str, status: str) -> 
     study.set_user_attr(_command_key(), "done")
     others = other_live_commands(study)
     if others:
+        # Hand the parent run to a command still at work: reaping (tracking.reap_dead_runs) would
+        # otherwise end it as KILLED once this process is gone.
+        RunTracker(client, parent_run_id).set_tags(process_tags(others[0]))
         print(f"the study's MLflow run stays RUNNING: {len(others)} other command(s) still work on this study "
               f"(pid {', '.join(str(o['worker_pid']) for o in others)}); the last to finish ends it", flush=True)
         return

@@ -190,8 +190,10 @@ PROCESS_TAGS = {"worker_host": "process_host", "worker_pid": "process_pid", "wor
 KILLED_REASON_TAG = "killed_reason"
 
 
-def process_tags() -> dict[str, str]:
-    return {tag: str(value) for key, tag in PROCESS_TAGS.items() if (value := process_identity()[key]) is not None}
+def process_tags(identity: dict | None = None) -> dict[str, str]:
+    """Owner tags for a run: this process, or the process ``identity`` names."""
+    identity = identity or process_identity()
+    return {tag: str(value) for key, tag in PROCESS_TAGS.items() if (value := identity.get(key)) is not None}
 
 
 def reap_dead_runs(client: MlflowClient, experiment_id: str) -> list[str]:

@@ -114,7 +114,9 @@ def test_the_parent_run_ends_with_the_last_command_on_the_study(tmp_path):
         assert long.poll() is None, "the long command ended before the check: the test proves nothing"
         client = MlflowClient(store(tmp_path))
         parent_id = load_study(tmp_path).user_attrs["mlflow_parent_run_id"]
-        assert client.get_run(parent_id).info.status == "RUNNING"
+        parent = client.get_run(parent_id)
+        assert parent.info.status == "RUNNING"
+        assert parent.data.tags["process_pid"] == str(long.pid)  # handed to the command still at work
     finally:
         long.terminate()
         long.communicate(timeout=120)
