@@ -2,8 +2,8 @@
 
 Why our own and not Optuna's SuccessiveHalvingPruner: Optuna refuses ``report`` and
 ``should_prune`` in multi-objective studies, and the accuracy-gap objective is one. This rule
-reads the per-epoch valid accuracy every trial stored as an intermediate value, so it judges
-single- and two-objective studies alike.
+reads the per-epoch valid accuracy of every trial (``epoch_values``), so it judges single- and
+two-objective studies alike.
 
 Rungs sit at epochs ``min_epoch * reduction**k`` (2, 6, 18 by default). A trial that reaches a
 rung goes on only if its valid accuracy there is among the best ``1/reduction`` of every trial
@@ -18,6 +18,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import optuna
+
+# Two-objective studies keep each trial's per-epoch valid accuracy in this user attribute, not
+# as intermediate values: Optuna's TPE sampler reads a pruned trial's intermediate values with
+# ``study.direction``, which raises in a multi-objective study (it crashed a real study at its
+# first model-based trial).
+EPOCH_VALUES_ATTR = "valid_acc_by_epoch"
+
+
+def epoch_values(trial) -> dict[int, float]:
+    """A trial's valid accuracy per epoch, whichever way its study stores it."""
+    if trial.intermediate_values:
+        return dict(trial.intermediate_values)
+    return {int(epoch): value for epoch, value in trial.user_attrs.get(EPOCH_VALUES_ATTR, {}).items()}
 
 
 @dataclass(frozen=True)
@@ -36,8 +49,8 @@ class RungPruner:
     def should_stop(self, study: optuna.Study, trial_number: int, epoch: int, value: float, max_epochs: int) -> bool:
         if epoch not in self.rungs(max_epochs):
             return False
-        values = [t.intermediate_values[epoch] for t in study.get_trials(deepcopy=False)
-                  if t.number != trial_number and epoch in t.intermediate_values]
+        values = [v[epoch] for t in study.get_trials(deepcopy=False)
+                  if t.number != trial_number and epoch in (v := epoch_values(t))]
         values.append(value)
         if len(values) < self.bootstrap:
             return False

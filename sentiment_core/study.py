@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 
 from . import tuning
 from .processes import is_alive, process_identity
+from .rungs import epoch_values
 from .search_space import OBJECTIVES, SearchSpace
 from .cli import raise_keyboard_interrupt
 from .comparison import data_source_label
@@ -187,11 +188,12 @@ def run_worker(spec: StudySpec, parent_run_id: str, worker: int, n_trials: int) 
 
 def _print_trial(study: optuna.Study, trial) -> None:
     params = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in trial.params.items())
-    reported = max(trial.intermediate_values.values()) if trial.intermediate_values else None
+    per_epoch = epoch_values(trial)
+    reported = max(per_epoch.values()) if per_epoch else None
     value = f"best valid acc {reported:.2%}" if reported is not None else "no epoch finished"
     if trial.values is not None and len(trial.values) > 1:
         value += f", gap {trial.values[1] * 100:.1f} pts"
-    print(f"trial {trial.number} {trial.state.name} after {len(trial.intermediate_values)} epoch(s): "
+    print(f"trial {trial.number} {trial.state.name} after {len(per_epoch)} epoch(s): "
           f"{value} ({params})", flush=True)
 
 

@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 from . import pareto, reporting
 from .corpus import load_corpus
 from .retraining import retrain
+from .rungs import epoch_values
 from .search_space import config_values
 from .tracking import RunTracker
 
@@ -27,7 +28,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     """One row per trial: the config values it trained (whichever space), its scores and epochs."""
     rows = []
     for t in study.get_trials(deepcopy=False):
-        intermediate = t.intermediate_values
+        intermediate = epoch_values(t)
         rows.append({
             "trial": t.number, "state": t.state.name, **config_values(t.params),
             "best_valid_acc": t.values[0] if t.values else (max(intermediate.values()) if intermediate else None),

@@ -25,7 +25,7 @@ from .corpus import Corpus
 from .errors import UserError, first_line
 from .experiment import run_training
 from .processes import is_alive, process_identity
-from .rungs import RungPruner
+from .rungs import EPOCH_VALUES_ATTR, RungPruner
 from .search_space import OBJECTIVES, SEARCHED_FIELDS, SearchSpace
 from .tracking import RunTracker
 
@@ -197,8 +197,8 @@ class Objective:
     """Train one trial's config as an MLflow child run of the study's parent run.
 
     Returns the best valid accuracy, or (best valid accuracy, honest gap at that epoch) for the
-    accuracy-gap objective. Every epoch's valid accuracy is stored as the trial's intermediate
-    value, which the pruners read."""
+    accuracy-gap objective. Every epoch's valid accuracy is stored on the trial (intermediate
+    values, or rungs.EPOCH_VALUES_ATTR in two-objective studies), where the pruners read it."""
 
     def __init__(self, base: TrainConfig, space: SearchSpace, corpus: Corpus, client, experiment_id: str,
                  parent_run_id: str, *, repo_root: Path, data_source: str, study_name: str, progress: bool,
@@ -220,13 +220,15 @@ class Objective:
         # MLflow parallel-coordinates view then relates them to the score directly.
         tracker.log_params({"trial_number": trial.number, **trial.params})
         single = len(OBJECTIVES[self.objective][0]) == 1
+        by_epoch: dict[str, float] = {}
 
         def report(record: dict):
             epoch, valid_acc = record["epoch"], record["valid_acc"]
             if single:
                 trial.report(valid_acc, epoch)
-            else:  # Trial.report refuses multi-objective studies; the storage keeps the value all the same
-                trial.storage.set_trial_intermediate_value(trial._trial_id, epoch, valid_acc)
+            else:  # Trial.report refuses multi-objective studies (and see rungs.EPOCH_VALUES_ATTR)
+                by_epoch[str(epoch)] = valid_acc
+                trial.set_user_attr(EPOCH_VALUES_ATTR, by_epoch)
             if self.rungs is not None:
                 stop = self.rungs.should_stop(trial.study, trial.number, epoch, valid_acc, config.epochs)
             else:

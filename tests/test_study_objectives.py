@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 
 from helpers import ENDLESS, load_study, store, tune
 from sentiment_core import tuning
-from sentiment_core.rungs import RungPruner
+from sentiment_core.rungs import EPOCH_VALUES_ATTR, RungPruner, epoch_values
 from sentiment_core.search_space import SEED_PARAMS, SearchSpace, config_values
 from sentiment_core.tracking import open_experiment
 
@@ -52,9 +52,13 @@ def _study_with_rivals(directions: list[str], rung_values=(0.80, 0.82, 0.85)) ->
     """A real in-memory study holding finished trials that reached 80-85% valid accuracy at epoch 2."""
     study = optuna.create_study(directions=directions)
     for value in rung_values:
-        values = [value + 0.01] if len(directions) == 1 else [value + 0.01, 0.05]
-        study.add_trial(optuna.trial.create_trial(values=values, intermediate_values={1: value - 0.1, 2: value},
-                                                  params={}, distributions={}))
+        per_epoch = {1: value - 0.1, 2: value}
+        if len(directions) == 1:
+            trial = optuna.trial.create_trial(values=[value + 0.01], intermediate_values=per_epoch)
+        else:  # as the objective stores them in two-objective studies
+            trial = optuna.trial.create_trial(values=[value + 0.01, 0.05],
+                                              user_attrs={EPOCH_VALUES_ATTR: {str(k): v for k, v in per_epoch.items()}})
+        study.add_trial(trial)
     return study
 
 
@@ -68,6 +72,8 @@ def test_rung_rule_keeps_the_best_third_from_epoch_2():
     assert not pruner.should_stop(study, 99, 3, 0.10, max_epochs=12)  # nor epochs between rungs
     # Too few trials at the rung to judge (the bootstrap): nobody is stopped there.
     assert not pruner.should_stop(_study_with_rivals(["maximize"], (0.85,)), 99, 2, 0.5, max_epochs=12)
+    two = _study_with_rivals(["maximize", "minimize"])  # two objectives: the values sit in a user attr
+    assert pruner.should_stop(two, 99, 2, 0.84, max_epochs=12) and not pruner.should_stop(two, 99, 2, 0.86, max_epochs=12)
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +98,9 @@ def test_asha_prunes_a_hopeless_trial_at_epoch_2(objective, rung_store, tiny_con
     study.optimize(objective_fn, n_trials=1)
     trial = study.trials[-1]
     assert trial.state == TrialState.PRUNED
-    assert sorted(trial.intermediate_values) == [1, 2]  # judged after epoch 2, not later
+    assert sorted(epoch_values(trial)) == [1, 2]  # judged after epoch 2, not later
+    # Two-objective trials keep them out of intermediate_values, where TPE would call study.direction.
+    assert bool(trial.intermediate_values) == (objective == "accuracy")
     run = client.get_run(trial.user_attrs["mlflow_run_id"])
     assert run.data.tags["trial_state"] == "PRUNED"
     assert [m.step for m in client.get_metric_history(run.info.run_id, "valid_acc")] == [1, 2]
