@@ -140,11 +140,11 @@ def main() -> int:
     start = time.perf_counter()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        for folder in ("run", "study"):
+            (Path(tmp) / folder).mkdir()
         for step, check in (("paths", lambda: check_paths(device)), ("speed", lambda: check_speed(device, args.cpu_smoke)),
                             ("run", lambda: check_run(device, args.cpu_smoke, Path(tmp) / "run")),
                             ("workers", lambda: check_workers(device, args.cpu_smoke, Path(tmp) / "study"))):
-            (Path(tmp) / "run").mkdir(exist_ok=True)
-            (Path(tmp) / "study").mkdir(exist_ok=True)
             step_start = time.perf_counter()
             rows.extend(check())
             print(f"  {step}: {time.perf_counter() - step_start:.0f} s", file=sys.stderr, flush=True)

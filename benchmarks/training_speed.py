@@ -78,7 +78,7 @@ def seed_path(n_batches: int, batch_size: int = 32, device: str = "cpu", **sizes
     criterion = nn.CrossEntropyLoss()
     order = batch_indices(corpus.train.lengths, config.batch_size, shuffle=True, seed=config.seed, epoch=1)
 
-    def step(indices) -> int:
+    def step(indices) -> tuple[int, int]:  # reviews, real tokens
         batch = make_batch(corpus.train, indices, corpus.vocab.pad_index, config.max_len)
         lengths, order_in_batch = batch.lengths.sort(descending=True)  # BucketIterator(sort_within_batch=True)
         text = batch.tokens[order_in_batch].t().contiguous().to(device)
@@ -128,7 +128,7 @@ def warm_batch(repeats: int) -> dict:
     corpus = load_corpus(config)
     runtime = resolve_runtime("cpu")
     torch.manual_seed(0)
-    model = build_model(config, len(corpus.vocab), corpus.vocab.pad_index, corpus.vocab.unk_index)
+    model = build_model(config, corpus.vocab)
     optimizer = make_optimizer(config, model)
     order = batch_indices(corpus.train.lengths, config.batch_size, shuffle=True, seed=config.seed, epoch=1)
     median = sorted(order, key=lambda idx: int(corpus.train.lengths[idx].max()))[len(order) // 2]

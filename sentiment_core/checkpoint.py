@@ -50,7 +50,7 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
     except (ValueError, KeyError, TypeError) as exc:
         raise UserError(f"cannot read {directory / CONFIG}: {exc}") from None
     vocab = Vocabulary.load(directory / VOCAB)
-    model = build_model(config, len(vocab), vocab.pad_index, vocab.unk_index)
+    model = build_model(config, vocab)
     try:
         state = torch.load(directory / WEIGHTS, map_location=device, weights_only=True)
         model.load_state_dict(state)

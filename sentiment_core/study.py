@@ -142,10 +142,9 @@ def other_live_commands(study: optuna.Study) -> list[dict]:
             if key.startswith(COMMAND_ATTR) and key != mine and isinstance(value, dict) and is_alive(value)]
 
 
-def finish_command(spec: StudySpec, client, parent_run_id: str, status: str) -> None:
+def finish_command(study: optuna.Study, client, parent_run_id: str, status: str) -> None:
     """This command is done with the study; the parent run ends only if no other command still
     works on it (the last one to finish ends it, with its own status)."""
-    study = optuna.load_study(study_name=spec.study_name, storage=spec.storage())
     study.set_user_attr(_command_key(), "done")
     others = other_live_commands(study)
     if others:
@@ -256,5 +255,5 @@ def run_study(spec: StudySpec) -> optuna.Study:
         status = "FAILED"
         raise
     finally:
-        finish_command(spec, client, parent_run_id, status)
+        finish_command(study, client, parent_run_id, status)
     return study

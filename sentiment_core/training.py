@@ -27,6 +27,7 @@ from .config import TrainConfig
 from .corpus import Corpus, EncodedSplit
 from .model import RecurrentClassifier
 from .runtime import Runtime, resolve_runtime, seed_everything
+from .text import Vocabulary
 
 METRIC_NAMES = ("train_loss", "train_acc", "train_eval_loss", "train_eval_acc", "valid_loss", "valid_acc",
                 "test_loss", "test_acc")
@@ -45,11 +46,12 @@ class TrainResult:
     summary: dict = field(default_factory=dict)
 
 
-def build_model(config: TrainConfig, vocab_size: int, pad_index: int = 1, unk_index: int = 0) -> RecurrentClassifier:
-    return RecurrentClassifier(config.cell, vocab_size, pad_index, config.embedding_dim, config.hidden_dim,
+def build_model(config: TrainConfig, vocab: Vocabulary) -> RecurrentClassifier:
+    """The config's model over ``vocab`` (its size, and where <pad> and <unk> sit)."""
+    return RecurrentClassifier(config.cell, len(vocab), vocab.pad_index, config.embedding_dim, config.hidden_dim,
                                config.num_layers, config.bidirectional, config.embedding_dropout,
                                config.output_dropout, word_dropout=config.word_dropout,
-                               weight_drop=config.weight_drop, unk_index=unk_index)
+                               weight_drop=config.weight_drop, unk_index=vocab.unk_index)
 
 
 def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -127,7 +129,7 @@ def train(
     config.validate()
     runtime = runtime or resolve_runtime(config.device, config.precision, config.sequence_path)
     seed_everything(config.seed)
-    model = build_model(config, len(corpus.vocab), corpus.vocab.pad_index, corpus.vocab.unk_index).to(runtime.device)
+    model = build_model(config, corpus.vocab).to(runtime.device)
     optimizer = make_optimizer(config, model)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", patience=config.scheduler_patience)
 
