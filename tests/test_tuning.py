@@ -88,15 +88,31 @@ def test_two_commands_started_together(tmp_path):
     assert len({tuple(sorted(t.params.items())) for t in trials}) == 4
 
 
-def test_retrain_best_reports_seed_vs_tuned_over_seeds(tmp_path):
-    proc = tune(tmp_path, "--n-trials", "3", "--retrain-best", "3")
-    assert proc.returncode == 0, proc.stderr
+def test_retrain_best_reports_seed_vs_tuned_over_seeds(tmp_path, run_inprocess):
+    # Two seeds first, as if the session had ended during the third; then the same command asks
+    # for three and trains only the missing seed of each configuration.
+    first = tune(tmp_path, "--n-trials", "3", "--retrain-best", "2")
+    assert first.returncode == 0, first.stderr
     study = load(tmp_path)
     tuned = study.best_trial.params != SEED_PARAMS["basic"]
     groups = ["seed config", "tuned"] if tuned else ["seed config"]
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     parent_id = study.user_attrs["mlflow_parent_run_id"]
-    runs = client.search_runs([client.get_run(parent_id).info.experiment_id], "tags.kind = 'retrain'")
+    experiment_id = client.get_run(parent_id).info.experiment_id
+    before = {r.info.run_id for r in client.search_runs([experiment_id], "tags.kind = 'retrain'")}
+    assert len(before) == 2 * len(groups)
+    proc = tune(tmp_path, "--n-trials", "0", "--retrain-best", "3", runner=run_inprocess)
+    assert proc.returncode == 0, proc.stderr
+    assert [line.split(":")[0] for line in proc.stdout.splitlines() if "finished before" in line] == [
+        f"retrain {g} seed {s}" for g in groups for s in (1234, 1235)]
+    runs = client.search_runs([experiment_id], "tags.kind = 'retrain'")
+    assert before < {r.info.run_id for r in runs}
+    kept = {k: v for k, v in load(tmp_path).user_attrs.items() if k.startswith("retrain:")}
+    assert len(kept) == 3 * len(groups)
+    for record in kept.values():  # what the journal keeps is what MLflow logged
+        logged = client.get_run(record["run_id"]).data.metrics
+        assert record["summary"]["best_valid_acc"] == pytest.approx(logged["best_valid_acc"])
+        assert len(record["history"]) == 2
     assert sorted((r.data.tags["group"], r.data.params["seed"]) for r in runs) == [
         (g, s) for g in groups for s in ("1234", "1235", "1236")]
     for run in runs:
