@@ -161,6 +161,27 @@ def pruning_summary(frame: pd.DataFrame, max_epochs: int) -> tuple[str, dict]:
     return line, {"epochs_trained": trained, "epochs_saved_by_pruning": saved, "trials_pruned": len(pruned)}
 
 
+def duration(seconds: float) -> str:
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{seconds / 60:.1f} min"
+
+
+def time_summary(study: optuna.Study) -> tuple[str, dict]:
+    """Time the complete and pruned trials took: the sum of their durations (the study's wall time
+    when one worker ran it, however many sessions it spanned) and the epochs per hour that makes.
+    Failed trials are left out: a killed worker's trial ends when the next command notices."""
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    seconds = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in done)
+    epochs = sum(len(epoch_values(t)) for t in done)
+    line = (f"time in trials: {duration(seconds)} for {len(done)} complete or pruned trial(s), {epochs} epochs "
+            f"({epochs / max(seconds / 3600, 1e-9):.0f} epochs per hour)")
+    return line, {"trial_hours": seconds / 3600}
+
+
+def retrain_seconds(groups: dict[str, list]) -> float:
+    return sum(sum(r["epoch_seconds"] for r in run.result.history) for runs in groups.values() for run in runs)
+
+
 def seed_vs_tuned_table(groups: dict[str, list]) -> pd.DataFrame:
     rows = []
     for label, runs in groups.items():
@@ -205,7 +226,8 @@ def report(spec, study: optuna.Study, client, experiment_id: str, parent_run_id:
     print(f"\ntrials: {len(frame)} ({', '.join(f'{v} {k.lower()}' for k, v in counts.items())})")
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     pruning_line, pruning_metrics = pruning_summary(frame, spec.config.epochs)
-    lines = [pruning_line] if len(frame) else []
+    time_line, time_metrics = time_summary(study)
+    lines = [pruning_line, time_line] if len(frame) else []
     recommended = None
     if complete:
         plot_history(frame, out / "optimization_history.png")
@@ -248,7 +270,8 @@ def report(spec, study: optuna.Study, client, experiment_id: str, parent_run_id:
         reporting.plot_groups({k: [r.result.history for r in v] for k, v in groups.items()},
                               out / "learning_curves_seed_vs_tuned.png", title="seed config vs tuned")
         lines.append(f"\nseed vs tuned, {spec.retrain_best} seed(s) each, "
-                     f"{spec.retrain_epochs or spec.config.epochs} epochs:\n" + reporting.markdown_table(table))
+                     f"{spec.retrain_epochs or spec.config.epochs} epochs ({duration(retrain_seconds(groups))} of "
+                     f"training in all):\n" + reporting.markdown_table(table))
         lines.extend(paired_seed_differences(groups))
     text = "\n".join(lines)
     (out / "report.md").write_text(text + "\n")
@@ -256,7 +279,7 @@ def report(spec, study: optuna.Study, client, experiment_id: str, parent_run_id:
     parent = RunTracker(client, parent_run_id)
     for path in sorted(out.iterdir()):
         parent.log_artifact(path, "report")
-    metrics = {**pruning_metrics, "n_trials": len(frame)}
+    metrics = {**pruning_metrics, **time_metrics, "n_trials": len(frame)}
     if recommended is not None:
         metrics["best_valid_acc"] = recommended.values[0]
     parent.log_metrics(metrics, step=len(frame))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
@@ -124,6 +126,10 @@ def test_retrain_best_reports_seed_vs_tuned_over_seeds(tmp_path, run_inprocess):
     assert {"report/report.md", "report/seed_vs_tuned.csv", "report/learning_curves_seed_vs_tuned.png",
             "report/landscape_dropout_weight_decay.png", "report/optimization_history.png"} <= report
     assert ("tuned - seed config, paired over seeds 1234, 1235, 1236:" in proc.stdout) == tuned
+    text = (tmp_path / "out" / "study-s" / "report.md").read_text()
+    assert re.search(r"time in trials: [0-9.]+ min for 3 complete or pruned trial\(s\), [0-9]+ epochs", text)
+    assert 0 < client.get_run(parent_id).data.metrics["trial_hours"] < 1
+    assert re.search(r"seed vs tuned, 3 seed\(s\) each, 2 epochs \([0-9.]+ min of training in all\)", text)
 
 
 @pytest.mark.parametrize("args, message", [
