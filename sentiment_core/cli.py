@@ -153,6 +153,34 @@ def raise_keyboard_interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def run_in_processes(target: Callable, argument_lists: list[tuple], threads: int) -> list[int]:
+    """``target(*arguments)`` in one spawned process per entry, each with ``threads`` torch threads
+    and the conventions of ``run_main``; waits for all and returns the non-zero exit codes."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools and locks
+    procs = [context.Process(target=_spawned, args=(target, arguments, threads)) for arguments in argument_lists]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join()
+    return [proc.exitcode for proc in procs if proc.exitcode]
+
+
+def _spawned(target: Callable, arguments: tuple, threads: int) -> None:
+    import torch
+
+    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
+    torch.set_num_threads(threads)
+    try:
+        target(*arguments)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except UserError as exc:
+        print(f"error (worker process {os.getpid()}): {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
 def run_main(main: Callable[[], int | None]) -> None:
     """Run a script's main: SIGTERM behaves like Ctrl-C; a UserError is one line and exit 2;
     an interruption is exit 130 after the runs were marked KILLED."""

@@ -4,24 +4,27 @@ Each finished retrain is also kept in the study itself (a user attr per configur
 the recipe, the MLflow run id, its per-epoch history and summary), so the study's journal, the
 file that is committed and moved between machines, holds them. A retrain cut off midway is run
 again; the ones that finished are read back, not retrained, by the same command on any machine.
+The runs are independent: with several workers they train in parallel processes.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
+import optuna
+
+from .cli import run_in_processes
 from .comparison import data_source_label, register_run
+from .corpus import load_corpus
+from .errors import UserError
 from .experiment import TrackedRun, run_training
 from .search_space import params_to_config
-from .tracking import RunTracker
+from .tracking import RunTracker, open_experiment, resolve_experiment_name, resolve_tracking_uri
 
 if TYPE_CHECKING:
-    import optuna
-
     from .config import TrainConfig
-    from .corpus import Corpus
     from .study import StudySpec
 
 ATTR_PREFIX = "retrain:"
@@ -34,6 +37,10 @@ class StoredResult:
     history: list[dict]
     summary: dict
     status: str
+
+    @property
+    def best_epoch(self) -> int | None:
+        return self.summary.get("best_epoch")
 
 
 def recipe(config: TrainConfig) -> dict:
@@ -64,27 +71,66 @@ def keep_run(study: optuna.Study, label: str, config: TrainConfig, run: TrackedR
         "history": run.result.history, "summary": run.result.summary}))
 
 
-def retrain(spec: StudySpec, study: optuna.Study, params: dict, label: str, client, experiment_id: str,
-            parent_run_id: str, corpus: Callable[[], Corpus]) -> list[TrackedRun]:
-    """``spec.retrain_best`` seeds of one configuration at full epochs, no early stopping; seeds
-    that finished before (kept in the study) are read back. ``corpus`` loads the data when a seed
-    must really train."""
+def seed_configs(spec: StudySpec, params: dict) -> list[TrainConfig]:
+    """The retrains of one configuration: ``spec.retrain_best`` seeds at full epochs, no early stopping."""
     base = params_to_config(params, spec.config).replace(
         epochs=spec.retrain_epochs or spec.config.epochs, early_stopping_patience=0)
-    runs = []
-    for offset in range(spec.retrain_best):
-        config = base.replace(seed=spec.config.seed + offset)
-        if (kept := stored_run(study, label, config)) is not None:
-            print(f"retrain {label} seed {config.seed}: finished before (MLflow run {kept.run_id}), read from the study")
-            runs.append(kept)
-            continue
+    return [base.replace(seed=spec.config.seed + offset) for offset in range(spec.retrain_best)]
+
+
+def retrain(spec: StudySpec, study: optuna.Study, configurations: dict[str, dict], client, experiment_id: str,
+            parent_run_id: str) -> dict[str, list[TrackedRun]]:
+    """Retrain each configuration (label -> params) with ``spec.retrain_best`` seeds. Seeds kept in
+    the study by an earlier command are read back; the others train in this process, or spread
+    over ``spec.workers`` processes (the runs are independent)."""
+    wanted = {label: seed_configs(spec, params) for label, params in configurations.items()}
+    missing = []
+    for label, configs in wanted.items():
+        for config in configs:
+            if (kept := stored_run(study, label, config)) is not None:
+                print(f"retrain {label} seed {config.seed}: finished before (MLflow run {kept.run_id}), "
+                      "read from the study", flush=True)
+            else:
+                missing.append((label, config))
+    workers = min(spec.workers, len(missing))
+    if workers > 1:
+        shares = [(spec, missing[i::workers], parent_run_id, False) for i in range(workers)]
+        bad = run_in_processes(train_and_keep, shares, spec.worker_threads(workers))
+        if bad:
+            raise UserError(f"{len(bad)} retrain worker(s) failed (exit codes {bad}); the study keeps every "
+                            "finished retrain: the same command trains only the rest")
+    elif missing:
+        train_and_keep(spec, missing, parent_run_id, spec.progress, client=client, experiment_id=experiment_id,
+                       study=study)
+    # Every run is read back from the study, whichever process trained it; new tuned models are
+    # registered from this one process (parallel registrations could race for a version number).
+    groups = {label: [stored_run(study, label, config) for config in configs] for label, configs in wanted.items()}
+    if spec.register:
+        for label, config in missing:
+            if label == "tuned":
+                register_run(client, stored_run(study, label, config), parent_run_id)
+    return groups
+
+
+def train_and_keep(spec: StudySpec, jobs: list[tuple[str, TrainConfig]], parent_run_id: str, progress: bool,
+                   client=None, experiment_id: str | None = None, study: optuna.Study | None = None) -> None:
+    """Train each (label, config) as a child run of the study's parent run and keep it in the
+    study; in a spawned worker the store and the study are opened here."""
+    if client is None:
+        client, experiment_id = open_experiment(resolve_tracking_uri(spec.repo_root),
+                                                resolve_experiment_name(spec.experiment))
+    if study is None:
+        study = optuna.load_study(study_name=spec.study_name, storage=spec.storage())
+    corpus = load_corpus(spec.config, cache_dir=spec.cache_dir)
+    for label, config in jobs:
         tracker = RunTracker.create(client, experiment_id, run_name=f"retrain {label} seed {config.seed}",
                                     parent_run_id=parent_run_id, tags={"kind": "retrain", "group": label,
                                                                        "study_name": spec.study_name})
-        run = run_training(tracker, config, corpus(), repo_root=spec.repo_root, data_source=data_source_label(config),
-                           progress=spec.progress, system_metrics=spec.system_metrics)
+        run = run_training(tracker, config, corpus, repo_root=spec.repo_root, data_source=data_source_label(config),
+                           progress=progress, system_metrics=spec.system_metrics)
         keep_run(study, label, config, run)  # training is deterministic per seed: any finished outcome stands
-        if spec.register and label == "tuned":
-            register_run(client, run, parent_run_id)
-        runs.append(run)
-    return runs
+        summary = run.result.summary
+        outcome = (f"best valid {summary['best_valid_acc']:.2%}, test at best valid "
+                   f"{summary['test_acc_at_best_valid']:.2%}, gap {summary['gap_at_best_valid'] * 100:.1f} pts"
+                   if summary else run.result.status)
+        print(f"retrain {label} seed {config.seed}: {outcome} (MLflow run {run.run_id})", flush=True)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import signal
-import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +14,7 @@ from . import tuning
 from .processes import is_alive, process_identity
 from .rungs import epoch_values
 from .search_space import OBJECTIVES, SearchSpace
-from .cli import raise_keyboard_interrupt
+from .cli import run_in_processes
 from .comparison import data_source_label
 from .config import TrainConfig
 from .corpus import load_corpus
@@ -57,6 +54,11 @@ class StudySpec:
     register: bool = True  # register the tuned retrains' models (sentiment-<cell>)
     system_metrics: bool = True
     threads: int | None = None  # torch threads per worker (default: the cores divided among the workers)
+
+    def worker_threads(self, workers: int | None = None) -> int:
+        """Torch threads of each of ``workers`` (default --workers) spawned processes: --threads,
+        or the cores shared out."""
+        return self.threads or max(1, (os.cpu_count() or 1) // (workers or self.workers))
 
     def storage(self):
         return tuning.make_storage(self.storage_url, self.heartbeat_interval, self.heartbeat_grace)
@@ -164,13 +166,8 @@ def _run_exists(client, run_id: str) -> bool:
         return False
 
 
-def run_worker(spec: StudySpec, parent_run_id: str, worker: int, n_trials: int) -> None:
-    """One worker process: join the study and run ``n_trials`` trials."""
-    if worker:  # spawned: behave on SIGTERM like the main process, and share the cores
-        signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
-        import torch
-
-        torch.set_num_threads(spec.threads or max(1, (os.cpu_count() or 1) // spec.workers))
+def run_worker(spec: StudySpec, parent_run_id: str, n_trials: int) -> None:
+    """One worker (this process or a spawned one): join the study and run ``n_trials`` trials."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our own lines say what happened
     corpus = load_corpus(spec.config, cache_dir=spec.cache_dir)
     client, experiment_id = open_experiment(resolve_tracking_uri(spec.repo_root), resolve_experiment_name(spec.experiment))
@@ -194,16 +191,6 @@ def _print_trial(study: optuna.Study, trial) -> None:
         value += f", gap {trial.values[1] * 100:.1f} pts"
     print(f"trial {trial.number} {trial.state.name} after {len(per_epoch)} epoch(s): "
           f"{value} ({params})", flush=True)
-
-
-def _spawned_worker(spec: StudySpec, parent_run_id: str, worker: int, n_trials: int) -> None:
-    try:
-        run_worker(spec, parent_run_id, worker, n_trials)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except UserError as exc:
-        print(f"error (worker {worker}): {exc}", file=sys.stderr)
-        sys.exit(2)
 
 
 def run_study(spec: StudySpec) -> optuna.Study:
@@ -233,17 +220,11 @@ def run_study(spec: StudySpec) -> optuna.Study:
     status = "FINISHED"
     try:
         if spec.workers == 1:
-            run_worker(spec, parent_run_id, 0, spec.n_trials)
+            run_worker(spec, parent_run_id, spec.n_trials)
         elif spec.n_trials:
             shares = [spec.n_trials // spec.workers + (i < spec.n_trials % spec.workers) for i in range(spec.workers)]
-            context = multiprocessing.get_context("spawn")
-            procs = [context.Process(target=_spawned_worker, args=(spec, parent_run_id, i + 1, share))
-                     for i, share in enumerate(shares) if share]
-            for proc in procs:
-                proc.start()
-            for proc in procs:
-                proc.join()
-            bad = [p.exitcode for p in procs if p.exitcode]
+            bad = run_in_processes(run_worker, [(spec, parent_run_id, share) for share in shares if share],
+                                   spec.worker_threads())
             if bad:
                 raise UserError(f"{len(bad)} worker(s) failed (exit codes {bad}); the study keeps every finished trial")
         study = _load(spec, spec.storage())

@@ -4,7 +4,6 @@ the seed setting vs the recommended one over several seeds."""
 
 from __future__ import annotations
 
-import functools
 import warnings
 from pathlib import Path
 
@@ -14,7 +13,6 @@ from matplotlib.figure import Figure
 from optuna.trial import TrialState
 
 from . import pareto, reporting
-from .corpus import load_corpus
 from .retraining import retrain
 from .rungs import epoch_values
 from .search_space import config_values
@@ -255,16 +253,13 @@ def report(spec, study: optuna.Study, client, experiment_id: str, parent_run_id:
         shown = frame[frame.state.isin(["COMPLETE", "PRUNED"])].sort_values("best_valid_acc", ascending=False).head(10)
         lines.append("\ntop trials (test accuracy is shown, never used to select):\n" + reporting.markdown_table(shown.drop(columns=["mlflow_run_id"])))
     if spec.retrain_best and recommended is not None:
-        corpus = functools.cache(lambda: load_corpus(spec.config, cache_dir=spec.cache_dir))
-        seed_params = spec.space.seed_params
-        groups = {"seed config": retrain(spec, study, seed_params, "seed config", client, experiment_id, parent_run_id,
-                                         corpus)}
-        if config_values(recommended.params) == config_values(seed_params):
+        configurations = {"seed config": spec.space.seed_params}
+        if config_values(recommended.params) == config_values(spec.space.seed_params):
             # Training is deterministic per seed: retraining the same setting would repeat the runs.
             lines.append("\nthe recommended trial is the seed setting itself: nothing else to retrain")
         else:
-            groups["tuned"] = retrain(spec, study, recommended.params, "tuned", client, experiment_id, parent_run_id,
-                                      corpus)
+            configurations["tuned"] = recommended.params
+        groups = retrain(spec, study, configurations, client, experiment_id, parent_run_id)
         table = seed_vs_tuned_table(groups)
         table.to_csv(out / "seed_vs_tuned.csv", index=False)
         reporting.plot_groups({k: [r.result.history for r in v] for k, v in groups.items()},

@@ -69,13 +69,27 @@ def test_a_killed_worker_leaves_no_trial_running(tmp_path, run_inprocess):
     assert run.info.status == "FAILED"
 
 
-def test_two_workers_share_a_study(tmp_path):
-    proc = tune(tmp_path, "--n-trials", "4", "--workers", "2")
+def test_two_workers_share_a_study_and_its_retrains(tmp_path):
+    proc = tune(tmp_path, "--n-trials", "4", "--workers", "2", "--retrain-best", "2")
     assert proc.returncode == 0, proc.stderr
-    trials = load(tmp_path).get_trials()
+    study = load(tmp_path)
+    trials = study.get_trials()
     assert len(trials) == 4 and len({t.number for t in trials}) == 4
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     assert len({t.user_attrs["mlflow_run_id"] for t in trials}) == 4
+    # The retrains (2 seeds of the seed setting, and of the tuned one if it differs) are
+    # independent runs: two worker processes train them, and the study keeps each one.
+    groups = 1 if study.best_trial.params == SEED_PARAMS["basic"] else 2
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    parent = client.get_run(study.user_attrs["mlflow_parent_run_id"])
+    runs = client.search_runs([parent.info.experiment_id], "tags.kind = 'retrain'")
+    assert len(runs) == 2 * groups and all(r.info.status == "FINISHED" for r in runs)
+    assert len({r.data.tags["process_pid"] for r in runs}) == 2
+    assert str(parent.data.tags.get("process_pid")) not in {r.data.tags["process_pid"] for r in runs}
+    kept = {v["run_id"] for k, v in study.user_attrs.items() if k.startswith("retrain:")}
+    assert kept == {r.info.run_id for r in runs}
+    table = pd.read_csv(tmp_path / "out" / "study-s" / "seed_vs_tuned.csv")
+    assert set(table.seeds) == {2} and len(table) == groups
 
 
 def test_two_commands_started_together(tmp_path):
