@@ -69,6 +69,11 @@ def main() -> int:
                         help="stop bad trials on per-epoch valid accuracy. asha: successive halving over epochs "
                              "(judged at epochs 2, 6, 18: the best third goes on); median; hyperband; none. "
                              "auto: asha on the full data or with two objectives, else median (default: auto)")
+    parser.add_argument("--seed-margin", type=float, default=3.0, metavar="POINTS",
+                        help="asha: a trial ranked out at a rung still goes on while its valid accuracy is within "
+                             "this many points of the seed setting's at the same epoch, so settings that learn "
+                             "slower but track the seed recipe are not cut by their first epochs; 0 = plain "
+                             "successive halving (default: 3)")
     parser.add_argument("--dropout-range", type=float_pair, default=(0.0, 0.8), metavar="LOW,HIGH",
                         help="range of each dropout searched: basic's dropout, extended's embedding and output "
                              "dropout (default: 0.0,0.8)")
@@ -96,6 +101,8 @@ def main() -> int:
         raise UserError("--total-trials must be >= 0")
     if args.heartbeat_interval < 1 or args.heartbeat_grace <= args.heartbeat_interval:
         raise UserError("--heartbeat-interval must be >= 1 and --heartbeat-grace longer than it")
+    if not 0 <= args.seed_margin <= 100:
+        raise UserError(f"--seed-margin is in accuracy points, 0 to 100 (got {args.seed_margin})")
     if args.retrain_best < 0 or (args.retrain_epochs is not None and args.retrain_epochs < 1):
         raise UserError("--retrain-best must be >= 0 and --retrain-epochs >= 1")
     overrides = config_overrides(args)
@@ -113,7 +120,7 @@ def main() -> int:
     study_name = args.study_name or tuning.default_study_name(config, space, args.objective)
     storage = args.storage or tuning.default_storage(REPO_ROOT / "studies", study_name)
     run_study(StudySpec(config, space, study_name, storage, REPO_ROOT, pruner=args.pruner, objective=args.objective,
-                        n_trials=args.n_trials, total_trials=args.total_trials,
+                        seed_margin=args.seed_margin / 100, n_trials=args.n_trials, total_trials=args.total_trials,
                         workers=args.workers, experiment=args.experiment, cache_dir=args.cache_dir,
                         output_dir=args.output_dir, retrain_best=args.retrain_best,
                         retrain_epochs=args.retrain_epochs, progress=not args.quiet,

@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 
 from . import tuning
 from .processes import is_alive, process_identity
-from .rungs import epoch_values
+from .rungs import REFERENCE_ATTR, epoch_values
 from .search_space import OBJECTIVES, SearchSpace
 from .cli import run_in_processes
 from .comparison import data_source_label
@@ -39,6 +39,7 @@ class StudySpec:
     storage_url: str
     repo_root: Path
     pruner: str = "auto"
+    seed_margin: float = 0.03  # asha: see rungs.RungPruner.seed_margin
     objective: str = "accuracy"
     n_trials: int = 20
     total_trials: int | None = None  # instead of n_trials: run until the study holds this many finished trials
@@ -100,7 +101,7 @@ def prepare_study(spec: StudySpec, client, experiment_id: str) -> tuple[optuna.S
         if stored is None:
             study.set_user_attr(FINGERPRINT_ATTR, fingerprint)
             study.set_user_attr("weight_decay_kind", spec.config.optimizer if spec.space.kind == "basic" else "searched")
-            study.enqueue_trial(spec.space.seed_params, user_attrs={"baseline": "seed notebook setting"})
+            study.enqueue_trial(spec.space.seed_params, user_attrs={REFERENCE_ATTR: "seed notebook setting"})
         elif stored != fingerprint:
             changed = sorted(k for k in set(stored["config"]) | set(fingerprint["config"])
                              if stored["config"].get(k) != fingerprint["config"].get(k))
@@ -176,7 +177,7 @@ def run_worker(spec: StudySpec, parent_run_id: str, n_trials: int) -> None:
                                  repo_root=spec.repo_root, data_source=data_source_label(spec.config),
                                  study_name=spec.study_name, progress=spec.progress and spec.workers == 1,
                                  system_metrics=spec.system_metrics, objective=spec.objective,
-                                 rungs=tuning.rung_pruner(spec.pruner))
+                                 rungs=tuning.rung_pruner(spec.pruner, spec.seed_margin))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.optimize(objective, n_trials=n_trials, catch=(tuning.TrialDiverged,), callbacks=[_print_trial])

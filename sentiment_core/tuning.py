@@ -112,9 +112,9 @@ def resolve_pruner(name: str, config: TrainConfig, objective: str) -> str:
     return name
 
 
-def rung_pruner(name: str) -> RungPruner | None:
+def rung_pruner(name: str, seed_margin: float = RungPruner.seed_margin) -> RungPruner | None:
     """The epoch-rung rule that the objective applies itself (``asha``), else None."""
-    return RungPruner() if name == "asha" else None
+    return RungPruner(seed_margin=seed_margin) if name == "asha" else None
 
 
 def make_pruner(name: str, epochs: int):
@@ -216,6 +216,8 @@ class Objective:
                              parent_run_id=self.parent_run_id,
                              tags={"kind": "trial", "study_name": self.study_name, "trial_number": trial.number})
         trial.set_user_attr("mlflow_run_id", tracker.run_id)
+        if self.rungs is not None:
+            trial.set_user_attr("pruner", self.rungs.describe())  # a study may be resumed with another rule
         # The searched knobs by their search names too (basic's dropout, the decay switch): the
         # MLflow parallel-coordinates view then relates them to the score directly.
         tracker.log_params({"trial_number": trial.number, **trial.params})
@@ -230,7 +232,10 @@ class Objective:
                 by_epoch[str(epoch)] = valid_acc
                 trial.set_user_attr(EPOCH_VALUES_ATTR, by_epoch)
             if self.rungs is not None:
-                stop = self.rungs.should_stop(trial.study, trial.number, epoch, valid_acc, config.epochs)
+                verdict = self.rungs.judge(trial.study, trial.number, epoch, valid_acc, config.epochs)
+                if verdict is not None:
+                    trial.set_user_attr(f"rung_epoch_{epoch}", verdict)
+                stop = verdict == "pruned"
             else:
                 stop = single and trial.should_prune()
             return f"pruned at epoch {epoch}" if stop else None
