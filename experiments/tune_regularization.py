@@ -67,7 +67,7 @@ def main() -> int:
                              "train-valid gap at that epoch (default: accuracy)")
     parser.add_argument("--pruner", default="auto", choices=tuning.PRUNERS,
                         help="stop bad trials on per-epoch valid accuracy. asha: successive halving over epochs "
-                             "(judged at epochs 2, 6, 18: the best third goes on); median; hyperband; none. "
+                             "(judged at epochs 2, 6, 18: the best third goes on, and see --seed-margin); median; hyperband; none. "
                              "auto: asha on the full data or with two objectives, else median (default: auto)")
     parser.add_argument("--seed-margin", type=float, default=3.0, metavar="POINTS",
                         help="asha: a trial ranked out at a rung still goes on while its valid accuracy is within "

@@ -7,8 +7,8 @@ two-objective studies alike.
 
 Rungs sit at epochs ``min_epoch * reduction**k`` (2, 6, 18 by default). A trial that reaches a
 rung goes on only if its valid accuracy there is among the best ``1/reduction`` of every trial
-that reached that rung so far (pruned ones included); so about two trials in three stop after 2
-epochs, and two in three of the rest after 6. The first ``bootstrap`` trials at a rung are never
+that reached that rung so far (pruned ones included), or, failing that, while it keeps close
+to the seed setting (below). The first ``bootstrap`` trials at a rung are never
 stopped there: with fewer values, "the best third" means "better than the first trial", which
 stopped good settings whose first epochs were merely slow.
 
