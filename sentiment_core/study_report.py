@@ -34,6 +34,8 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             "gap_at_best_valid": t.user_attrs.get("gap_at_best_valid"),
             "epochs": len(intermediate),
             "test_acc_at_best_valid": t.user_attrs.get("test_acc_at_best_valid"),
+            "seed_margin": t.user_attrs.get("seed_margin"),  # None: judged before the margin existed
+            "rerun_of": t.user_attrs.get("rerun_of"),
             "mlflow_run_id": t.user_attrs.get("mlflow_run_id"),
         })
     frame = pd.DataFrame(rows)
@@ -249,9 +251,9 @@ def report(spec, study: optuna.Study, client, experiment_id: str, parent_run_id:
             front.drop(columns=["mlflow_run_id"]).to_csv(out / "pareto_front.csv", index=False)
             pareto.plot_front(frame, front, recommended.number, out / "pareto_front.png")
             lines.append("\nPareto front (max best valid accuracy, min honest gap):\n"
-                         + reporting.markdown_table(front.drop(columns=["mlflow_run_id"])))
+                         + reporting.markdown_table(front.drop(columns=["mlflow_run_id"]).dropna(axis=1, how="all")))
         shown = frame[frame.state.isin(["COMPLETE", "PRUNED"])].sort_values("best_valid_acc", ascending=False).head(10)
-        lines.append("\ntop trials (test accuracy is shown, never used to select):\n" + reporting.markdown_table(shown.drop(columns=["mlflow_run_id"])))
+        lines.append("\ntop trials (test accuracy is shown, never used to select):\n" + reporting.markdown_table(shown.drop(columns=["mlflow_run_id"]).dropna(axis=1, how="all")))
     if spec.retrain_best and recommended is not None:
         configurations = {"seed config": spec.space.seed_params}
         if config_values(recommended.params) == config_values(spec.space.seed_params):

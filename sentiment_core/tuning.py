@@ -217,7 +217,9 @@ class Objective:
                              tags={"kind": "trial", "study_name": self.study_name, "trial_number": trial.number})
         trial.set_user_attr("mlflow_run_id", tracker.run_id)
         if self.rungs is not None:
-            trial.set_user_attr("pruner", self.rungs.describe())  # a study may be resumed with another rule
+            # A study may be resumed with another rule: each trial says which one judged it.
+            trial.set_user_attr("pruner", self.rungs.describe())
+            trial.set_user_attr("seed_margin", self.rungs.seed_margin)
         # The searched knobs by their search names too (basic's dropout, the decay switch): the
         # MLflow parallel-coordinates view then relates them to the score directly.
         tracker.log_params({"trial_number": trial.number, **trial.params})

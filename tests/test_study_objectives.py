@@ -33,6 +33,7 @@ def test_accuracy_gap_study_over_the_extended_space(tmp_path):
         assert ("weight_decay" in trial.params) == trial.params["weight_decay_on"]
         assert trial.state == TrialState.COMPLETE and len(trial.values) == 2
         assert trial.values[1] == pytest.approx(trial.user_attrs["gap_at_best_valid"])
+        assert trial.user_attrs["seed_margin"] == 0.03  # the rule that judged it, kept with it
         params = client.get_run(trial.user_attrs["mlflow_run_id"]).data.params
         for name, value in config_values(trial.params).items():  # what trained is what was suggested
             assert params[name] == str(value)
