@@ -74,6 +74,10 @@ def main() -> int:
                              "this many points of the seed setting's at the same epoch, so settings that learn "
                              "slower but track the seed recipe are not cut by their first epochs; 0 = plain "
                              "successive halving (default: 3)")
+    parser.add_argument("--rerun-spared", action="store_true",
+                        help="asha: before adding trials, queue once more each trial that another rule (another "
+                             "--seed-margin, or none) pruned and that this --seed-margin spares at the epoch it "
+                             "stopped; the rerun records rerun_of")
     parser.add_argument("--dropout-range", type=float_pair, default=(0.0, 0.8), metavar="LOW,HIGH",
                         help="range of each dropout searched: basic's dropout, extended's embedding and output "
                              "dropout (default: 0.0,0.8)")
@@ -120,7 +124,7 @@ def main() -> int:
     study_name = args.study_name or tuning.default_study_name(config, space, args.objective)
     storage = args.storage or tuning.default_storage(REPO_ROOT / "studies", study_name)
     run_study(StudySpec(config, space, study_name, storage, REPO_ROOT, pruner=args.pruner, objective=args.objective,
-                        seed_margin=args.seed_margin / 100, n_trials=args.n_trials, total_trials=args.total_trials,
+                        seed_margin=args.seed_margin / 100, rerun_spared=args.rerun_spared, n_trials=args.n_trials, total_trials=args.total_trials,
                         workers=args.workers, experiment=args.experiment, cache_dir=args.cache_dir,
                         output_dir=args.output_dir, retrain_best=args.retrain_best,
                         retrain_epochs=args.retrain_epochs, progress=not args.quiet,

@@ -35,6 +35,8 @@ import optuna
 # first model-based trial).
 EPOCH_VALUES_ATTR = "valid_acc_by_epoch"
 REFERENCE_ATTR = "baseline"  # user attr of the seed-setting trial that every study enqueues first
+MARGIN_ATTR = "seed_margin"  # user attr: the seed margin of the rule that judged the trial
+RERUN_ATTR = "rerun_of"  # user attr: the pruned trial that this one runs again (see rerun_spared)
 
 
 def epoch_values(trial) -> dict[int, float]:
@@ -75,10 +77,30 @@ class RungPruner:
         keep = max(1, len(values) // self.reduction)
         if value >= sorted(values, reverse=True)[keep - 1]:
             return "ranked in"
-        reference = [v[epoch] for t in others if REFERENCE_ATTR in t.user_attrs and epoch in (v := epoch_values(t))]
-        if self.seed_margin > 0 and reference and value >= reference[0] - self.seed_margin:
-            return "seed margin"
-        return "pruned"
+        return "seed margin" if self.near_seed(others, epoch, value) else "pruned"
+
+    def near_seed(self, trials, epoch: int, value: float) -> bool:
+        """Whether ``value`` at ``epoch`` is within the margin of the seed setting's (if known)."""
+        reference = [v[epoch] for t in trials if REFERENCE_ATTR in t.user_attrs and epoch in (v := epoch_values(t))]
+        return self.seed_margin > 0 and bool(reference) and value >= reference[0] - self.seed_margin
 
     def should_stop(self, study: optuna.Study, trial_number: int, epoch: int, value: float, max_epochs: int) -> bool:
         return self.judge(study, trial_number, epoch, value, max_epochs) == "pruned"
+
+
+def rerun_spared(study: optuna.Study, pruner: RungPruner) -> list[int]:
+    """Enqueue once more every trial pruned under another rule (another seed margin, or before
+    the margin existed) that ``pruner``'s seed margin would have spared at the epoch it was
+    stopped; the new trial records ``rerun_of``. Returns the numbers of the trials rerun."""
+    trials = study.get_trials(deepcopy=False)
+    done = {t.user_attrs[RERUN_ATTR] for t in trials if RERUN_ATTR in t.user_attrs}
+    rerun = []
+    for trial in trials:
+        if (trial.state != optuna.trial.TrialState.PRUNED or trial.number in done or RERUN_ATTR in trial.user_attrs
+                or trial.user_attrs.get(MARGIN_ATTR) == pruner.seed_margin or not (values := epoch_values(trial))):
+            continue
+        epoch = max(values)
+        if pruner.near_seed(trials, epoch, values[epoch]):
+            study.enqueue_trial(trial.params, user_attrs={RERUN_ATTR: trial.number})
+            rerun.append(trial.number)
+    return rerun

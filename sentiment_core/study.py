@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 
 from . import tuning
 from .processes import is_alive, process_identity
-from .rungs import REFERENCE_ATTR, epoch_values
+from .rungs import REFERENCE_ATTR, epoch_values, rerun_spared
 from .search_space import OBJECTIVES, SearchSpace
 from .cli import run_in_processes
 from .comparison import data_source_label
@@ -40,6 +40,7 @@ class StudySpec:
     repo_root: Path
     pruner: str = "auto"
     seed_margin: float = 0.03  # asha: see rungs.RungPruner.seed_margin
+    rerun_spared: bool = False  # asha: run again trials pruned under another rule that this one spares
     objective: str = "accuracy"
     n_trials: int = 20
     total_trials: int | None = None  # instead of n_trials: run until the study holds this many finished trials
@@ -111,6 +112,10 @@ def prepare_study(spec: StudySpec, client, experiment_id: str) -> tuple[optuna.S
                 changed.append("objective")
             raise UserError(f"study {spec.study_name!r} was created with other settings ({', '.join(changed)}); "
                             "use the same flags to resume it, or another --study-name")
+        if spec.rerun_spared:
+            rerun = rerun_spared(study, tuning.rung_pruner(spec.pruner, spec.seed_margin))
+            print(f"trial(s) {rerun} pruned under another rule run again: a seed margin of {spec.seed_margin * 100:g} "
+                  f"points spares them" if rerun else "no pruned trial to run again", flush=True)
         parent_run_id = study.user_attrs.get(PARENT_RUN_ATTR)
         if parent_run_id is None or not _run_exists(client, parent_run_id):
             parent = RunTracker.create(client, experiment_id, run_name=f"study {spec.study_name}",
@@ -199,6 +204,8 @@ def run_study(spec: StudySpec) -> optuna.Study:
     if spec.objective not in OBJECTIVES:
         raise UserError(f"unknown objective {spec.objective!r}: choose one of {', '.join(OBJECTIVES)}")
     spec.pruner = tuning.resolve_pruner(spec.pruner, spec.config, spec.objective)
+    if spec.rerun_spared and spec.pruner != "asha":
+        raise UserError(f"--rerun-spared re-judges trials by the asha rule; the pruner here is {spec.pruner}")
     if spec.n_trials < 0 or spec.workers < 1:
         raise UserError(f"--n-trials must be >= 0 and --workers >= 1 (got {spec.n_trials}, {spec.workers})")
     journal = tuning.journal_path(spec.storage_url)

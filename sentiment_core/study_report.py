@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 
 from . import pareto, reporting
 from .retraining import retrain
-from .rungs import epoch_values
+from .rungs import MARGIN_ATTR, RERUN_ATTR, epoch_values
 from .search_space import config_values
 from .tracking import RunTracker
 
@@ -34,8 +34,8 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             "gap_at_best_valid": t.user_attrs.get("gap_at_best_valid"),
             "epochs": len(intermediate),
             "test_acc_at_best_valid": t.user_attrs.get("test_acc_at_best_valid"),
-            "seed_margin": t.user_attrs.get("seed_margin"),  # None: judged before the margin existed
-            "rerun_of": t.user_attrs.get("rerun_of"),
+            "seed_margin": t.user_attrs.get(MARGIN_ATTR),  # None: judged before the margin existed
+            "rerun_of": t.user_attrs.get(RERUN_ATTR),
             "mlflow_run_id": t.user_attrs.get("mlflow_run_id"),
         })
     frame = pd.DataFrame(rows)

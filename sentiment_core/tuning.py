@@ -25,7 +25,7 @@ from .corpus import Corpus
 from .errors import UserError, first_line
 from .experiment import run_training
 from .processes import is_alive, process_identity
-from .rungs import EPOCH_VALUES_ATTR, RungPruner
+from .rungs import EPOCH_VALUES_ATTR, MARGIN_ATTR, REFERENCE_ATTR, RERUN_ATTR, RungPruner
 from .search_space import OBJECTIVES, SEARCHED_FIELDS, SearchSpace
 from .tracking import RunTracker
 
@@ -158,7 +158,9 @@ def fail_dead_workers_trials(study: optuna.Study) -> list[int]:
             continue  # finished meanwhile
         failed.append(trial.number)
         if RETRIED_FROM not in trial.user_attrs and trial.params:
-            study.enqueue_trial(trial.params, user_attrs={RETRIED_FROM: trial.number})
+            # The retry keeps what the trial was there for (the seed setting, a rerun).
+            why = {k: trial.user_attrs[k] for k in (REFERENCE_ATTR, RERUN_ATTR) if k in trial.user_attrs}
+            study.enqueue_trial(trial.params, user_attrs={RETRIED_FROM: trial.number, **why})
     return failed
 
 
@@ -219,7 +221,7 @@ class Objective:
         if self.rungs is not None:
             # A study may be resumed with another rule: each trial says which one judged it.
             trial.set_user_attr("pruner", self.rungs.describe())
-            trial.set_user_attr("seed_margin", self.rungs.seed_margin)
+            trial.set_user_attr(MARGIN_ATTR, self.rungs.seed_margin)
         # The searched knobs by their search names too (basic's dropout, the decay switch): the
         # MLflow parallel-coordinates view then relates them to the score directly.
         tracker.log_params({"trial_number": trial.number, **trial.params})

@@ -12,7 +12,8 @@ from optuna.trial import TrialState
 
 from helpers import ENDLESS, load_study, store, tune
 from sentiment_core import tuning
-from sentiment_core.rungs import EPOCH_VALUES_ATTR, REFERENCE_ATTR, RungPruner, epoch_values
+from sentiment_core.rungs import (EPOCH_VALUES_ATTR, REFERENCE_ATTR, RERUN_ATTR, RungPruner, epoch_values,
+                                  rerun_spared)
 from sentiment_core.search_space import SEED_PARAMS, SearchSpace, config_values
 from sentiment_core.tracking import open_experiment
 
@@ -91,6 +92,30 @@ def test_rung_rule_spares_trials_that_track_the_seed_setting(directions):
     assert pruner.judge(study, 99, 2, 0.74, max_epochs=12) == "pruned"
     assert RungPruner(seed_margin=0).judge(study, 99, 2, 0.76, max_epochs=12) == "pruned"  # plain halving
     assert pruner.judge(study, 99, 3, 0.10, max_epochs=12) is None
+
+
+def test_trials_pruned_under_another_rule_are_rerun_once_if_the_margin_spares_them():
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    space = {"embedding_dropout": optuna.distributions.FloatDistribution(0.0, 0.8)}
+
+    def add(dropout, state, per_epoch, **attrs):
+        attrs[EPOCH_VALUES_ATTR] = {str(k): v for k, v in per_epoch.items()}
+        study.add_trial(optuna.trial.create_trial(
+            state=state, params={"embedding_dropout": dropout}, distributions=space, user_attrs=attrs,
+            values=[max(per_epoch.values()), 0.05] if state == TrialState.COMPLETE else None))
+
+    add(0.6, TrialState.COMPLETE, {2: 0.74, 6: 0.854, 12: 0.886}, **{REFERENCE_ATTR: "seed notebook setting"})
+    add(0.1, TrialState.PRUNED, {2: 0.79, 6: 0.847})  # plain halving cut it at 6; 3 points spare it
+    add(0.7, TrialState.PRUNED, {2: 0.60})  # far behind the seed setting: stays pruned
+    add(0.5, TrialState.PRUNED, {2: 0.73}, seed_margin=0.03)  # judged by this very rule already
+    add(0.2, TrialState.PRUNED, {2: 0.80, 6: 0.85})
+    add(0.2, TrialState.COMPLETE, {2: 0.80, 6: 0.85, 12: 0.87}, rerun_of=4)  # rerun before
+    assert rerun_spared(study, RungPruner()) == [1]
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert [(t.system_attrs["fixed_params"], t.user_attrs[RERUN_ATTR]) for t in waiting] == [
+        ({"embedding_dropout": 0.1}, 1)]
+    assert rerun_spared(study, RungPruner()) == []  # once only
+    assert rerun_spared(study, RungPruner(seed_margin=0)) == []  # plain halving spares nobody
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from helpers import ENDLESS, kill_mid_trial, load_study as load, tune
+from sentiment_core.rungs import REFERENCE_ATTR
 from sentiment_core.search_space import SEED_PARAMS, SearchSpace
 from sentiment_core.errors import UserError
 from sentiment_core.processes import is_alive, process_identity
@@ -65,6 +66,7 @@ def test_a_killed_worker_leaves_no_trial_running(tmp_path, run_inprocess):
     assert study.trials[0].state == TrialState.FAIL
     retry = study.get_trials(states=(TrialState.WAITING,))
     assert len(retry) == 1 and retry[0].system_attrs["fixed_params"] == study.trials[0].params
+    assert REFERENCE_ATTR in retry[0].user_attrs  # the killed trial was the seed setting, and its retry still is
     run = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_run(study.trials[0].user_attrs["mlflow_run_id"])
     assert run.info.status == "FAILED"
 
