@@ -12,9 +12,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 from optuna.trial import TrialState
 
-from . import pareto, reporting
+from . import pareto, reporting, tuning
 from .retraining import retrain
-from .rungs import MARGIN_ATTR, RERUN_ATTR, epoch_values
+from .rungs import MARGIN_ATTR, REFERENCE_ATTR, RERUN_ATTR, RungPruner, epoch_values
 from .search_space import config_values
 from .tracking import RunTracker
 
@@ -130,6 +130,43 @@ def plot_landscape(frame: pd.DataFrame, path: Path, low_decay: float) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return path
+
+
+def rung_check(study: optuna.Study, pruner: RungPruner, max_epochs: int, path: Path) -> list[str]:
+    """Does a rung's valid accuracy predict where a trial ends? For each rung, the trials that
+    went on past it and then completed or reached the next rung: valid accuracy at the rung
+    against best valid accuracy, with Spearman's rank correlation; the seed setting is starred. A
+    correlation near 0 means that ranking there prunes blindly (what the seed margin is for)."""
+    rows = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+        values = epoch_values(trial)
+        for rung in pruner.rungs(max_epochs):
+            last = max(values, default=0)
+            went_on = last > rung and (trial.state == TrialState.COMPLETE or last >= rung * pruner.reduction)
+            if rung in values and went_on:
+                rows.append({"rung": rung, "at_rung": values[rung] * 100, "best": max(values.values()) * 100,
+                             "seed": REFERENCE_ATTR in trial.user_attrs})
+    if not rows:
+        return []
+    frame = pd.DataFrame(rows)
+    groups = list(frame.groupby("rung"))
+    fig = Figure(figsize=(4.5 * len(groups), 4))
+    lines = []
+    for ax, (rung, part) in zip(fig.subplots(1, len(groups), squeeze=False)[0], groups):
+        rho = part.at_rung.corr(part.best, method="spearman") if len(part) >= 3 else float("nan")
+        lines.append(f"rung check, epoch {rung}: valid accuracy there vs best valid accuracy, Spearman {rho:+.2f} "
+                     f"over {len(part)} trial(s) that went on past it to the end or to the next rung")
+        ax.scatter(part.at_rung[~part.seed], part.best[~part.seed], label="trials")
+        ax.scatter(part.at_rung[part.seed], part.best[part.seed], marker="*", s=200, color="tab:red",
+                   label="seed setting")
+        ax.set_title(f"epoch {rung} (Spearman {rho:+.2f}, n={len(part)})")
+        ax.set_xlabel(f"valid accuracy at epoch {rung} (%)")
+        ax.set_ylabel("best valid accuracy (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return lines
 
 
 def importances_of(study: optuna.Study) -> dict[str, dict]:
@@ -252,6 +289,8 @@ def report(spec, study: optuna.Study, client, experiment_id: str, parent_run_id:
             pareto.plot_front(frame, front, recommended.number, out / "pareto_front.png")
             lines.append("\nPareto front (max best valid accuracy, min honest gap):\n"
                          + reporting.markdown_table(front.drop(columns=["mlflow_run_id"]).dropna(axis=1, how="all")))
+        if (rungs := tuning.rung_pruner(spec.pruner, spec.seed_margin)) is not None:
+            lines.extend(rung_check(study, rungs, spec.config.epochs, out / "rung_check.png"))
         shown = frame[frame.state.isin(["COMPLETE", "PRUNED"])].sort_values("best_valid_acc", ascending=False).head(10)
         lines.append("\ntop trials (test accuracy is shown, never used to select):\n" + reporting.markdown_table(shown.drop(columns=["mlflow_run_id"]).dropna(axis=1, how="all")))
     if spec.retrain_best and recommended is not None:

@@ -15,6 +15,7 @@ from sentiment_core import tuning
 from sentiment_core.rungs import (EPOCH_VALUES_ATTR, REFERENCE_ATTR, RERUN_ATTR, RungPruner, epoch_values,
                                   rerun_spared)
 from sentiment_core.search_space import SEED_PARAMS, SearchSpace, config_values
+from sentiment_core.study_report import rung_check
 from sentiment_core.tracking import open_experiment
 
 EXTENDED = {"embedding_dropout", "output_dropout", "word_dropout", "weight_drop", "weight_decay_on", "weight_decay_kind"}
@@ -94,8 +95,9 @@ def test_rung_rule_spares_trials_that_track_the_seed_setting(directions):
     assert pruner.judge(study, 99, 3, 0.10, max_epochs=12) is None
 
 
-def test_trials_pruned_under_another_rule_are_rerun_once_if_the_margin_spares_them():
-    study = optuna.create_study(directions=["maximize", "minimize"])
+def _trial_adder(study: optuna.Study):
+    """add(dropout, state, {epoch: valid acc}, **user attrs): a finished trial as a two-objective
+    study stores it."""
     space = {"embedding_dropout": optuna.distributions.FloatDistribution(0.0, 0.8)}
 
     def add(dropout, state, per_epoch, **attrs):
@@ -103,7 +105,12 @@ def test_trials_pruned_under_another_rule_are_rerun_once_if_the_margin_spares_th
         study.add_trial(optuna.trial.create_trial(
             state=state, params={"embedding_dropout": dropout}, distributions=space, user_attrs=attrs,
             values=[max(per_epoch.values()), 0.05] if state == TrialState.COMPLETE else None))
+    return add
 
+
+def test_trials_pruned_under_another_rule_are_rerun_once_if_the_margin_spares_them():
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    add = _trial_adder(study)
     add(0.6, TrialState.COMPLETE, {2: 0.74, 6: 0.854, 12: 0.886}, **{REFERENCE_ATTR: "seed notebook setting"})
     add(0.1, TrialState.PRUNED, {2: 0.79, 6: 0.847})  # plain halving cut it at 6; 3 points spare it
     add(0.7, TrialState.PRUNED, {2: 0.60})  # far behind the seed setting: stays pruned
@@ -116,6 +123,20 @@ def test_trials_pruned_under_another_rule_are_rerun_once_if_the_margin_spares_th
         ({"embedding_dropout": 0.1}, 1)]
     assert rerun_spared(study, RungPruner()) == []  # once only
     assert rerun_spared(study, RungPruner(seed_margin=0)) == []  # plain halving spares nobody
+
+
+def test_rung_check_relates_each_rung_to_the_best_valid_accuracy(tmp_path):
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    add = _trial_adder(study)
+    # Slow starters end best: epoch 2 ranks them backwards.
+    add(0.6, TrialState.COMPLETE, {2: 0.70, 6: 0.85, 9: 0.89}, **{REFERENCE_ATTR: "seed notebook setting"})
+    add(0.4, TrialState.COMPLETE, {2: 0.75, 6: 0.86, 9: 0.88})
+    add(0.2, TrialState.PRUNED, {2: 0.80, 6: 0.84})  # reached the next rung: counts for epoch 2 only
+    add(0.1, TrialState.PRUNED, {2: 0.82})  # stopped at the rung: tells nothing about it
+    lines = rung_check(study, RungPruner(), 12, tmp_path / "rung_check.png")
+    assert lines[0].startswith("rung check, epoch 2: valid accuracy there vs best valid accuracy, Spearman -1.00 over 3")
+    assert "epoch 6" in lines[1] and "over 2 trial(s)" in lines[1]  # too few for a correlation
+    assert (tmp_path / "rung_check.png").stat().st_size > 0
 
 
 @pytest.fixture(scope="module")
