@@ -85,9 +85,6 @@ class RungPruner:
         reference = [v[epoch] for t in trials if REFERENCE_ATTR in t.user_attrs and epoch in (v := epoch_values(t))]
         return self.seed_margin > 0 and bool(reference) and value >= reference[0] - self.seed_margin
 
-    def should_stop(self, study: optuna.Study, trial_number: int, epoch: int, value: float, max_epochs: int) -> bool:
-        return self.judge(study, trial_number, epoch, value, max_epochs) == "pruned"
-
 
 def rerun_spared(study: optuna.Study, pruner: RungPruner) -> list[int]:
     """Enqueue once more every trial pruned under another rule (another seed margin, or before

@@ -72,14 +72,15 @@ def test_rung_rule_keeps_the_best_third_from_epoch_2():
     pruner = RungPruner()
     assert pruner.rungs(12) == [2, 6] and pruner.rungs(30) == [2, 6, 18] and pruner.rungs(2) == []
     study = _study_with_rivals(["maximize"])
-    assert pruner.should_stop(study, 99, 2, 0.84, max_epochs=12)  # 4 values at the rung: only the best goes on
-    assert not pruner.should_stop(study, 99, 2, 0.86, max_epochs=12)
-    assert not pruner.should_stop(study, 99, 1, 0.10, max_epochs=12)  # epoch 1 is never judged
-    assert not pruner.should_stop(study, 99, 3, 0.10, max_epochs=12)  # nor epochs between rungs
+    assert pruner.judge(study, 99, 2, 0.84, max_epochs=12) == "pruned"  # 4 values at the rung: only the best goes on
+    assert pruner.judge(study, 99, 2, 0.86, max_epochs=12) == "ranked in"
+    assert pruner.judge(study, 99, 1, 0.10, max_epochs=12) is None  # epoch 1 is never judged
+    assert pruner.judge(study, 99, 3, 0.10, max_epochs=12) is None  # nor epochs between rungs
     # Too few trials at the rung to judge (the bootstrap): nobody is stopped there.
-    assert not pruner.should_stop(_study_with_rivals(["maximize"], (0.85,)), 99, 2, 0.5, max_epochs=12)
+    assert pruner.judge(_study_with_rivals(["maximize"], (0.85,)), 99, 2, 0.5, max_epochs=12) == "bootstrap"
     two = _study_with_rivals(["maximize", "minimize"])  # two objectives: the values sit in a user attr
-    assert pruner.should_stop(two, 99, 2, 0.84, max_epochs=12) and not pruner.should_stop(two, 99, 2, 0.86, max_epochs=12)
+    assert pruner.judge(two, 99, 2, 0.84, max_epochs=12) == "pruned"
+    assert pruner.judge(two, 99, 2, 0.86, max_epochs=12) == "ranked in"
 
 
 @pytest.mark.parametrize("directions", [["maximize"], ["maximize", "minimize"]])
