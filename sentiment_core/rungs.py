@@ -26,6 +26,7 @@ fastest learners. ``seed_margin=0`` is plain successive halving.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import optuna
@@ -86,6 +87,15 @@ class RungPruner:
         return self.seed_margin > 0 and bool(reference) and value >= reference[0] - self.seed_margin
 
 
+def judged_margin(trial) -> float | None:
+    """The seed margin of the rule that judged ``trial``; None if judged before the margin existed.
+    (The first trials judged with a margin kept only the rule's description, "... seed margin 3 pts".)"""
+    if MARGIN_ATTR in trial.user_attrs:
+        return trial.user_attrs[MARGIN_ATTR]
+    described = re.search(r"seed margin ([0-9.]+) pts", str(trial.user_attrs.get("pruner", "")))
+    return float(described.group(1)) / 100 if described else None
+
+
 def rerun_spared(study: optuna.Study, pruner: RungPruner) -> list[int]:
     """Enqueue once more every trial pruned under another rule (another seed margin, or before
     the margin existed) that ``pruner``'s seed margin would have spared at the epoch it was
@@ -95,7 +105,7 @@ def rerun_spared(study: optuna.Study, pruner: RungPruner) -> list[int]:
     rerun = []
     for trial in trials:
         if (trial.state != optuna.trial.TrialState.PRUNED or trial.number in done or RERUN_ATTR in trial.user_attrs
-                or trial.user_attrs.get(MARGIN_ATTR) == pruner.seed_margin or not (values := epoch_values(trial))):
+                or judged_margin(trial) == pruner.seed_margin or not (values := epoch_values(trial))):
             continue
         epoch = max(values)
         if pruner.near_seed(trials, epoch, values[epoch]):

@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 
 from . import pareto, reporting, tuning
 from .retraining import retrain
-from .rungs import MARGIN_ATTR, REFERENCE_ATTR, RERUN_ATTR, RungPruner, epoch_values
+from .rungs import REFERENCE_ATTR, RERUN_ATTR, RungPruner, epoch_values, judged_margin
 from .search_space import config_values
 from .tracking import RunTracker
 
@@ -34,11 +34,13 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             "gap_at_best_valid": t.user_attrs.get("gap_at_best_valid"),
             "epochs": len(intermediate),
             "test_acc_at_best_valid": t.user_attrs.get("test_acc_at_best_valid"),
-            "seed_margin": t.user_attrs.get(MARGIN_ATTR),  # None: judged before the margin existed
+            "seed_margin": judged_margin(t),  # None: judged before the margin existed
             "rerun_of": t.user_attrs.get(RERUN_ATTR),
             "mlflow_run_id": t.user_attrs.get("mlflow_run_id"),
         })
     frame = pd.DataFrame(rows)
+    if len(frame):
+        frame["rerun_of"] = frame["rerun_of"].astype("Int64")
     if len(frame) and "embedding_dropout" in frame and "output_dropout" not in frame:
         frame = frame.rename(columns={"embedding_dropout": "dropout"})  # the basic space's one dropout
     return frame

@@ -118,6 +118,7 @@ def test_trials_pruned_under_another_rule_are_rerun_once_if_the_margin_spares_th
     add(0.5, TrialState.PRUNED, {2: 0.73}, seed_margin=0.03)  # judged by this very rule already
     add(0.2, TrialState.PRUNED, {2: 0.80, 6: 0.85})
     add(0.2, TrialState.COMPLETE, {2: 0.80, 6: 0.85, 12: 0.87}, rerun_of=4)  # rerun before
+    add(0.3, TrialState.PRUNED, {2: 0.73}, pruner="asha: ..., seed margin 3 pts")  # the margin, told in words
     assert rerun_spared(study, RungPruner()) == [1]
     waiting = study.get_trials(states=(TrialState.WAITING,))
     assert [(t.system_attrs["fixed_params"], t.user_attrs[RERUN_ATTR]) for t in waiting] == [
