@@ -31,6 +31,7 @@ from sentiment_core.cli import (add_config_arguments, add_run_arguments, config_
 from sentiment_core.config import TrainConfig  # noqa: E402
 from sentiment_core.errors import UserError  # noqa: E402
 from sentiment_core.model import CELLS  # noqa: E402
+from sentiment_core.rungs import RungPruner  # noqa: E402
 from sentiment_core.search_space import OBJECTIVES, SEARCHED_FIELDS, SPACES, SearchSpace  # noqa: E402
 from sentiment_core.study import StudySpec, run_study  # noqa: E402
 
@@ -67,13 +68,14 @@ def main() -> int:
                              "train-valid gap at that epoch (default: accuracy)")
     parser.add_argument("--pruner", default="auto", choices=tuning.PRUNERS,
                         help="stop bad trials on per-epoch valid accuracy. asha: successive halving over epochs "
-                             "(judged at epochs 2, 6, 18: the best third goes on, and see --seed-margin); median; hyperband; none. "
+                             "(judged at epochs 2, 6, 18: the best third goes on, and see --seed-margin); median; "
+                             "hyperband; none. "
                              "auto: asha on the full data or with two objectives, else median (default: auto)")
-    parser.add_argument("--seed-margin", type=float, default=3.0, metavar="POINTS",
+    parser.add_argument("--seed-margin", type=float, default=RungPruner.seed_margin * 100, metavar="POINTS",
                         help="asha: a trial ranked out at a rung still goes on while its valid accuracy is within "
                              "this many points of the seed setting's at the same epoch, so settings that learn "
                              "slower but track the seed recipe are not cut by their first epochs; 0 = plain "
-                             "successive halving (default: 3)")
+                             "successive halving (default: %(default)g)")
     parser.add_argument("--rerun-spared", action="store_true",
                         help="asha: before adding trials, queue once more each trial that another rule (another "
                              "--seed-margin, or none) pruned and that this --seed-margin spares at the epoch it "
@@ -124,7 +126,8 @@ def main() -> int:
     study_name = args.study_name or tuning.default_study_name(config, space, args.objective)
     storage = args.storage or tuning.default_storage(REPO_ROOT / "studies", study_name)
     run_study(StudySpec(config, space, study_name, storage, REPO_ROOT, pruner=args.pruner, objective=args.objective,
-                        seed_margin=args.seed_margin / 100, rerun_spared=args.rerun_spared, n_trials=args.n_trials, total_trials=args.total_trials,
+                        seed_margin=args.seed_margin / 100, rerun_spared=args.rerun_spared,
+                        n_trials=args.n_trials, total_trials=args.total_trials,
                         workers=args.workers, experiment=args.experiment, cache_dir=args.cache_dir,
                         output_dir=args.output_dir, retrain_best=args.retrain_best,
                         retrain_epochs=args.retrain_epochs, progress=not args.quiet,

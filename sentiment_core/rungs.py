@@ -37,7 +37,8 @@ import optuna
 # first model-based trial).
 EPOCH_VALUES_ATTR = "valid_acc_by_epoch"
 REFERENCE_ATTR = "baseline"  # user attr of the seed-setting trial that every study enqueues first
-MARGIN_ATTR = "seed_margin"  # user attr: the seed margin of the rule that judged the trial
+PRUNER_ATTR = "pruner"  # user attr: RungPruner.describe() of the rule that judged the trial
+MARGIN_ATTR = "seed_margin"  # user attr: the seed margin of that rule
 RERUN_ATTR = "rerun_of"  # user attr: the pruned trial that this one runs again (see rerun_spared)
 
 
@@ -62,7 +63,7 @@ class RungPruner:
             rung *= self.reduction
         return epochs
 
-    def describe(self) -> str:
+    def describe(self) -> str:  # judged_margin reads the margin back from this text
         return (f"asha: rungs from epoch {self.min_epoch} x{self.reduction}, best 1/{self.reduction} go on, "
                 f"seed margin {self.seed_margin * 100:g} pts")
 
@@ -92,7 +93,7 @@ def judged_margin(trial) -> float | None:
     (The first trials judged with a margin kept only the rule's description, "... seed margin 3 pts".)"""
     if MARGIN_ATTR in trial.user_attrs:
         return trial.user_attrs[MARGIN_ATTR]
-    described = re.search(r"seed margin ([0-9.]+) pts", str(trial.user_attrs.get("pruner", "")))
+    described = re.search(r"seed margin ([0-9.]+) pts", str(trial.user_attrs.get(PRUNER_ATTR, "")))
     return float(described.group(1)) / 100 if described else None
 
 

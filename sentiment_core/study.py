@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 
 from . import tuning
 from .processes import is_alive, process_identity
-from .rungs import REFERENCE_ATTR, epoch_values, rerun_spared
+from .rungs import REFERENCE_ATTR, RungPruner, epoch_values, rerun_spared
 from .search_space import OBJECTIVES, SearchSpace
 from .cli import run_in_processes
 from .comparison import data_source_label
@@ -39,7 +39,7 @@ class StudySpec:
     storage_url: str
     repo_root: Path
     pruner: str = "auto"
-    seed_margin: float = 0.03  # asha: see rungs.RungPruner.seed_margin
+    seed_margin: float = RungPruner.seed_margin  # asha: a fraction of accuracy (0.03 = 3 points)
     rerun_spared: bool = False  # asha: run again trials pruned under another rule that this one spares
     objective: str = "accuracy"
     n_trials: int = 20

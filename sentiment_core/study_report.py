@@ -142,11 +142,13 @@ def rung_check(study: optuna.Study, pruner: RungPruner, max_epochs: int, path: P
     rows = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
         values = epoch_values(trial)
+        if not values:
+            continue
+        last, best = max(values), max(values.values()) * 100
         for rung in pruner.rungs(max_epochs):
-            last = max(values, default=0)
             went_on = last > rung and (trial.state == TrialState.COMPLETE or last >= rung * pruner.reduction)
             if rung in values and went_on:
-                rows.append({"rung": rung, "at_rung": values[rung] * 100, "best": max(values.values()) * 100,
+                rows.append({"rung": rung, "at_rung": values[rung] * 100, "best": best,
                              "seed": REFERENCE_ATTR in trial.user_attrs})
     if not rows:
         return []

@@ -25,7 +25,7 @@ from .corpus import Corpus
 from .errors import UserError, first_line
 from .experiment import run_training
 from .processes import is_alive, process_identity
-from .rungs import EPOCH_VALUES_ATTR, MARGIN_ATTR, REFERENCE_ATTR, RERUN_ATTR, RungPruner
+from .rungs import EPOCH_VALUES_ATTR, MARGIN_ATTR, PRUNER_ATTR, REFERENCE_ATTR, RERUN_ATTR, RungPruner
 from .search_space import OBJECTIVES, SEARCHED_FIELDS, SearchSpace
 from .tracking import RunTracker
 
@@ -220,7 +220,7 @@ class Objective:
         trial.set_user_attr("mlflow_run_id", tracker.run_id)
         if self.rungs is not None:
             # A study may be resumed with another rule: each trial says which one judged it.
-            trial.set_user_attr("pruner", self.rungs.describe())
+            trial.set_user_attr(PRUNER_ATTR, self.rungs.describe())
             trial.set_user_attr(MARGIN_ATTR, self.rungs.seed_margin)
         # The searched knobs by their search names too (basic's dropout, the decay switch): the
         # MLflow parallel-coordinates view then relates them to the score directly.
