@@ -4,29 +4,50 @@ recommend from it."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import optuna
 import pandas as pd
 from matplotlib.figure import Figure
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
 
 # Seed noise alone moves valid accuracy by about a point (NOTES.md): front trials closer than
 # this to the most accurate one are treated as equally accurate, and the smallest gap decides.
 ACCURACY_TOLERANCE = 0.005
 
 
-def recommend(study: optuna.Study) -> tuple[optuna.trial.FrozenTrial, str]:
-    """The trial to retrain and use, and why. One objective: the best trial. Two: among the
-    Pareto trials within ACCURACY_TOLERANCE of the front's best valid accuracy, the smallest gap."""
+def recommend(study: optuna.Study, leave_out: Callable[[FrozenTrial], bool] = lambda trial: False
+              ) -> tuple[FrozenTrial | None, str]:
+    """The trial to retrain and use, and why, among the complete trials that ``leave_out`` keeps
+    (None when it keeps none). One objective: the best trial. Two: among the Pareto trials within
+    ACCURACY_TOLERANCE of the front's best valid accuracy, the smallest gap."""
+    trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if not leave_out(t)]
+    if not trials:
+        return None, "no complete trial"
     if len(study.directions) == 1:
-        best = study.best_trial
+        sign = 1 if study.direction == StudyDirection.MAXIMIZE else -1
+        best = max(trials, key=lambda t: sign * t.value)  # the first of equals, as Study.best_trial
         return best, f"highest best valid accuracy ({best.value:.2%})"
-    front = study.best_trials
+    front = pareto_trials(trials, study.directions)
     top = max(t.values[0] for t in front)
     close = [t for t in front if t.values[0] >= top - ACCURACY_TOLERANCE]
     chosen = min(close, key=lambda t: (t.values[1], -t.values[0]))
     return chosen, (f"smallest honest gap ({chosen.values[1] * 100:.2f} pts) among the {len(close)} Pareto trial(s) "
                     f"within {ACCURACY_TOLERANCE * 100:.1f} points of the front's best valid accuracy ({top:.2%}); "
                     f"its valid accuracy {chosen.values[0]:.2%}")
+
+
+def pareto_trials(trials: list[FrozenTrial], directions: list[StudyDirection]) -> list[FrozenTrial]:
+    """The trials no other trial dominates (as ``Study.best_trials``, but of any subset: the
+    runner-up's front is the front of the trials without the recommended setting)."""
+    signs = [1 if d == StudyDirection.MAXIMIZE else -1 for d in directions]
+
+    def dominates(a: FrozenTrial, b: FrozenTrial) -> bool:
+        pairs = [(s * x, s * y) for s, x, y in zip(signs, a.values, b.values)]
+        return all(x >= y for x, y in pairs) and any(x > y for x, y in pairs)
+
+    return [t for t in trials if not any(dominates(o, t) for o in trials)]
 
 
 def front_frame(frame: pd.DataFrame, study: optuna.Study) -> pd.DataFrame:

@@ -11,11 +11,11 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from helpers import ENDLESS, load_study, store, tune
-from sentiment_core import tuning
+from sentiment_core import pareto, tuning
 from sentiment_core.rungs import (EPOCH_VALUES_ATTR, REFERENCE_ATTR, RERUN_ATTR, RungPruner, epoch_values,
                                   rerun_spared)
 from sentiment_core.search_space import SEED_PARAMS, SearchSpace, config_values
-from sentiment_core.study_report import rung_check
+from sentiment_core.study_report import challenger_of, rung_check
 from sentiment_core.tracking import open_experiment
 
 EXTENDED = {"embedding_dropout", "output_dropout", "word_dropout", "weight_drop", "weight_decay_on", "weight_decay_kind"}
@@ -125,6 +125,46 @@ def test_trials_pruned_under_another_rule_are_rerun_once_if_the_margin_spares_th
         ({"embedding_dropout": 0.1}, 1)]
     assert rerun_spared(study, RungPruner()) == []  # once only
     assert rerun_spared(study, RungPruner(seed_margin=0)) == []  # plain halving spares nobody
+
+
+def _basic_trial(dropout: float, values: list[float]) -> optuna.trial.FrozenTrial:
+    distributions = {"dropout": optuna.distributions.FloatDistribution(0.0, 0.8),
+                     "weight_decay_on": optuna.distributions.CategoricalDistribution([False, True])}
+    return optuna.trial.create_trial(params={"dropout": dropout, "weight_decay_on": False},
+                                     distributions=distributions, values=values)
+
+
+@pytest.mark.parametrize("directions, scores, expected", [
+    # One objective: the seed setting is best; the runner-up is the best of the others.
+    (["maximize"], {0.6: [0.886], 0.5: [0.880], 0.3: [0.884], 0.1: [0.870]}, ("runner-up", 0.3)),
+    # Two: among the others' front (0.3, 0.2; 0.1 is dominated by 0.2), within half a point of its
+    # best accuracy, the smallest gap.
+    (["maximize", "minimize"], {0.6: [0.886, 0.08], 0.3: [0.884, 0.10], 0.2: [0.880, 0.09], 0.1: [0.879, 0.095]},
+     ("runner-up", 0.2)),
+    # A better setting than the seed's is itself the challenger.
+    (["maximize", "minimize"], {0.6: [0.880, 0.08], 0.3: [0.886, 0.07]}, ("tuned", 0.3)),
+])
+def test_retrains_set_the_runner_up_against_the_seed_setting_when_it_wins(directions, scores, expected):
+    study = optuna.create_study(directions=directions)
+    for dropout, values in scores.items():
+        study.add_trial(_basic_trial(dropout, values))
+    recommended, _ = pareto.recommend(study)
+    assert recommended.number == (0 if expected[0] == "runner-up" else 1)
+    (label, trial), line = challenger_of(study, recommended, SEED_PARAMS["basic"])
+    assert (label, trial.params["dropout"]) == expected
+    assert (line is not None) == (label == "runner-up")
+    if len(directions) == 2:  # the front of every trial is Optuna's own
+        front = pareto.pareto_trials(study.get_trials(), study.directions)
+        assert {t.number for t in front} == {t.number for t in study.best_trials}
+
+
+def test_a_lone_seed_setting_has_no_challenger():
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(_basic_trial(0.6, [0.886]))
+    study.add_trial(optuna.trial.create_trial(state=TrialState.PRUNED, params={"dropout": 0.3},
+                                              distributions={"dropout": optuna.distributions.FloatDistribution(0, 0.8)}))
+    challenger, line = challenger_of(study, study.best_trial, SEED_PARAMS["basic"])
+    assert challenger is None and "no other setting completed" in line
 
 
 def test_rung_check_relates_each_rung_to_the_best_valid_accuracy(tmp_path):
