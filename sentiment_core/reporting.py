@@ -14,6 +14,16 @@ from matplotlib.ticker import MaxNLocator
 SPLITS = ("train", "valid", "test")
 COLORS = {"rnn": "tab:red", "lstm": "tab:blue", "gru": "tab:green", "seed config": "tab:red", "tuned": "tab:blue",
           "tfidf-logreg": "tab:grey"}
+# For groups COLORS does not name ("runner-up", a preset's label): without a colour of its own,
+# matplotlib would give each line and band of a group the next colour of its cycle.
+SPARE_COLORS = ("tab:orange", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:green")
+
+
+def group_colors(groups) -> dict[str, str]:
+    """One colour per group, the same in every panel: COLORS' own, else the next spare one."""
+    taken = {COLORS[g] for g in groups if g in COLORS}
+    spare = iter(c for c in SPARE_COLORS if c not in taken)
+    return {g: COLORS[g] if g in COLORS else next(spare, "black") for g in groups}
 
 
 def history_frame(history: list[dict]) -> pd.DataFrame:
@@ -100,6 +110,7 @@ def plot_groups(histories: dict[str, list[list[dict]]], path: Path, title: str =
     horizontal lines on the matching panels."""
     fig = Figure(figsize=(15, 8))
     axes = fig.subplots(2, 3, sharex=True)
+    colors = group_colors(histories)
     for group, runs in histories.items():
         frames = [history_frame(h).set_index("epoch") for h in runs if h]
         if not frames:
@@ -109,7 +120,7 @@ def plot_groups(histories: dict[str, list[list[dict]]], path: Path, title: str =
             for row, (metric, scale) in enumerate((("loss", 1), ("acc", 100))):
                 key = f"{split}_{metric}"
                 ax = axes[row][col]
-                color = COLORS.get(group)
+                color = colors[group]
                 honest = split == "train" and f"train_eval_{metric}" in stacked
                 if honest:  # the running value under dropout, thin and dotted, behind the eval-mode one
                     running = stacked[key].unstack(0) * scale

@@ -274,7 +274,7 @@ def challenger_of(study: optuna.Study, recommended: optuna.trial.FrozenTrial, se
         return None, "\nthe recommended trial is the seed setting itself, and no other setting completed: nothing to set against it"
     return ("runner-up", runner_up), (
         f"\nthe recommended trial is the seed setting itself; set against it: the runner-up, trial "
-        f"{runner_up.number} ({why} among the other settings)")
+        f"{runner_up.number}, which the same rule picks from the other settings: {why}")
 
 
 def report(spec, study: optuna.Study, client, experiment_id: str, parent_run_id: str) -> None:

@@ -11,7 +11,7 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from helpers import ENDLESS, load_study, store, tune
-from sentiment_core import pareto, tuning
+from sentiment_core import pareto, reporting, tuning
 from sentiment_core.rungs import (EPOCH_VALUES_ATTR, REFERENCE_ATTR, RERUN_ATTR, RungPruner, epoch_values,
                                   rerun_spared)
 from sentiment_core.search_space import SEED_PARAMS, SearchSpace, config_values
@@ -156,6 +156,14 @@ def test_retrains_set_the_runner_up_against_the_seed_setting_when_it_wins(direct
     if len(directions) == 2:  # the front of every trial is Optuna's own
         front = pareto.pareto_trials(study.get_trials(), study.directions)
         assert {t.number for t in front} == {t.number for t in study.best_trials}
+
+
+def test_every_retrained_group_has_a_colour_of_its_own():
+    # A group without a named colour once took matplotlib's next colour for each line and band,
+    # so the runner-up was orange in one panel and blue in the next.
+    colors = reporting.group_colors(["seed config", "runner-up", "preset b", "tuned"])
+    assert colors["seed config"] == reporting.COLORS["seed config"] and colors["tuned"] == reporting.COLORS["tuned"]
+    assert len(set(colors.values())) == 4 and "black" not in colors.values()
 
 
 def test_a_lone_seed_setting_has_no_challenger():
