@@ -259,20 +259,22 @@ def paired_seed_differences(groups: dict[str, list], label: str) -> list[str]:
 
 
 def challenger_of(study: optuna.Study, recommended: optuna.trial.FrozenTrial, seed_params: dict
-                  ) -> tuple[tuple[str, optuna.trial.FrozenTrial] | None, str | None]:
-    """What the retrains set against the seed setting: the recommended trial ("tuned"), or, when
-    that is the seed setting itself, the one the same rule picks from the other settings
-    ("runner-up"). One seed's lead is within seed noise (about a point, NOTES.md): only the
-    paired retrains say whether the seed setting really is the best found, or only the luckiest."""
+                  ) -> tuple[str | None, optuna.trial.FrozenTrial | None, str | None]:
+    """What the retrains set against the seed setting, as (label, trial, line for the report): the
+    recommended trial ("tuned"), or, when that is the seed setting itself, the one the same rule
+    picks from the other settings ("runner-up"). One seed's lead is within seed noise (about a
+    point, NOTES.md): only the paired retrains say whether the seed setting really is the best
+    found, or only the luckiest."""
     def is_seed(trial) -> bool:
         return config_values(trial.params) == config_values(seed_params)
 
     if not is_seed(recommended):
-        return ("tuned", recommended), None
+        return "tuned", recommended, None
     runner_up, why = pareto.recommend(study, leave_out=is_seed)
     if runner_up is None:
-        return None, "\nthe recommended trial is the seed setting itself, and no other setting completed: nothing to set against it"
-    return ("runner-up", runner_up), (
+        return None, None, ("\nthe recommended trial is the seed setting itself, and no other setting completed: "
+                            "nothing to set against it")
+    return "runner-up", runner_up, (
         f"\nthe recommended trial is the seed setting itself; set against it: the runner-up, trial "
         f"{runner_up.number}, which the same rule picks from the other settings: {why}")
 
@@ -318,13 +320,13 @@ def report(spec, study: optuna.Study, client, experiment_id: str, parent_run_id:
         lines.append("\ntop trials (test accuracy is shown, never used to select):\n" + reporting.markdown_table(shown.drop(columns=["mlflow_run_id"]).dropna(axis=1, how="all")))
     if spec.retrain_best and recommended is not None:
         configurations = {"seed config": spec.space.seed_params}
-        challenger, line = challenger_of(study, recommended, spec.space.seed_params)
+        label, challenger, line = challenger_of(study, recommended, spec.space.seed_params)
         if line:
             lines.append(line)
         if challenger is not None:
-            configurations[challenger[0]] = challenger[1].params
+            configurations[label] = challenger.params
         groups = retrain(spec, study, configurations, client, experiment_id, parent_run_id)
-        title = f"seed config vs {challenger[0]}" if challenger else "seed config"
+        title = f"seed config vs {label}" if challenger else "seed config"
         table = seed_vs_tuned_table(groups)
         table.to_csv(out / "seed_vs_tuned.csv", index=False)
         reporting.plot_groups({k: [r.result.history for r in v] for k, v in groups.items()},
@@ -332,8 +334,8 @@ def report(spec, study: optuna.Study, client, experiment_id: str, parent_run_id:
         lines.append(f"\n{title}, {spec.retrain_best} seed(s) each, "
                      f"{spec.retrain_epochs or spec.config.epochs} epochs ({duration(retrain_seconds(groups))} of "
                      f"training in all):\n" + reporting.markdown_table(table))
-        if challenger:
-            lines.extend(paired_seed_differences(groups, challenger[0]))
+        if challenger is not None:
+            lines.extend(paired_seed_differences(groups, label))
     text = "\n".join(lines)
     (out / "report.md").write_text(text + "\n")
     print(text)

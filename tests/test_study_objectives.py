@@ -150,7 +150,7 @@ def test_retrains_set_the_runner_up_against_the_seed_setting_when_it_wins(direct
         study.add_trial(_basic_trial(dropout, values))
     recommended, _ = pareto.recommend(study)
     assert recommended.number == (0 if expected[0] == "runner-up" else 1)
-    (label, trial), line = challenger_of(study, recommended, SEED_PARAMS["basic"])
+    label, trial, line = challenger_of(study, recommended, SEED_PARAMS["basic"])
     assert (label, trial.params["dropout"]) == expected
     assert (line is not None) == (label == "runner-up")
     if len(directions) == 2:  # the front of every trial is Optuna's own
@@ -171,8 +171,8 @@ def test_a_lone_seed_setting_has_no_challenger():
     study.add_trial(_basic_trial(0.6, [0.886]))
     study.add_trial(optuna.trial.create_trial(state=TrialState.PRUNED, params={"dropout": 0.3},
                                               distributions={"dropout": optuna.distributions.FloatDistribution(0, 0.8)}))
-    challenger, line = challenger_of(study, study.best_trial, SEED_PARAMS["basic"])
-    assert challenger is None and "no other setting completed" in line
+    label, challenger, line = challenger_of(study, study.best_trial, SEED_PARAMS["basic"])
+    assert label is None and challenger is None and "no other setting completed" in line
 
 
 def test_rung_check_relates_each_rung_to_the_best_valid_accuracy(tmp_path):

@@ -16,6 +16,15 @@ from sentiment_core.errors import UserError
 from sentiment_core.processes import is_alive, process_identity
 
 
+def expected_challenger(study) -> str | None:
+    """What the retrains should set against the seed setting, read from the study's trials: the
+    best trial if it is another setting, else a runner-up if any other setting completed."""
+    if study.best_trial.params != SEED_PARAMS["basic"]:
+        return "tuned"
+    others = [t for t in study.get_trials(states=(TrialState.COMPLETE,)) if t.params != SEED_PARAMS["basic"]]
+    return "runner-up" if others else None
+
+
 def test_running_twice_resumes_with_the_seed_setting_first(tmp_path, run_inprocess):
     first = tune(tmp_path, "--n-trials", "2", runner=run_inprocess)
     assert first.returncode == 0, first.stderr
@@ -81,8 +90,7 @@ def test_two_workers_share_a_study_and_its_retrains(tmp_path):
     assert len({t.user_attrs["mlflow_run_id"] for t in trials}) == 4
     # The retrains (2 seeds of the seed setting and of the tuned setting or the runner-up) are
     # independent runs: two worker processes train them, and the study keeps each one.
-    others = [t for t in trials if t.state == TrialState.COMPLETE and t.params != SEED_PARAMS["basic"]]
-    groups = 2 if study.best_trial.params != SEED_PARAMS["basic"] or others else 1
+    groups = 1 + (expected_challenger(study) is not None)
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     parent = client.get_run(study.user_attrs["mlflow_parent_run_id"])
     runs = client.search_runs([parent.info.experiment_id], "tags.kind = 'retrain'")
@@ -113,8 +121,7 @@ def test_retrain_best_reports_seed_vs_tuned_over_seeds(tmp_path, run_inprocess):
     first = tune(tmp_path, "--n-trials", "3", "--retrain-best", "2")
     assert first.returncode == 0, first.stderr
     study = load(tmp_path)
-    others = [t for t in study.get_trials(states=(TrialState.COMPLETE,)) if t.params != SEED_PARAMS["basic"]]
-    challenger = "tuned" if study.best_trial.params != SEED_PARAMS["basic"] else "runner-up" if others else None
+    challenger = expected_challenger(study)
     groups = ["seed config"] + ([challenger] if challenger else [])
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     parent_id = study.user_attrs["mlflow_parent_run_id"]
