@@ -55,7 +55,8 @@ def main() -> int:
     parser.add_argument("--n-trials", type=int, default=20, help="trials to add in this run (default: 20)")
     parser.add_argument("--total-trials", type=int, metavar="N",
                         help="instead of --n-trials: add trials until the study holds N complete or pruned ones, "
-                             "so the same command resumes a study cut off midway and stops at N")
+                             "(counted over every command working on the study), so the same command resumes a "
+                             "study cut off midway and several commands stop together at N")
     parser.add_argument("--workers", type=int, default=1,
                         help="worker processes sharing the study on this machine (default: 1)")
     parser.add_argument("--study-name", help="default: derived from the model, data and fixed settings")

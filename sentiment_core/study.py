@@ -185,7 +185,15 @@ def run_worker(spec: StudySpec, parent_run_id: str, n_trials: int) -> None:
                                  rungs=tuning.rung_pruner(spec.pruner, spec.seed_margin))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.optimize(objective, n_trials=n_trials, catch=(tuning.TrialDiverged,), callbacks=[_print_trial])
+        callbacks = [_print_trial]
+        if spec.total_trials is not None:
+            # A study-wide count, not this worker's share: other commands (or machines) may work on
+            # the same study, and each would otherwise add its own share. Trials still running
+            # elsewhere count, since they will finish; two trials that end at the same instant can
+            # still both start another, so the study may overshoot by one trial per extra worker.
+            callbacks.append(optuna.study.MaxTrialsCallback(
+                spec.total_trials, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)))
+        study.optimize(objective, n_trials=n_trials, catch=(tuning.TrialDiverged,), callbacks=callbacks)
 
 
 def _print_trial(study: optuna.Study, trial) -> None:
@@ -217,10 +225,13 @@ def run_study(spec: StudySpec) -> optuna.Study:
     reap_and_report(client, experiment_id, experiment_name)
     study, parent_run_id, failed = prepare_study(spec, client, experiment_id)
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+    in_flight = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))  # other commands' (dead ones' just failed)
     if spec.total_trials is not None:
-        spec.n_trials = max(0, spec.total_trials - done)
+        spec.n_trials = max(0, spec.total_trials - done - in_flight)
     print(f"study {spec.study_name!r} in {tuning.redact_url(spec.storage_url)}: {len(study.trials)} trial(s) so far "
-          f"({done} complete or pruned); adding {spec.n_trials} with {spec.workers} worker(s); "
+          f"({done} complete or pruned{f', {in_flight} running elsewhere' if in_flight else ''}); "
+          f"adding {'up to ' if spec.total_trials is not None and spec.n_trials else ''}{spec.n_trials} "
+          f"with {spec.workers} worker(s); "
           f"space {spec.space.kind}, objective {spec.objective}, pruner {spec.pruner}", flush=True)
     if failed:
         print(f"marked trial(s) {failed} of dead workers as FAIL; their parameters are retried once", flush=True)

@@ -31,7 +31,7 @@ def test_running_twice_resumes_with_the_seed_setting_first(tmp_path, run_inproce
     # --total-trials wins over --n-trials: the same command resumes up to 4 trials, then stops there.
     second = tune(tmp_path, "--total-trials", "4", "--n-trials", "1")
     assert second.returncode == 0, second.stderr
-    assert "adding 2 with 1 worker(s)" in second.stdout
+    assert "adding up to 2 with 1 worker(s)" in second.stdout
     third = tune(tmp_path, "--total-trials", "4", runner=run_inprocess)
     assert third.returncode == 0 and "adding 0 with 1 worker(s)" in third.stdout, third.stderr
     study = load(tmp_path)
@@ -104,15 +104,19 @@ def test_two_workers_share_a_study_and_its_retrains(tmp_path):
 
 
 def test_two_commands_started_together(tmp_path):
-    procs = [tune(tmp_path, "--n-trials", "2", background=True) for _ in range(2)]
+    # --total-trials counts the whole study, not each command's share: two commands that each
+    # found an empty study used to add 4 trials apiece. Two trials that end at the same instant
+    # may both start another, so one trial over is allowed; 8 is the bug.
+    procs = [tune(tmp_path, "--total-trials", "4", background=True) for _ in range(2)]
     outputs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [err for _, err in outputs]
     trials = load(tmp_path).get_trials()
-    assert len(trials) == 4 and sorted(t.number for t in trials) == [0, 1, 2, 3]
+    assert len(trials) in (4, 5) and sorted(t.number for t in trials) == list(range(len(trials)))
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     assert sum(t.params == SEED_PARAMS["basic"] for t in trials) >= 1
     assert sum("baseline" in t.user_attrs for t in trials) == 1  # the seed setting enqueued once
     # Started at the same moment, the two commands still propose different points.
-    assert len({tuple(sorted(t.params.items())) for t in trials}) == 4
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == len(trials)
 
 
 def test_retrain_best_reports_seed_vs_tuned_over_seeds(tmp_path, run_inprocess):
