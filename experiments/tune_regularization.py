@@ -54,7 +54,7 @@ def main() -> int:
     parser.add_argument("--model", default="lstm", help=f"cell to tune: {', '.join(CELLS)} (default: lstm)")
     parser.add_argument("--n-trials", type=int, default=20, help="trials to add in this run (default: 20)")
     parser.add_argument("--total-trials", type=int, metavar="N",
-                        help="instead of --n-trials: add trials until the study holds N complete or pruned ones, "
+                        help="instead of --n-trials: add trials until the study holds N complete or pruned ones "
                              "(counted over every command working on the study), so the same command resumes a "
                              "study cut off midway and several commands stop together at N")
     parser.add_argument("--workers", type=int, default=1,
