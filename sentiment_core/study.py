@@ -225,7 +225,8 @@ def run_study(spec: StudySpec) -> optuna.Study:
     reap_and_report(client, experiment_id, experiment_name)
     study, parent_run_id, failed = prepare_study(spec, client, experiment_id)
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
-    in_flight = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))  # other commands' (dead ones' just failed)
+    # Trials other commands are running now (prepare_study has just failed those of dead workers).
+    in_flight = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
     if spec.total_trials is not None:
         spec.n_trials = max(0, spec.total_trials - done - in_flight)
     print(f"study {spec.study_name!r} in {tuning.redact_url(spec.storage_url)}: {len(study.trials)} trial(s) so far "
