@@ -29,6 +29,9 @@ from .tracking import (RunTracker, open_experiment, process_tags, reap_and_repor
 PARENT_RUN_ATTR = "mlflow_parent_run_id"
 FINGERPRINT_ATTR = "fingerprint"
 COMMAND_ATTR = "command:"  # + host:pid:start of each command working on the study -> identity, or "done"
+# What --total-trials counts, over every command working on the study: finished trials, and those
+# running now (they will finish). Both this command's share at start and each worker's stop use it.
+TOWARDS_TOTAL = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 
 
 @dataclass
@@ -188,11 +191,9 @@ def run_worker(spec: StudySpec, parent_run_id: str, n_trials: int) -> None:
         callbacks = [_print_trial]
         if spec.total_trials is not None:
             # A study-wide count, not this worker's share: other commands (or machines) may work on
-            # the same study, and each would otherwise add its own share. Trials still running
-            # elsewhere count, since they will finish; two trials that end at the same instant can
-            # still both start another, so the study may overshoot by one trial per extra worker.
-            callbacks.append(optuna.study.MaxTrialsCallback(
-                spec.total_trials, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)))
+            # the same study, and each would otherwise add its own share. Two trials that end at the
+            # same instant can still both start another: one trial over per extra worker at most.
+            callbacks.append(optuna.study.MaxTrialsCallback(spec.total_trials, states=TOWARDS_TOTAL))
         study.optimize(objective, n_trials=n_trials, catch=(tuning.TrialDiverged,), callbacks=callbacks)
 
 
@@ -224,11 +225,12 @@ def run_study(spec: StudySpec) -> optuna.Study:
     client, experiment_id = open_experiment(uri, experiment_name)
     reap_and_report(client, experiment_id, experiment_name)
     study, parent_run_id, failed = prepare_study(spec, client, experiment_id)
-    done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
-    # Trials other commands are running now (prepare_study has just failed those of dead workers).
-    in_flight = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+    counted = study.get_trials(deepcopy=False, states=TOWARDS_TOTAL)
+    # RUNNING ones belong to other commands (prepare_study has just failed those of dead workers).
+    in_flight = sum(t.state == TrialState.RUNNING for t in counted)
+    done = len(counted) - in_flight
     if spec.total_trials is not None:
-        spec.n_trials = max(0, spec.total_trials - done - in_flight)
+        spec.n_trials = max(0, spec.total_trials - len(counted))
     print(f"study {spec.study_name!r} in {tuning.redact_url(spec.storage_url)}: {len(study.trials)} trial(s) so far "
           f"({done} complete or pruned{f', {in_flight} running elsewhere' if in_flight else ''}); "
           f"adding {'up to ' if spec.total_trials is not None and spec.n_trials else ''}{spec.n_trials} "
