@@ -69,6 +69,11 @@ def resolve_runtime(device: str = "auto", precision: str = "auto", sequence_path
             precision = "bf16" if cpu_has_native_bf16() else "fp32"
         else:
             precision = "fp32"
+    elif precision == "bf16" and device == "cpu" and not cpu_has_native_bf16():
+        # oneDNN has no bf16 LSTM primitive for such CPUs (AVX2 only, e.g. AMD Zen 2): measured,
+        # the first forward fails with "could not create a primitive descriptor".
+        raise UserError(f"--precision bf16 needs a CPU with AVX512-BF16 or AMX; this one ({cpu_name()}) has "
+                        "neither: use --precision fp32 (or auto, which picks it here)")
     if sequence_path == "auto":
         # cuDNN wants packed sequences; the CPU's fast bf16 kernels only take padded input.
         sequence_path = "packed" if device == "cuda" else "padded"
