@@ -40,6 +40,7 @@ REFERENCE_ATTR = "baseline"  # user attr of the seed-setting trial that every st
 PRUNER_ATTR = "pruner"  # user attr: RungPruner.describe() of the rule that judged the trial
 MARGIN_ATTR = "seed_margin"  # user attr: the seed margin of that rule
 RERUN_ATTR = "rerun_of"  # user attr: the pruned trial that this one runs again (see rerun_spared)
+FROM_ATTR = "enqueued_from"  # user attr: "<study> trial <n>", a setting queued from another study (carry_over)
 
 
 def epoch_values(trial) -> dict[int, float]:

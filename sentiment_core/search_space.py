@@ -64,6 +64,12 @@ class SearchSpace:
     def seed_params(self) -> dict:
         return SEED_PARAMS[self.kind]
 
+    def param_names(self) -> tuple[str, ...]:
+        """The Optuna params a trial of this space may have."""
+        knobs = ("dropout",) if self.kind == "basic" else ("embedding_dropout", "output_dropout", "word_dropout",
+                                                           "weight_drop", "weight_decay_kind")
+        return knobs + ("weight_decay_on", "weight_decay")
+
     def fingerprint(self) -> dict:
         # The basic space's entry keeps the shape it had before spaces had kinds.
         described = {"dropout": list(self.dropout), "weight_decay": list(self.weight_decay)}

@@ -10,7 +10,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from . import tuning
+from . import carry_over, tuning
 from .processes import is_alive, process_identity
 from .rungs import REFERENCE_ATTR, RungPruner, epoch_values, rerun_spared
 from .search_space import OBJECTIVES, SearchSpace
@@ -43,7 +43,10 @@ class StudySpec:
     repo_root: Path
     pruner: str = "auto"
     seed_margin: float = RungPruner.seed_margin  # asha: a fraction of accuracy (0.03 = 3 points)
+    first_rung: int = RungPruner.min_epoch  # asha: the first epoch judged (then x3)
     rerun_spared: bool = False  # asha: run again trials pruned under another rule that this one spares
+    enqueue_best_of: str | None = None  # STORAGE[#STUDY]: queue that study's best settings once, at the start
+    enqueue_best: int = 5  # how many of them
     objective: str = "accuracy"
     n_trials: int = 20
     total_trials: int | None = None  # instead of n_trials: run until the study holds this many finished trials
@@ -64,6 +67,10 @@ class StudySpec:
         """Torch threads of each of ``workers`` (default --workers) spawned processes: --threads,
         or the cores shared out."""
         return self.threads or max(1, (os.cpu_count() or 1) // (workers or self.workers))
+
+    def rungs(self) -> RungPruner | None:
+        """The asha rule this command judges trials by (None under another pruner)."""
+        return tuning.rung_pruner(self.pruner, self.seed_margin, self.first_rung)
 
     def storage(self):
         return tuning.make_storage(self.storage_url, self.heartbeat_interval, self.heartbeat_grace)
@@ -106,19 +113,18 @@ def prepare_study(spec: StudySpec, client, experiment_id: str) -> tuple[optuna.S
             study.set_user_attr(FINGERPRINT_ATTR, fingerprint)
             study.set_user_attr("weight_decay_kind", spec.config.optimizer if spec.space.kind == "basic" else "searched")
             study.enqueue_trial(spec.space.seed_params, user_attrs={REFERENCE_ATTR: "seed notebook setting"})
-        elif stored != fingerprint:
-            changed = sorted(k for k in set(stored["config"]) | set(fingerprint["config"])
-                             if stored["config"].get(k) != fingerprint["config"].get(k))
-            if stored["space"] != fingerprint["space"]:
-                changed.append("search space")
-            if stored.get("objective") != fingerprint.get("objective"):
-                changed.append("objective")
+        elif changed := tuning.fingerprint_differences(stored, fingerprint):
             raise UserError(f"study {spec.study_name!r} was created with other settings ({', '.join(changed)}); "
                             "use the same flags to resume it, or another --study-name")
         if spec.rerun_spared:
-            rerun = rerun_spared(study, tuning.rung_pruner(spec.pruner, spec.seed_margin))
+            rerun = rerun_spared(study, spec.rungs())
             print(f"trial(s) {rerun} pruned under another rule run again: a seed margin of {spec.seed_margin * 100:g} "
                   f"points spares them" if rerun else "no pruned trial to run again", flush=True)
+        if spec.enqueue_best_of and carry_over.ENQUEUED_ATTR not in study.user_attrs:
+            source = carry_over.open_source(spec.enqueue_best_of, tuning.make_storage)
+            if (queued := carry_over.enqueue_best_of(study, source, spec.space, spec.enqueue_best)) is not None:
+                    print(f"queued the {len(queued)} best setting(s) of study {source.study_name!r} (its trials "
+                      f"{', '.join(map(str, queued))}) to be judged again here", flush=True)
         parent_run_id = study.user_attrs.get(PARENT_RUN_ATTR)
         if parent_run_id is None or not _run_exists(client, parent_run_id):
             parent = RunTracker.create(client, experiment_id, run_name=f"study {spec.study_name}",
@@ -185,7 +191,7 @@ def run_worker(spec: StudySpec, parent_run_id: str, n_trials: int) -> None:
                                  repo_root=spec.repo_root, data_source=data_source_label(spec.config),
                                  study_name=spec.study_name, progress=spec.progress and spec.workers == 1,
                                  system_metrics=spec.system_metrics, objective=spec.objective,
-                                 rungs=tuning.rung_pruner(spec.pruner, spec.seed_margin))
+                                 rungs=spec.rungs())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         callbacks = [_print_trial]

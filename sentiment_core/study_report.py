@@ -314,7 +314,7 @@ def report(spec, study: optuna.Study, client, experiment_id: str, parent_run_id:
             pareto.plot_front(frame, front, recommended.number, out / "pareto_front.png")
             lines.append("\nPareto front (max best valid accuracy, min honest gap):\n"
                          + reporting.markdown_table(front.drop(columns=["mlflow_run_id"]).dropna(axis=1, how="all")))
-        if (rungs := tuning.rung_pruner(spec.pruner, spec.seed_margin)) is not None:
+        if (rungs := spec.rungs()) is not None:
             lines.extend(rung_check(study, rungs, spec.config.epochs, out / "rung_check.png"))
         shown = frame[frame.state.isin(["COMPLETE", "PRUNED"])].sort_values("best_valid_acc", ascending=False).head(10)
         lines.append("\ntop trials (test accuracy is shown, never used to select):\n" + reporting.markdown_table(shown.drop(columns=["mlflow_run_id"]).dropna(axis=1, how="all")))

@@ -25,7 +25,7 @@ from .corpus import Corpus
 from .errors import UserError, first_line
 from .experiment import run_training
 from .processes import is_alive, process_identity
-from .rungs import EPOCH_VALUES_ATTR, MARGIN_ATTR, PRUNER_ATTR, REFERENCE_ATTR, RERUN_ATTR, RungPruner
+from .rungs import EPOCH_VALUES_ATTR, FROM_ATTR, MARGIN_ATTR, PRUNER_ATTR, REFERENCE_ATTR, RERUN_ATTR, RungPruner
 from .search_space import OBJECTIVES, SEARCHED_FIELDS, SearchSpace
 from .tracking import RunTracker
 
@@ -35,20 +35,49 @@ RETRIED_FROM = "retried_from_trial"
 WORKER_ATTR = "worker"  # {worker_host, worker_pid, worker_start} of the process running a trial
 
 
+# Where trials run: part of what makes them comparable (bf16 and fp32, CPU and cuDNN kernels
+# drift apart epoch by epoch as two seeds do), so a study runs on one of these only.
+WHERE_IT_RUNS = ("device", "precision", "sequence_path")
+
+
 def study_fingerprint(config: TrainConfig, space: SearchSpace, objective: str = "accuracy") -> dict:
-    """Everything that makes trials comparable: the fixed config (minus what the space searches
-    and the machine), the search space and the objective."""
+    """Everything that makes trials comparable: the fixed config (minus what the space searches),
+    where trials run (``config`` resolved: cpu / fp32 / padded, ...), the search space and the
+    objective."""
+    fingerprint = _settings_fingerprint(config, space, objective)
+    fingerprint["runtime"] = {k: getattr(config, k) for k in WHERE_IT_RUNS}
+    return fingerprint
+
+
+def _settings_fingerprint(config: TrainConfig, space: SearchSpace, objective: str) -> dict:
     searched = SEARCHED_FIELDS if space.kind == "extended" else ("embedding_dropout", "weight_decay")
-    fixed = {k: v for k, v in config.to_dict().items()
-             if k not in searched and k not in ("device", "precision", "sequence_path", "seed")}
+    fixed = {k: v for k, v in config.to_dict().items() if k not in searched and k not in WHERE_IT_RUNS + ("seed",)}
     fingerprint = {"config": fixed, "space": space.fingerprint()}
     if objective != "accuracy":
         fingerprint["objective"] = objective
     return fingerprint
 
 
+def fingerprint_differences(stored: dict, wanted: dict) -> list[str]:
+    """What differs between a study's stored fingerprint and the one a command asks for. Studies
+    created before the fingerprint named the runtime have none stored: those match any runtime."""
+    changed = sorted(k for k in set(stored["config"]) | set(wanted["config"])
+                     if stored["config"].get(k) != wanted["config"].get(k))
+    if "runtime" in stored:
+        changed += [f"{k} (the study runs on {stored['runtime'][k]})" for k in WHERE_IT_RUNS
+                    if stored["runtime"].get(k) != wanted["runtime"][k]]
+    if stored["space"] != wanted["space"]:
+        changed.append("search space")
+    if stored.get("objective") != wanted.get("objective"):
+        changed.append("objective")
+    return changed
+
+
 def default_study_name(config: TrainConfig, space: SearchSpace, objective: str = "accuracy") -> str:
-    digest = hashlib.sha256(json.dumps(study_fingerprint(config, space, objective), sort_keys=True).encode()).hexdigest()[:8]
+    # The name hashes the settings only, not the runtime: the names of studies made before the
+    # runtime joined the fingerprint stay the same, and the same flags on another device find the
+    # study and are refused with the reason, not silently given a second study.
+    digest = hashlib.sha256(json.dumps(_settings_fingerprint(config, space, objective), sort_keys=True).encode()).hexdigest()[:8]
     return f"{config.cell}-{config.data}-regularization-{digest}"
 
 
@@ -112,9 +141,10 @@ def resolve_pruner(name: str, config: TrainConfig, objective: str) -> str:
     return name
 
 
-def rung_pruner(name: str, seed_margin: float = RungPruner.seed_margin) -> RungPruner | None:
+def rung_pruner(name: str, seed_margin: float = RungPruner.seed_margin,
+                first_rung: int = RungPruner.min_epoch) -> RungPruner | None:
     """The epoch-rung rule that the objective applies itself (``asha``), else None."""
-    return RungPruner(seed_margin=seed_margin) if name == "asha" else None
+    return RungPruner(min_epoch=first_rung, seed_margin=seed_margin) if name == "asha" else None
 
 
 def make_pruner(name: str, epochs: int):
@@ -159,7 +189,7 @@ def fail_dead_workers_trials(study: optuna.Study) -> list[int]:
         failed.append(trial.number)
         if RETRIED_FROM not in trial.user_attrs and trial.params:
             # The retry keeps what the trial was there for (the seed setting, a rerun).
-            why = {k: trial.user_attrs[k] for k in (REFERENCE_ATTR, RERUN_ATTR) if k in trial.user_attrs}
+            why = {k: trial.user_attrs[k] for k in (REFERENCE_ATTR, RERUN_ATTR, FROM_ATTR) if k in trial.user_attrs}
             study.enqueue_trial(trial.params, user_attrs={RETRIED_FROM: trial.number, **why})
     return failed
 
