@@ -7,8 +7,10 @@ client, so no process-global active run or tracking URI is touched.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
@@ -73,6 +75,31 @@ def register(client: MlflowClient, run_id: str, cell: str, valid_acc: float, sou
     return str(version.version), str(best.version) == str(version.version)
 
 
+def is_local_store(tracking_uri: str) -> bool:
+    """A SQLite or file store on this machine (its artifacts are local files too)."""
+    return tracking_uri.startswith(("sqlite:", "file:")) or "://" not in tracking_uri
+
+
+@contextmanager
+def quiet_download(tracking_uri: str):
+    """MLflow draws a progress bar for every artifact download (39 files for one model): noise
+    around a one-line answer when the files are only copied from this disk. Remote downloads (a
+    tracking server) keep it. MLflow reads its switch from the environment at each download."""
+    if not is_local_store(tracking_uri):
+        yield
+        return
+    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    before = os.environ.get(name)
+    os.environ[name] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
 def download_model(uri: str, tracking_uri: str, destination: str | Path) -> Path:
     """A local copy of the MLflow Model at ``runs:/<id>/model`` or ``models:/<name>@<alias>`` /
     ``models:/<name>/<version>``, with one clear line when there is none."""
@@ -96,8 +123,9 @@ def download_model(uri: str, tracking_uri: str, destination: str | Path) -> Path
     else:
         raise UserError(f"{uri!r} is not a model URI: use runs:/<run id>/model or models:/<name>@<alias>")
     try:
-        local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=str(destination),
-                                                   tracking_uri=tracking_uri)
+        with quiet_download(tracking_uri):
+            local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=str(destination),
+                                                       tracking_uri=tracking_uri)
     except MlflowException as exc:
         raise UserError(f"run {run_id} has no model at '{path}' in {tracking_uri}: {first_line(exc)}") from None
     if not (Path(local) / "MLmodel").is_file():

@@ -303,10 +303,13 @@ SUMMARY_METRICS = ("best_epoch", "best_valid_acc", "test_acc_at_best_valid", "fi
 def download_checkpoint(uri: str, run_id: str, destination: str | Path) -> Path:
     """The checkpoint of a run: inside its MLflow Model, or (runs logged before models were) the
     run's own ``checkpoint`` folder."""
+    from .mlflow_model import quiet_download
+
     for path in ("model/artifacts/checkpoint", "checkpoint"):
         try:
-            return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path,
-                                                            dst_path=str(destination), tracking_uri=uri))
+            with quiet_download(uri):
+                return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path,
+                                                                dst_path=str(destination), tracking_uri=uri))
         except (MlflowException, OSError) as exc:
             error = exc
     raise UserError(f"run {run_id} has no model or checkpoint in {uri}: {first_line(error)}")

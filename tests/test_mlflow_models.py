@@ -147,3 +147,14 @@ def test_mlflow_models_serve_answers_like_predict_py(compared, run_inprocess):
     finally:
         server.terminate()
         server.wait(30)
+
+
+def test_predict_on_a_local_store_prints_the_table_and_nothing_else(compared):
+    # A real process (MLflow's download progress bar goes to its stderr), as a user runs it.
+    uri, _, tmp = compared
+    proc = subprocess.run([sys.executable, str(PREDICT), "--model", "models:/sentiment-lstm@best", *TEXTS],
+                          capture_output=True, text=True, env={**os.environ, "MLFLOW_TRACKING_URI": uri}, cwd=tmp,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert len(proc.stdout.splitlines()) == 1 + len(TEXTS)
