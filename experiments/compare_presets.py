@@ -44,13 +44,14 @@ def main() -> int:
     unknown = [n for n in names if n not in CHOICES]
     if unknown or len(set(names)) != len(names) or not names:
         raise UserError(f"--presets {args.presets!r}: give distinct names from {', '.join(CHOICES)}")
-    share_cpu(args.threads)
+    cpu = share_cpu(args.threads)
     overrides = config_overrides(args)
     arms = {name: TrainConfig().replace(**PRESETS.get(name, {})).replace(**overrides) for name in names}
     comparison.run_arms(arms, args.seeds, repo_root=REPO_ROOT, experiment=args.experiment,
                         output_dir=args.output_dir, cache_dir=args.cache_dir, progress=not args.quiet,
                         baseline=args.baseline,
-                        register=args.register, system_metrics=args.system_metrics, kind="preset-comparison")
+                        register=args.register, system_metrics=args.system_metrics, kind="preset-comparison",
+                        cpu=cpu)
     return 0
 
 

@@ -59,12 +59,12 @@ def main() -> int:
     if args.print_config:
         print(config.to_json())
         return 0
-    share_cpu(args.threads)
+    cpu = share_cpu(args.threads)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     comparison.run_comparison(config, models, args.seeds, repo_root=REPO_ROOT, experiment=args.experiment,
                               output_dir=args.output_dir, cache_dir=args.cache_dir, progress=not args.quiet,
                               baseline=args.baseline,
-                              register=args.register, system_metrics=args.system_metrics)
+                              register=args.register, system_metrics=args.system_metrics, cpu=cpu)
     return 0
 
 

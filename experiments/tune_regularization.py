@@ -52,7 +52,9 @@ def float_pair(text: str) -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="lstm", help=f"cell to tune: {', '.join(CELLS)} (default: lstm)")
-    parser.add_argument("--n-trials", type=int, default=20, help="trials to add in this run (default: 20)")
+    parser.add_argument("--n-trials", type=int, default=20,
+                        help="trials to add in this run (default: 20); 0 only writes the report, reading the study "
+                             "without changing it (with --retrain-best, the missing retrains are trained and kept)")
     parser.add_argument("--total-trials", type=int, metavar="N",
                         help="instead of --n-trials: add trials until the study holds N complete or pruned ones "
                              "(counted over every command working on the study), so the same command resumes a "
@@ -110,6 +112,9 @@ def main() -> int:
     parser.add_argument("--heartbeat-grace", type=int, default=tuning.GRACE_PERIOD_S, metavar="S",
                         help="RDB storages: a RUNNING trial without a heartbeat for this long belongs to a dead "
                              "worker and is failed, then retried once (default: %(default)s)")
+    parser.add_argument("--reap-only", action="store_true",
+                        help="only fail the RUNNING trials whose worker died on this host (their parameters are "
+                             "retried once by the next command that adds trials) and end their MLflow runs, then exit")
     add_run_arguments(parser, REPO_ROOT, writes="the study report and plots")
     add_config_arguments(parser, skip=("cell", "embedding_dropout", "weight_decay"), defaults=TrainConfig(**TUNING_DEFAULTS))
     args = parser.parse_args()
@@ -137,7 +142,7 @@ def main() -> int:
     config = TrainConfig(cell=args.model, **TUNING_DEFAULTS).replace(**overrides)
     space = SearchSpace(args.dropout_range, args.weight_decay_range, args.space, args.word_dropout_range,
                         args.weight_drop_range).validate()
-    share_cpu(args.threads)
+    cpu = share_cpu(args.threads)
     study_name = args.study_name or tuning.default_study_name(config, space, args.objective)
     storage = args.storage or tuning.default_storage(REPO_ROOT / "studies", study_name)
     run_study(StudySpec(config, space, study_name, storage, REPO_ROOT, pruner=args.pruner, objective=args.objective,
@@ -149,8 +154,10 @@ def main() -> int:
                         output_dir=args.output_dir, retrain_best=args.retrain_best,
                         retrain_epochs=args.retrain_epochs, progress=not args.quiet,
                         heartbeat_interval=args.heartbeat_interval, heartbeat_grace=args.heartbeat_grace,
-                        register=args.register, system_metrics=args.system_metrics, threads=args.threads))
-    print(f"resume or extend: run the same command again (study {study_name!r})")
+                        register=args.register, system_metrics=args.system_metrics, threads=args.threads,
+                        cpu=cpu, reap_only=args.reap_only))
+    if not args.reap_only:
+        print(f"resume or extend: run the same command again (study {study_name!r})")
     return 0
 
 

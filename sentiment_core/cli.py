@@ -12,6 +12,7 @@ from typing import Callable
 
 from .config import (DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULER_METRICS, SEQUENCE_PATHS, TRUNCATIONS, TrainConfig)
 from .data import SOURCES
+from .cpu_share import CpuShare
 from .errors import UserError
 from .model import CELLS
 from .text import TOKENIZERS
@@ -94,44 +95,18 @@ def add_run_arguments(parser: argparse.ArgumentParser, repo_root: Path, writes: 
     parser.add_argument("--no-system-metrics", dest="system_metrics", action="store_false",
                         help="do not log MLflow system metrics (CPU, memory; GPU with nvidia-ml-py) for each run")
     parser.add_argument("--threads", type=int, metavar="N",
-                        help="CPU threads for torch (default: one per core on an idle machine, fewer when the "
-                             "load average shows other jobs; study workers divide them). Two jobs started "
-                             "together on a small machine: give each --threads 1")
+                        help="CPU threads for torch (default: the cores that other processes leave idle, "
+                             "measured at start and again after every epoch; study workers divide the cores)")
 
 
-def share_cpu(threads: int | None) -> None:
-    """Apply ``--threads``, or pick the threads from the load: all cores on an idle machine (the
-    fastest alone), fewer when other jobs already run. Measured on 2 cores (README, benchmarks/
-    cpu_sharing.py): two quick comparisons with 2 threads each took 4.1x as long as one alone,
-    with 1 thread each 1.4x."""
-    import torch
-
-    if threads is not None:
-        if threads < 1:
-            raise UserError(f"--threads must be >= 1, got {threads}")
-        torch.set_num_threads(threads)
-        return
-    chosen, note = threads_for_load(os.getloadavg()[0], os.cpu_count() or 1)
-    if chosen is not None:
-        torch.set_num_threads(chosen)
-    if note:
-        print(note, file=sys.stderr, flush=True)
-
-
-def threads_for_load(load: float, cores: int) -> tuple[int | None, str | None]:
-    """(torch threads, or None for torch's default; a note for the user, or None) for a
-    1-minute load average ``load`` on ``cores`` cores. Jobs started at the same moment do not
-    see each other in the load yet: give each --threads 1 then."""
-    busy = round(load)
-    if busy < 1:
-        return None, None
-    threads = max(1, cores - busy)
-    note = (f"note: the load average is {load:.1f} on {cores} core(s): other jobs are running, so this one uses "
-            f"{threads} torch thread(s) (--threads N overrides).")
-    if load > cores:
-        note += " The cores are oversubscribed already: two trainings on the same cores slow each other down " \
-                "several times over; waiting for the other job may finish sooner."
-    return threads, note
+def share_cpu(threads: int | None) -> CpuShare:
+    """``--threads N`` fixed, or threads that follow what other processes use now, decided here
+    and again after every epoch (cpu_share.py says why and what was measured)."""
+    if threads is not None and threads < 1:
+        raise UserError(f"--threads must be >= 1, got {threads}")
+    cpu = CpuShare(fixed=threads)
+    cpu.start()
+    return cpu
 
 
 def config_overrides(args: argparse.Namespace) -> dict:

@@ -12,6 +12,7 @@ from . import baseline as yardstick
 from . import reporting
 from .config import TrainConfig
 from .corpus import load_corpus
+from .cpu_share import CpuShare
 from .errors import UserError
 from .experiment import TrackedRun, resolved_config, run_training
 from . import mlflow_model
@@ -46,7 +47,7 @@ def run_comparison(config: TrainConfig, models: list[str], seeds: list[int], **k
 def run_arms(arms: dict[str, TrainConfig], seeds: list[int], *, repo_root: Path, experiment: str | None = None,
              output_dir: Path | None = None, cache_dir: Path | None = None, progress: bool = True,
              baseline: bool = True, kind: str = "comparison", register: bool = True,
-             system_metrics: bool = True) -> pd.DataFrame:
+             system_metrics: bool = True, cpu: CpuShare | None = None) -> pd.DataFrame:
     """Train every arm (a labelled config) with every seed on one corpus, as child runs of one
     parent run, then write the table, curves and accuracy by length. Arms must share their data
     settings; the first arm is the reference of the paired differences."""
@@ -92,7 +93,7 @@ def run_arms(arms: dict[str, TrainConfig], seeds: list[int], *, repo_root: Path,
                                           parent_run_id=parent.run_id, tags={"arm": label})
                 run = run_training(child, config.replace(seed=seed), corpus, repo_root=repo_root,
                                    data_source=data_source_label(config), progress=progress,
-                                   system_metrics=system_metrics)
+                                   system_metrics=system_metrics, cpu=cpu)
                 runs.append((label, run))
                 if register:
                     register_run(client, run, parent.run_id)

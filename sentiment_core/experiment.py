@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 
 from .config import TrainConfig
+from .cpu_share import CpuShare
 from .corpus import Corpus
 from .runtime import Runtime, resolve_runtime
 from .tracking import RunTracker, environment_tags, log_training_outcome, monitor_system
@@ -48,11 +49,13 @@ def run_training(
     on_epoch_end: Callable[[dict], object] | None = None,
     progress: bool = True,
     system_metrics: bool = True,
+    cpu: CpuShare | None = None,
 ) -> TrackedRun:
     """Train ``config`` into the (already created) run of ``tracker`` and end the run.
 
     The run ends FINISHED (also when ``on_epoch_end`` stopped it, e.g. a pruned trial), FAILED
-    when the loss diverged or an error escaped, KILLED on Ctrl-C / SIGTERM.
+    when the loss diverged or an error escaped, KILLED on Ctrl-C / SIGTERM. ``cpu`` (threads that
+    follow the machine's load) decides again after every epoch.
     """
     runtime = resolve_runtime(config.device, config.precision, config.sequence_path)
     config = resolved_config(config, runtime)
@@ -63,6 +66,8 @@ def run_training(
 
         def hook(record: dict):
             run.log_epoch(record)
+            if cpu is not None:
+                cpu.epoch_boundary()
             return on_epoch_end(record) if on_epoch_end is not None else None
 
         with monitor_system(run, system_metrics):

@@ -27,25 +27,28 @@ def _is_record(line: bytes) -> bool:
     return isinstance(record, dict) and "op_code" in record
 
 
-def check_journal(path: str | Path) -> str | None:
+def check_journal(path: str | Path, repair: bool = True) -> str | None:
     """Repair a torn tail of the journal at ``path`` in place; return a one-line note of what was
     done (None when the file is sound or absent). Raise UserError for damage before the last
-    record or for a file that is not a journal, leaving it untouched."""
+    record or for a file that is not a journal, leaving it untouched. ``repair=False`` only says
+    what it found (Optuna's reader skips an incomplete last record, so a reader can go on)."""
     path = Path(path)
     if not path.is_file() or path.stat().st_size == 0:
         return None
+    if not repair:  # a reader takes no lock (it would write one beside the file): at worst it sees a live append
+        return _check_locked(path, repair)
     from optuna.storages.journal import JournalFileSymlinkLock
 
     # Optuna's own writer lock: no worker is half-way through an append while we look.
     lock = JournalFileSymlinkLock(str(path))
     lock.acquire()
     try:
-        return _check_locked(path)
+        return _check_locked(path, repair)
     finally:
         lock.release()
 
 
-def _check_locked(path: Path) -> str | None:
+def _check_locked(path: Path, repair: bool) -> str | None:
     data = path.read_bytes()
     lines = data.split(b"\n")
     complete, tail = lines[:-1], lines[-1]  # tail: bytes after the last newline
@@ -65,6 +68,9 @@ def _check_locked(path: Path) -> str | None:
                         "or start a new study with another --study-name")
     # Keep up to the newline that ends the last sound record.
     keep = len(data) - len(tail) if tail != b"" else data.rstrip(b"\n").rfind(b"\n") + 1
+    if not repair:
+        return (f"note: {path} ends in an incomplete record ({len(data) - keep} bytes at offset {keep}), read as if "
+                "it were not there; a command that adds trials repairs the file")
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     backup = path.with_name(f"{path.name}.torn-{stamp}.bak")
     shutil.copy2(path, backup)

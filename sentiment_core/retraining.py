@@ -101,7 +101,7 @@ def retrain(spec: StudySpec, study: optuna.Study, configurations: dict[str, dict
                             "finished retrain: the same command trains only the rest")
     elif missing:
         train_and_keep(spec, missing, parent_run_id, spec.progress, client=client, experiment_id=experiment_id,
-                       study=study)
+                       study=study, cpu=spec.cpu)
     # Every run is read back from the study, whichever process trained it; new tuned models are
     # registered from this one process (parallel registrations could race for a version number).
     groups = {label: [stored_run(study, label, config) for config in configs] for label, configs in wanted.items()}
@@ -113,7 +113,8 @@ def retrain(spec: StudySpec, study: optuna.Study, configurations: dict[str, dict
 
 
 def train_and_keep(spec: StudySpec, jobs: list[tuple[str, TrainConfig]], parent_run_id: str, progress: bool,
-                   client=None, experiment_id: str | None = None, study: optuna.Study | None = None) -> None:
+                   client=None, experiment_id: str | None = None, study: optuna.Study | None = None,
+                   cpu=None) -> None:
     """Train each (label, config) as a child run of the study's parent run and keep it in the
     study; in a spawned worker the store and the study are opened here."""
     if client is None:
@@ -127,7 +128,7 @@ def train_and_keep(spec: StudySpec, jobs: list[tuple[str, TrainConfig]], parent_
                                     parent_run_id=parent_run_id, tags={"kind": "retrain", "group": label,
                                                                        "study_name": spec.study_name})
         run = run_training(tracker, config, corpus, repo_root=spec.repo_root, data_source=data_source_label(config),
-                           progress=progress, system_metrics=spec.system_metrics)
+                           progress=progress, system_metrics=spec.system_metrics, cpu=cpu)
         keep_run(study, label, config, run)  # training is deterministic per seed: any finished outcome stands
         summary = run.result.summary
         outcome = (f"best valid {summary['best_valid_acc']:.2%}, test at best valid "

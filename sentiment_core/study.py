@@ -18,6 +18,7 @@ from .cli import run_in_processes
 from .comparison import data_source_label
 from .config import TrainConfig
 from .corpus import load_corpus
+from .cpu_share import CpuShare
 from .errors import UserError, first_line
 from .locks import database_lock, file_lock
 from .experiment import resolved_config
@@ -62,6 +63,12 @@ class StudySpec:
     register: bool = True  # register the tuned retrains' models (sentiment-<cell>)
     system_metrics: bool = True
     threads: int | None = None  # torch threads per worker (default: the cores divided among the workers)
+    cpu: CpuShare | None = None  # this process's threads, re-decided after each epoch (spawned workers: fixed)
+    reap_only: bool = False  # only fail the trials of dead workers and end their runs
+
+    def reads_only(self) -> bool:
+        """--n-trials 0: a report, which leaves the storage as it was."""
+        return self.n_trials == 0 and self.total_trials is None and not self.reap_only
 
     def worker_threads(self, workers: int | None = None) -> int:
         """Torch threads of each of ``workers`` (default --workers) spawned processes: --threads,
@@ -113,9 +120,8 @@ def prepare_study(spec: StudySpec, client, experiment_id: str) -> tuple[optuna.S
             study.set_user_attr(FINGERPRINT_ATTR, fingerprint)
             study.set_user_attr("weight_decay_kind", spec.config.optimizer if spec.space.kind == "basic" else "searched")
             study.enqueue_trial(spec.space.seed_params, user_attrs={REFERENCE_ATTR: "seed notebook setting"})
-        elif changed := tuning.fingerprint_differences(stored, fingerprint):
-            raise UserError(f"study {spec.study_name!r} was created with other settings ({', '.join(changed)}); "
-                            "use the same flags to resume it, or another --study-name")
+        else:
+            _check_fingerprint(spec, stored, fingerprint)
         if spec.rerun_spared:
             rerun = rerun_spared(study, spec.rungs())
             print(f"trial(s) {rerun} pruned under another rule run again: a seed margin of {spec.seed_margin * 100:g} "
@@ -127,24 +133,95 @@ def prepare_study(spec: StudySpec, client, experiment_id: str) -> tuple[optuna.S
                       f"{', '.join(map(str, queued))}) to be judged again here", flush=True)
         parent_run_id = study.user_attrs.get(PARENT_RUN_ATTR)
         if parent_run_id is None or not _run_exists(client, parent_run_id):
-            parent = RunTracker.create(client, experiment_id, run_name=f"study {spec.study_name}",
-                                tags={"kind": "study", "study_name": spec.study_name,
-                                      "optuna_storage": tuning.redact_url(spec.storage_url)})
-            parent.log_params({**fingerprint["config"], **{f"space_{k}": v for k, v in spec.space.fingerprint().items()},
-                               "space": spec.space.kind, "objective": spec.objective, "pruner": spec.pruner})
-            study.set_user_attr(PARENT_RUN_ATTR, parent.run_id)
-            parent_run_id = parent.run_id
-    failed = tuning.recover_stale_trials(study)
-    for trial in study.get_trials(deepcopy=False):
-        if trial.number in failed and trial.user_attrs.get("mlflow_run_id"):
-            client.set_terminated(trial.user_attrs["mlflow_run_id"], "FAILED")  # killed with its worker
-            client.set_tag(trial.user_attrs["mlflow_run_id"], "trial_state", "FAIL")
+            parent_run_id = _new_parent_run(spec, client, experiment_id, f"study {spec.study_name}", "study")
+            study.set_user_attr(PARENT_RUN_ATTR, parent_run_id)
+    failed = reap_trials(study, client)
     # Say "I work on this study" before re-opening the parent run: a command that finishes
     # meanwhile then sees this one and leaves the parent run RUNNING.
     study.set_user_attr(_command_key(), process_identity())
     client.update_run(parent_run_id, "RUNNING")
     RunTracker(client, parent_run_id).set_tags(process_tags())  # this process owns the parent run now
     return study, parent_run_id, failed
+
+
+def _check_fingerprint(spec: StudySpec, stored: dict, wanted: dict) -> None:
+    if changed := tuning.fingerprint_differences(stored, wanted):
+        raise UserError(f"study {spec.study_name!r} was created with other settings ({', '.join(changed)}); "
+                        "use the same flags to resume it, or another --study-name")
+
+
+def _new_parent_run(spec: StudySpec, client, experiment_id: str, run_name: str, kind: str) -> str:
+    fingerprint = tuning.study_fingerprint(spec.config, spec.space, spec.objective)
+    parent = RunTracker.create(client, experiment_id, run_name=run_name,
+                               tags={"kind": kind, "study_name": spec.study_name,
+                                     "optuna_storage": tuning.redact_url(spec.storage_url)})
+    parent.log_params({**fingerprint["config"], **{f"space_{k}": v for k, v in spec.space.fingerprint().items()},
+                       "space": spec.space.kind, "objective": spec.objective, "pruner": spec.pruner})
+    return parent.run_id
+
+
+def reap_trials(study: optuna.Study, client) -> list[int]:
+    """Fail the trials of dead workers (retried once as new trials) and end their MLflow runs FAILED."""
+    failed = tuning.recover_stale_trials(study)
+    for trial in study.get_trials(deepcopy=False):
+        if trial.number in failed and trial.user_attrs.get("mlflow_run_id"):
+            client.set_terminated(trial.user_attrs["mlflow_run_id"], "FAILED")  # killed with its worker
+            client.set_tag(trial.user_attrs["mlflow_run_id"], "trial_state", "FAIL")
+    return failed
+
+
+def _existing_study(spec: StudySpec) -> optuna.Study:
+    """The study, which must exist already (nothing is created)."""
+    try:
+        study = _load(spec, spec.storage())
+    except KeyError:
+        raise UserError(f"no study {spec.study_name!r} in {tuning.redact_url(spec.storage_url)}: give --n-trials N "
+                        "or --total-trials N to create it") from None
+    if (stored := study.user_attrs.get(FINGERPRINT_ATTR)) is not None:
+        _check_fingerprint(spec, stored, tuning.study_fingerprint(spec.config, spec.space, spec.objective))
+    return study
+
+
+def report_only(spec: StudySpec, client, experiment_id: str) -> optuna.Study:
+    """``--n-trials 0``: read the study and write its report, leaving the storage as it was (the
+    retrains that ``--retrain-best`` still has to train are the only thing added to it). A
+    committed journal stays byte-identical: a checkout where someone only looked stays clean."""
+    journal = tuning.journal_path(spec.storage_url)
+    if journal is not None and not journal.is_file():
+        raise UserError(f"no journal file at {journal}: give --n-trials N or --total-trials N to create the study")
+    if journal is not None and (note := check_journal(journal, repair=False)):
+        print(note, flush=True)
+    study = _existing_study(spec)
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    print(f"study {spec.study_name!r} in {tuning.redact_url(spec.storage_url)}: {len(study.trials)} trial(s), read "
+          f"only{f'; {len(running)} RUNNING (on other machines, or of dead workers: a command that adds trials, or --reap-only, fails those)' if running else ''}",
+          flush=True)
+    parent_run_id = study.user_attrs.get(PARENT_RUN_ATTR)
+    own_parent = parent_run_id is None or not _run_exists(client, parent_run_id)
+    if own_parent:  # the study's run lives in another store (the journal came from another machine)
+        parent_run_id = _new_parent_run(spec, client, experiment_id, f"study {spec.study_name} (report)", "study-report")
+    status = "FINISHED"
+    try:
+        report(spec, study, client, experiment_id, parent_run_id)
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    except BaseException:
+        status = "FAILED"
+        raise
+    finally:
+        if own_parent:
+            client.set_terminated(parent_run_id, status)
+    return study
+
+
+def reap_only(spec: StudySpec, client) -> list[int]:
+    """``--reap-only``: fail the trials of dead workers of this host and end their runs; add nothing."""
+    study = _existing_study(spec)
+    failed = reap_trials(study, client)
+    print(f"marked trial(s) {failed} of dead workers as FAIL; their parameters are retried once by the next "
+          "command that adds trials" if failed else "no trial of a dead worker", flush=True)
+    return failed
 
 
 def _command_key() -> str:
@@ -181,7 +258,7 @@ def _run_exists(client, run_id: str) -> bool:
         return False
 
 
-def run_worker(spec: StudySpec, parent_run_id: str, n_trials: int) -> None:
+def run_worker(spec: StudySpec, parent_run_id: str, n_trials: int, in_process: bool = False) -> None:
     """One worker (this process or a spawned one): join the study and run ``n_trials`` trials."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our own lines say what happened
     corpus = load_corpus(spec.config, cache_dir=spec.cache_dir)
@@ -191,7 +268,7 @@ def run_worker(spec: StudySpec, parent_run_id: str, n_trials: int) -> None:
                                  repo_root=spec.repo_root, data_source=data_source_label(spec.config),
                                  study_name=spec.study_name, progress=spec.progress and spec.workers == 1,
                                  system_metrics=spec.system_metrics, objective=spec.objective,
-                                 rungs=spec.rungs())
+                                 rungs=spec.rungs(), cpu=spec.cpu if in_process else None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         callbacks = [_print_trial]
@@ -224,11 +301,16 @@ def run_study(spec: StudySpec) -> optuna.Study:
     if spec.n_trials < 0 or spec.workers < 1:
         raise UserError(f"--n-trials must be >= 0 and --workers >= 1 (got {spec.n_trials}, {spec.workers})")
     journal = tuning.journal_path(spec.storage_url)
-    if journal is not None and (note := check_journal(journal)):
+    if journal is not None and not spec.reads_only() and (note := check_journal(journal)):
         print(note, flush=True)
     uri = resolve_tracking_uri(spec.repo_root)
     experiment_name = resolve_experiment_name(spec.experiment)
     client, experiment_id = open_experiment(uri, experiment_name)
+    if spec.reap_only:
+        reap_only(spec, client)
+        return None
+    if spec.reads_only():
+        return report_only(spec, client, experiment_id)
     reap_and_report(client, experiment_id, experiment_name)
     study, parent_run_id, failed = prepare_study(spec, client, experiment_id)
     counted = study.get_trials(deepcopy=False, states=TOWARDS_TOTAL)
@@ -248,7 +330,7 @@ def run_study(spec: StudySpec) -> optuna.Study:
     status = "FINISHED"
     try:
         if spec.workers == 1:
-            run_worker(spec, parent_run_id, spec.n_trials)
+            run_worker(spec, parent_run_id, spec.n_trials, in_process=True)
         elif spec.n_trials:
             shares = [spec.n_trials // spec.workers + (i < spec.n_trials % spec.workers) for i in range(spec.workers)]
             bad = run_in_processes(run_worker, [(spec, parent_run_id, share) for share in shares if share],

@@ -22,6 +22,7 @@ from optuna.trial import TrialState
 
 from .config import TrainConfig
 from .corpus import Corpus
+from .cpu_share import CpuShare
 from .errors import UserError, first_line
 from .experiment import run_training
 from .processes import is_alive, process_identity
@@ -234,11 +235,12 @@ class Objective:
 
     def __init__(self, base: TrainConfig, space: SearchSpace, corpus: Corpus, client, experiment_id: str,
                  parent_run_id: str, *, repo_root: Path, data_source: str, study_name: str, progress: bool,
-                 system_metrics: bool = True, objective: str = "accuracy", rungs: RungPruner | None = None):
+                 system_metrics: bool = True, objective: str = "accuracy", rungs: RungPruner | None = None,
+                 cpu: CpuShare | None = None):
         self.base, self.space, self.corpus = base, space, corpus
         self.client, self.experiment_id, self.parent_run_id = client, experiment_id, parent_run_id
         self.repo_root, self.data_source, self.study_name, self.progress = repo_root, data_source, study_name, progress
-        self.system_metrics, self.objective, self.rungs = system_metrics, objective, rungs
+        self.system_metrics, self.objective, self.rungs, self.cpu = system_metrics, objective, rungs, cpu
 
     def __call__(self, trial: optuna.Trial):
         trial_identity_attrs(trial)
@@ -276,7 +278,8 @@ class Objective:
 
         try:
             run = run_training(tracker, config, self.corpus, repo_root=self.repo_root, data_source=self.data_source,
-                               on_epoch_end=report, progress=self.progress, system_metrics=self.system_metrics)
+                               on_epoch_end=report, progress=self.progress, system_metrics=self.system_metrics,
+                               cpu=self.cpu)
         except BaseException as exc:
             tracker.set_tags({"trial_state": "FAIL" if not isinstance(exc, KeyboardInterrupt) else "KILLED"})
             raise

@@ -48,7 +48,7 @@ def compared(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("compare")
     uri = store(tmp)
-    proc = run_script([*TINY, "--epochs", "2", "--threads", "1", "--output-dir", str(tmp / "out")], uri, tmp, tmp / "cache")
+    proc = run_script([*TINY, "--epochs", "2", "--output-dir", str(tmp / "out")], uri, tmp, tmp / "cache")
     assert proc.returncode == 0, proc.stderr
     return uri, proc, tmp
 

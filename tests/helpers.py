@@ -26,9 +26,11 @@ COMPARE = REPO / "experiments" / "compare_rnn_lstm.py"
 PREDICT = REPO / "experiments" / "predict.py"
 TUNE = REPO / "experiments" / "tune_regularization.py"
 
-# A model and data slice small enough for a whole run in seconds (every script takes these flags).
+# A model and data slice small enough for a whole run in seconds (every training script takes these
+# flags). One thread, fixed: two test processes share two cores, and the threads that follow the
+# load (cpu_share) measure for half a second per epoch; tests/test_cpu_share.py covers those.
 TINY = ["--max-examples", "200", "--max-len", "60", "--hidden-dim", "32", "--embedding-dim", "16",
-        "--max-vocab-size", "3000", "--quiet"]
+        "--max-vocab-size", "3000", "--quiet", "--threads", "1"]
 # A trial that is still running when a test kills it: many epochs, no early stop.
 ENDLESS = ["--epochs", "500", "--early-stopping-patience", "0"]
 

@@ -1,4 +1,4 @@
-"""The benchmark scripts stay runnable: the GPU check's CPU smoke, the load warning."""
+"""The benchmark scripts stay runnable: the GPU check's CPU smoke."""
 
 from __future__ import annotations
 
@@ -8,18 +8,6 @@ import sys
 import pytest
 
 from helpers import REPO
-from sentiment_core.cli import threads_for_load
-
-
-def test_threads_follow_the_load():
-    assert threads_for_load(0.3, 2) == (None, None)  # idle: torch's default, every core, no note
-    threads, note = threads_for_load(1.1, 2)  # one other job: the core it leaves
-    assert threads == 1 and "1.1 on 2 core(s)" in note and "oversubscribed" not in note
-    threads, note = threads_for_load(3.4, 2)
-    assert threads == 1 and "oversubscribed" in note
-    assert threads_for_load(4.2, 16)[0] == 12
-
-
 @pytest.mark.integration
 def test_gpu_check_cpu_smoke_runs_every_step(tmp_path):
     # The check runs with this interpreter (its packages are installed, so nothing comes from .whl/).

@@ -93,7 +93,7 @@ def test_a_killed_worker_is_failed_by_the_next_workers_heartbeat_check(tmp_path,
     study = optuna.load_study(study_name="shared", storage=storage)
     assert study.get_trials(states=(TrialState.RUNNING,)), "SIGKILL left the trial RUNNING"
     time.sleep(4)  # longer than the 3 s grace period
-    again = tune(tmp_path, storage, tracking_server, "--n-trials", "0", *ENDLESS)
+    again = tune(tmp_path, storage, tracking_server, "--reap-only", *ENDLESS)
     assert again.returncode == 0, again.stderr
     assert "marked trial(s) [0] of dead workers as FAIL" in again.stdout
     study = optuna.load_study(study_name="shared", storage=storage)

@@ -229,8 +229,9 @@ def test_the_parent_run_ends_with_the_last_command_on_the_study(tmp_path):
             assert long.poll() is None, long.communicate()[1]
             assert time.time() < deadline, "the long command never reported an epoch"
             time.sleep(0.5)
-        # A second command on the same study that adds nothing: it finishes while the first works.
-        short = tune(tmp_path, "--n-trials", "0", *ENDLESS)
+        # A second command on the same study that adds nothing (the study holds one trial, running):
+        # it finishes while the first works.
+        short = tune(tmp_path, "--total-trials", "1", *ENDLESS)
         assert short.returncode == 0, short.stderr
         assert "stays RUNNING: 1 other command(s) still work on this study" in short.stdout
         assert long.poll() is None, "the long command ended before the check: the test proves nothing"

@@ -3,6 +3,7 @@ settings it queues from another study, and the epochs its rung rule judges."""
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 
 import optuna
@@ -10,7 +11,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from helpers import REPO, load_study as load, tune
+from helpers import REPO, TUNE, load_study as load, store, tune
 from sentiment_core import tuning
 from sentiment_core.config import TrainConfig
 from sentiment_core.experiment import resolved_config
@@ -79,7 +80,7 @@ def test_a_new_study_queues_the_best_settings_of_another_once(tmp_path, run_inpr
     # The seed setting (0.6) is among the best: it is trial 0 here already, so the next ones come.
     _source_study(source, {0.6: 0.886, 0.603: 0.887, 0.568: 0.885, 0.2: 0.80, 0.55: 0.883})
     before = source.read_bytes()
-    proc = tune(tmp_path, "--n-trials", "0", "--enqueue-best-of", f"journal:{source}", "--enqueue-best", "3",
+    proc = tune(tmp_path, "--total-trials", "0", "--enqueue-best-of", f"journal:{source}", "--enqueue-best", "3",
                 runner=run_inprocess)
     assert proc.returncode == 0, proc.stderr
     assert "queued the 3 best setting(s) of study 'source' (its trials 1, 2, 4)" in proc.stdout
@@ -105,14 +106,14 @@ def test_a_new_study_queues_the_best_settings_of_another_once(tmp_path, run_inpr
 ])
 def test_a_wrong_source_study_is_one_line(tmp_path, run_inprocess, source, message):
     _source_study(tmp_path / "source.journal", {0.5: 0.8})
-    proc = tune(tmp_path, "--n-trials", "0", "--enqueue-best-of", source.format(tmp=tmp_path), runner=run_inprocess)
+    proc = tune(tmp_path, "--total-trials", "0", "--enqueue-best-of", source.format(tmp=tmp_path), runner=run_inprocess)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert message in proc.stderr.strip().splitlines()[-1]
 
 
 def test_another_space_cannot_be_queued(tmp_path, run_inprocess):
     _source_study(tmp_path / "source.journal", {0.5: 0.8})
-    proc = tune(tmp_path, "--n-trials", "0", "--space", "extended", "--enqueue-best-of",
+    proc = tune(tmp_path, "--total-trials", "0", "--space", "extended", "--enqueue-best-of",
                 f"journal:{tmp_path / 'source.journal'}", runner=run_inprocess)
     assert proc.returncode == 2 and "searched other knobs (dropout, weight_decay_on)" in proc.stderr
 
@@ -138,4 +139,23 @@ def test_copies_of_committed_journals_load(tmp_path):
         copy = tmp_path / journal.name
         shutil.copyfile(journal, copy)
         summaries = optuna.get_all_study_summaries(tuning.make_storage(f"journal:{copy}"))
-        assert len(summaries) == 1 and summaries[0].n_trials >= 30
+        assert len(summaries) == 1 and summaries[0].n_trials >= 1
+
+
+def test_a_report_leaves_a_committed_journal_byte_identical(tmp_path, run_inprocess):
+    # The README's report command on a copy of the committed 12-epoch basic study (its retrains are
+    # all kept in the journal, so nothing needs training): the file must not change at all.
+    journal = tmp_path / "lstm-basic-accuracy.journal"
+    shutil.copyfile(COMMITTED / journal.name, journal)
+    before = hashlib.sha256(journal.read_bytes()).hexdigest()
+    proc = run_inprocess(TUNE, ["--space", "basic", "--n-trials", "0", "--epochs", "12", "--max-len", "400",
+                                "--batch-size", "64", "--study-name", "lstm-basic-accuracy",
+                                "--storage", f"journal:{journal}", "--retrain-best", "3",
+                                "--output-dir", tmp_path / "out", "--quiet", "--threads", "1"],
+                         {"MLFLOW_TRACKING_URI": store(tmp_path), "XDG_CACHE_HOME": tmp_path / "cache"}, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "read only" in proc.stdout and "finished before" in proc.stdout
+    assert hashlib.sha256(journal.read_bytes()).hexdigest() == before
+    # Nothing beside it either (no lock, no backup).
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(journal.name)] == [journal.name]
+    assert (tmp_path / "out" / "study-lstm-basic-accuracy" / "seed_vs_tuned.csv").is_file()

@@ -66,8 +66,12 @@ def test_a_killed_worker_leaves_no_trial_running(tmp_path, run_inprocess):
     proc = tune(tmp_path, "--n-trials", "1", *ENDLESS, background=True)
     kill_mid_trial(proc, lambda: load(tmp_path))
     assert load(tmp_path).get_trials(states=(TrialState.RUNNING,)), "the kill left a RUNNING trial"
-    # The same command again (with no new trials, to keep the test short) cleans up.
-    again = tune(tmp_path, "--n-trials", "0", *ENDLESS, runner=run_inprocess)
+    # A report (--n-trials 0) reads only: it says the trial is RUNNING and leaves it.
+    report = tune(tmp_path, "--n-trials", "0", *ENDLESS, runner=run_inprocess)
+    assert report.returncode == 0 and "1 RUNNING" in report.stdout, report.stderr
+    assert load(tmp_path).get_trials(states=(TrialState.RUNNING,))
+    # --reap-only (what every command that adds trials does first) cleans up.
+    again = tune(tmp_path, "--reap-only", *ENDLESS, runner=run_inprocess)
     assert again.returncode == 0, again.stderr
     assert "marked trial(s) [0] of dead workers as FAIL" in again.stdout
     study = load(tmp_path)

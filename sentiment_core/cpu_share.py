@@ -1,0 +1,107 @@
+"""Torch threads for a job on a shared CPU: every core when nothing else runs, the cores other
+processes leave when they run, decided again at every epoch boundary.
+
+The signal is the CPU time that *other* processes used over a short window just now (all CPU
+time on the machine minus this process's own, from psutil), not the 1-minute load average: that
+average still carries a command that ended a minute ago (an install, a finished benchmark) and
+made a job that started alone train on one of two cores for hours. Measured on 2 cores
+(benchmarks/cpu_sharing.py): two trainings with 2 threads each run 4.1x slower than one alone,
+with 1 thread each 1.4x, and one job alone with 1 thread 1.28x. A choice lasts one epoch, so a
+job that started beside another takes the cores back after the other ends, and one that started
+alone gives a core up when a second job appears.
+
+Two jobs that measure in the same half second see each other idle (both are between epochs) and
+may both take every core for one epoch; their next boundaries rarely coincide.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+WINDOW_S = 0.5  # a sleep this long at start and at each epoch boundary (under 1% of an epoch)
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    busy: float  # CPU seconds every process on the machine has used (idle, iowait and steal left out)
+    own: float  # CPU seconds this process has used, all its threads
+    at: float  # monotonic seconds
+
+
+def sample() -> CpuSample:
+    import psutil
+
+    total = psutil.cpu_times()
+    busy = sum(getattr(total, name, 0.0) for name in ("user", "nice", "system", "irq", "softirq"))
+    own = psutil.Process().cpu_times()
+    return CpuSample(busy, own.user + own.system, time.monotonic())
+
+
+def others_busy_cores(before: CpuSample, after: CpuSample) -> float:
+    """Cores that other processes kept busy between two samples, on average."""
+    elapsed = after.at - before.at
+    if elapsed <= 0:
+        return 0.0
+    return max(0.0, ((after.busy - before.busy) - (after.own - before.own)) / elapsed)
+
+
+def threads_for(others_busy: float, cores: int) -> int:
+    """The cores that others leave, at least one. A core counts as taken once others use more
+    than half of it: a process that keeps one core busy shows as 0.9-1.0 here."""
+    return max(1, cores - math.floor(others_busy + 0.5))
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+@dataclass
+class CpuShare:
+    """``--threads N`` fixed (``fixed``), or the threads that follow what other processes use now."""
+
+    fixed: int | None = None
+    cores: int = field(default_factory=lambda: os.cpu_count() or 1)
+    window: float = WINDOW_S
+    say: Callable[[str], None] = field(default=_to_stderr, repr=False)  # module-level: picklable
+    threads: int | None = None  # what this process runs with now
+    others: float = 0.0  # other processes' busy cores at the last decision
+
+    def start(self) -> int:
+        """Decide before the first epoch; one line when this job does not take every core."""
+        if self.fixed is not None:
+            return self._set(self.fixed)
+        threads = self._decide()
+        if threads < self.cores:
+            self.say(f"note: other processes keep {self.others:.1f} of {self.cores} core(s) busy: this job uses "
+                     f"{threads} torch thread(s) and looks again after each epoch (--threads N fixes it)")
+        return threads
+
+    def epoch_boundary(self) -> int:
+        """Decide again; one line when the choice changes."""
+        if self.fixed is not None:
+            return self.threads or self.fixed
+        before = self.threads
+        threads = self._decide()
+        if before is not None and threads != before:
+            self.say(f"note: other processes now keep {self.others:.1f} of {self.cores} core(s) busy: "
+                     f"{before} -> {threads} torch thread(s)")
+        return threads
+
+    def _decide(self) -> int:
+        first = sample()
+        time.sleep(self.window)
+        self.others = others_busy_cores(first, sample())
+        return self._set(threads_for(self.others, self.cores))
+
+    def _set(self, threads: int) -> int:
+        import torch
+
+        if threads != self.threads:
+            torch.set_num_threads(threads)
+            self.threads = threads
+        return threads

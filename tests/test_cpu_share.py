@@ -1,0 +1,95 @@
+"""Threads from what other processes use now, decided at start and again after every epoch."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from sentiment_core.cpu_share import CpuSample, CpuShare, others_busy_cores, threads_for
+from sentiment_core.experiment import run_training
+from sentiment_core.tracking import RunTracker, open_experiment
+
+from helpers import REPO, store
+
+
+def test_the_cores_others_leave():
+    assert threads_for(0.0, 2) == 2 and threads_for(0.4, 2) == 2  # idle, or a shell command's blip
+    assert threads_for(0.97, 2) == 1  # another training on one core
+    assert threads_for(1.9, 2) == 1 and threads_for(7.0, 2) == 1  # never fewer than one
+    assert threads_for(4.2, 16) == 12
+
+
+def test_others_are_the_machine_minus_this_process():
+    # Over 2 s the machine was busy 3.0 CPU-seconds, 1.1 of them this process's: others used 0.95 cores.
+    before, after = CpuSample(busy=100.0, own=10.0, at=50.0), CpuSample(busy=103.0, own=11.1, at=52.0)
+    assert others_busy_cores(before, after) == pytest.approx(0.95)
+    assert others_busy_cores(after, after) == 0.0
+    assert others_busy_cores(before, CpuSample(busy=100.5, own=11.0, at=51.0)) == 0.0  # rounding in the counters
+
+
+class ScriptedShare(CpuShare):
+    """Our own policy with the measurement replaced by a list of what other processes used."""
+
+    def __init__(self, others: list[float], **kwargs):
+        super().__init__(**kwargs)
+        self.script = list(others)
+
+    def _decide(self) -> int:
+        self.others = self.script.pop(0)
+        return self._set(threads_for(self.others, self.cores))
+
+
+def test_a_run_decides_again_after_every_epoch(tmp_path, tiny_config, tiny_corpus):
+    # Alone at start, another job from epoch 1 on, gone after epoch 2: 2, then 1, then 2 threads,
+    # one line for each change.
+    lines: list[str] = []
+    cpu = ScriptedShare([0.0, 1.0, 0.1, 0.0], cores=2, say=lines.append)
+    client, experiment_id = open_experiment(store(tmp_path), "threads")
+    try:
+        assert cpu.start() == 2 and torch.get_num_threads() == 2 and not lines
+        threads_seen = []
+        run_training(RunTracker.create(client, experiment_id, run_name="r"), tiny_config.replace(epochs=3), tiny_corpus,
+                     repo_root=REPO, data_source="test", progress=False, system_metrics=False, cpu=cpu,
+                     on_epoch_end=lambda record: threads_seen.append(torch.get_num_threads()))
+    finally:
+        torch.set_num_threads(1)  # conftest's choice for the test processes
+    assert threads_seen == [1, 2, 2]
+    assert lines == ["note: other processes now keep 1.0 of 2 core(s) busy: 2 -> 1 torch thread(s)",
+                     "note: other processes now keep 0.1 of 2 core(s) busy: 1 -> 2 torch thread(s)"]
+
+
+def test_fixed_threads_are_never_changed():
+    lines: list[str] = []
+    cpu = CpuShare(fixed=1, say=lines.append)
+    assert cpu.start() == 1 and cpu.epoch_boundary() == 1 and not lines
+
+
+@pytest.mark.integration
+def test_a_busy_core_is_seen_and_given_back(tmp_path):
+    # A real process burning one core: measured by the real policy while it runs and after it ends.
+    # (Integration tier: it runs alone, -n 0, so no other test process spoils the measurement.)
+    cores = os.cpu_count() or 1
+    if cores < 2:
+        pytest.skip("one core: nothing to give up")
+    lines: list[str] = []
+    cpu = CpuShare(cores=cores, say=lines.append)
+    try:
+        assert cpu.start() == cores, cpu.others
+        burner = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 60\nwhile time.time() < end: pass"])
+        try:
+            time.sleep(0.5)  # let it start burning
+            assert cpu.epoch_boundary() == cores - 1, cpu.others
+            assert 0.7 < cpu.others < 1.5
+        finally:
+            burner.kill()
+            burner.wait()
+        assert cpu.epoch_boundary() == cores, cpu.others
+    finally:
+        torch.set_num_threads(1)
+    assert [line.split(": ")[-1] for line in lines] == [f"{cores} -> {cores - 1} torch thread(s)",
+                                                         f"{cores - 1} -> {cores} torch thread(s)"]
