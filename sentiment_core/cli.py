@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import os
 import signal
 import sys
@@ -39,7 +40,9 @@ HELP = {
     "scheduler_metric": "what ReduceLROnPlateau follows (the seed used train_loss)",
     "early_stopping_patience": "stop after N epochs without a valid-accuracy gain (0 = off)",
     "seed": "training seed", "device": "auto = cuda, then mps, then cpu",
-    "precision": "auto = bf16 where the hardware runs it natively, else fp32",
+    "precision": "fp32, tf32 (CUDA), bf16 (CPUs with AVX512-BF16/AMX; on CUDA the recurrent layers stay TF32), "
+                 "fp16 (CUDA, with loss scaling); auto = bf16 on such CPUs, fp16 on tensor-core GPUs, else fp32",
+    "deterministic": "deterministic cuDNN/cuBLAS kernels on GPUs (slower; CPU training is deterministic anyway)",
     "sequence_path": "auto = packed on CUDA (cuDNN), padded elsewhere (CPU bf16 kernels)",
 }
 CHOICES = {"cell": CELLS, "data": SOURCES, "tokenizer": TOKENIZERS, "optimizer": OPTIMIZERS, "device": DEVICES,
@@ -90,8 +93,10 @@ def add_run_arguments(parser: argparse.ArgumentParser, repo_root: Path, writes: 
                         help=f"where {writes} are written (default: outputs/)")
     parser.add_argument("--cache-dir", type=Path, help="token cache (default: ~/.cache/sentiment_core)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
-    parser.add_argument("--no-register", dest="register", action="store_false",
-                        help="do not register the trained models in the MLflow Model Registry (sentiment-<cell>)")
+    parser.add_argument("--register", action=argparse.BooleanOptionalAction, default=None,
+                        help="register the trained models in the MLflow Model Registry as sentiment-<data>-<cell> "
+                             "(default: yes, except runs capped with --max-examples, whose valid accuracy does "
+                             "not compare with full runs)")
     parser.add_argument("--no-system-metrics", dest="system_metrics", action="store_false",
                         help="do not log MLflow system metrics (CPU, memory; GPU with nvidia-ml-py) for each run")
     parser.add_argument("--threads", type=int, metavar="N",
@@ -128,13 +133,33 @@ def raise_keyboard_interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def visible_gpus(environ: dict | None = None, count: int | None = None) -> list[str]:
+    """The GPUs this process may use: ``CUDA_VISIBLE_DEVICES`` as given, else every GPU torch sees."""
+    environ = os.environ if environ is None else environ
+    if "CUDA_VISIBLE_DEVICES" in environ:
+        return [d.strip() for d in environ["CUDA_VISIBLE_DEVICES"].split(",") if d.strip()]
+    if count is None:
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return [str(i) for i in range(count)]
+
+
+def gpu_for_worker(index: int, gpus: list[str]) -> str | None:
+    """Worker ``index``'s one GPU (round robin over ``gpus``), or None on a machine without GPUs."""
+    return gpus[index % len(gpus)] if gpus else None
+
+
 def run_in_processes(target: Callable, argument_lists: list[tuple], threads: int) -> list[int]:
-    """``target(*arguments)`` in one spawned process per entry, each with ``threads`` torch threads
-    and the conventions of ``run_main``; waits for all and returns the non-zero exit codes."""
+    """``target(*arguments)`` in one spawned process per entry, each with ``threads`` torch threads,
+    its own GPU when there are several (``CUDA_VISIBLE_DEVICES``, round robin) and the conventions
+    of ``run_main``; waits for all and returns the non-zero exit codes."""
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools and locks
-    procs = [context.Process(target=_spawned, args=(target, arguments, threads)) for arguments in argument_lists]
+    gpus = visible_gpus()
+    procs = [context.Process(target=_spawned, args=(target, arguments, threads, gpu_for_worker(i, gpus)))
+             for i, arguments in enumerate(argument_lists)]
     for proc in procs:
         proc.start()
     for proc in procs:
@@ -142,10 +167,13 @@ def run_in_processes(target: Callable, argument_lists: list[tuple], threads: int
     return [proc.exitcode for proc in procs if proc.exitcode]
 
 
-def _spawned(target: Callable, arguments: tuple, threads: int) -> None:
+def _spawned(target: Callable, arguments: tuple, threads: int, gpu: str | None = None) -> None:
+    if gpu is not None:  # before anything initializes CUDA in this process
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     import torch
 
     signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
+    quiet_libraries()
     torch.set_num_threads(threads)
     try:
         target(*arguments)
@@ -156,10 +184,18 @@ def _spawned(target: Callable, arguments: tuple, threads: int) -> None:
         sys.exit(2)
 
 
+def quiet_libraries() -> None:
+    """MLflow's and alembic's INFO lines ("Creating initial MLflow database tables...") stay out of
+    the console: what a command prints is its own progress, table and errors."""
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def run_main(main: Callable[[], int | None]) -> None:
     """Run a script's main: SIGTERM behaves like Ctrl-C; a UserError is one line and exit 2;
     an interruption is exit 130 after the runs were marked KILLED."""
     signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
+    quiet_libraries()
     try:
         code = main()
     except UserError as exc:

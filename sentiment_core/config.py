@@ -14,11 +14,14 @@ from typing import Any
 from .data import SOURCES
 from .errors import UserError
 from .model import CELLS
+from .runtime import PRECISIONS
 from .text import TOKENIZERS
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("auto", "fp32", "bf16")
 SEQUENCE_PATHS = ("auto", "packed", "padded")
+# Where and how a run executes, not what it learns: left out of a retrain's recipe, and kept apart
+# from the settings in a study's fingerprint (its "runtime").
+EXECUTION_FIELDS = ("device", "precision", "sequence_path", "deterministic")
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULER_METRICS = ("valid_loss", "train_loss")
 TRUNCATIONS = ("head", "tail")
@@ -76,6 +79,7 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"
     sequence_path: str = "auto"
+    deterministic: bool = False  # cuDNN/cuBLAS deterministic kernels (CPU training is deterministic anyway)
 
     def validate(self) -> "TrainConfig":
         choices = {"cell": CELLS, "data": SOURCES, "tokenizer": TOKENIZERS, "device": DEVICES,
@@ -106,6 +110,15 @@ class TrainConfig:
         if self.clip_grad_norm < 0:
             raise UserError(f"clip_grad_norm must be >= 0 (0 = off), got {self.clip_grad_norm}")
         return self
+
+    def describe(self) -> str:
+        """One line: where it runs and what differs from the default recipe (the seed's)."""
+        default = TrainConfig()
+        differs = [f"{f.name} {getattr(self, f.name)}" for f in dataclasses.fields(self)
+                   if f.name not in ("cell",) + EXECUTION_FIELDS
+                   and getattr(self, f.name) != getattr(default, f.name)]
+        return (f"{self.cell} on {self.device} ({self.precision}, {self.sequence_path} sequences); "
+                + (f"the default recipe but {', '.join(differs)}" if differs else "the default recipe"))
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **expand_dropout(changes)).validate()

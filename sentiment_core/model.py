@@ -89,23 +89,31 @@ class RecurrentClassifier(nn.Module):
                 CELLS[cell](input_dim, hidden_dim, batch_first=True) for _ in range(self.directions)))
         self.head = nn.Linear(hidden_dim * self.directions, num_classes)
 
-    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor, path: str = "padded") -> torch.Tensor:
-        """Logits [batch, num_classes] for ``tokens`` [batch, time] with true ``lengths`` [batch]."""
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor, path: str = "padded", *,
+                lengths_cpu: torch.Tensor | None = None, recurrent_fp32: bool = False) -> torch.Tensor:
+        """Logits [batch, num_classes] for ``tokens`` [batch, time] with true ``lengths`` [batch].
+
+        On a GPU, give ``lengths`` on the GPU and ``lengths_cpu`` (what packing reads) as well: then
+        the forward pass never waits for the GPU. ``recurrent_fp32`` runs the recurrent layers
+        outside autocast (CUDA bf16, see runtime.py)."""
         if path not in PATHS:
             raise ValueError(f"path must be one of {PATHS}, got {path!r}")
+        lengths = lengths.to(tokens.device)  # no-op when the caller moved them already
+        lengths_cpu = lengths.cpu() if lengths_cpu is None else lengths_cpu
         if self.training and self.word_dropout:
             forget = torch.rand(tokens.shape, device=tokens.device) < self.word_dropout
             tokens = tokens.masked_fill(forget & (tokens != self.pad_index), self.unk_index)
         x = self.embedding_dropout(self.embedding(tokens))
-        lengths_cpu = lengths.cpu()
-        last = (lengths.to(tokens.device) - 1).view(-1, 1, 1)
+        # Rows longest first (make_batch(longest_first=True)): packing then skips its own sort.
+        longest_first = path == "packed" and bool((lengths_cpu[:-1] >= lengths_cpu[1:]).all())
+        last = (lengths - 1).view(-1, 1, 1)
         for depth, directions in enumerate(self.layers):
             if depth:
                 x = self.output_dropout(x)
             outputs, finals = [], []
             for direction, rnn in enumerate(directions):
                 source = x if direction == 0 else reverse_within_length(x, lengths)
-                out = self._run(rnn, source, lengths_cpu, path)
+                out = self._run(rnn, source, lengths_cpu, path, longest_first, recurrent_fp32)
                 # Final state = output at the last real step (for the reversed input: the state
                 # after reading the review backwards down to its first token).
                 finals.append(out.gather(1, last.expand(-1, 1, out.shape[2])).squeeze(1))
@@ -114,7 +122,11 @@ class RecurrentClassifier(nn.Module):
                 x = torch.cat(outputs, dim=2)
         return self.head(self.output_dropout(torch.cat(finals, dim=1)))
 
-    def _run(self, rnn: nn.Module, x: torch.Tensor, lengths_cpu: torch.Tensor, path: str) -> torch.Tensor:
+    def _run(self, rnn: nn.Module, x: torch.Tensor, lengths_cpu: torch.Tensor, path: str, longest_first: bool = False,
+             recurrent_fp32: bool = False) -> torch.Tensor:
+        if recurrent_fp32:
+            with torch.autocast(device_type=x.device.type, enabled=False):
+                return self._run(rnn, x.float(), lengths_cpu, path, longest_first)
         # DropConnect: the cell runs with a dropped copy of its hidden-to-hidden matrix
         # (functional_call swaps the parameter for this call only), so the fused kernels (oneDNN
         # bf16 on CPU, cuDNN on GPU) still run the whole sequence: no Python loop over time steps.
@@ -126,6 +138,6 @@ class RecurrentClassifier(nn.Module):
 
         if path == "padded":
             return call(x)[0]
-        packed = pack_padded_sequence(x, lengths_cpu, batch_first=True, enforce_sorted=False)
+        packed = pack_padded_sequence(x, lengths_cpu, batch_first=True, enforce_sorted=longest_first)
         out, _ = call(packed)
         return pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])[0]

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING
 import optuna
 
 from .cli import run_in_processes
+from . import mlflow_model
 from .comparison import data_source_label, register_run
+from .config import EXECUTION_FIELDS, TrainConfig
 from .corpus import load_corpus
 from .errors import UserError
 from .experiment import TrackedRun, run_training
@@ -24,11 +26,10 @@ from .search_space import params_to_config
 from .tracking import RunTracker, open_experiment, resolve_experiment_name, resolve_tracking_uri
 
 if TYPE_CHECKING:
-    from .config import TrainConfig
     from .study import StudySpec
 
 ATTR_PREFIX = "retrain:"
-WHERE_IT_RAN = ("device", "precision", "sequence_path")  # not part of what a retrain is
+WHERE_IT_RAN = EXECUTION_FIELDS  # not part of what a retrain is (a study runs on one runtime anyway)
 
 
 @dataclass
@@ -48,6 +49,13 @@ def recipe(config: TrainConfig) -> dict:
     return {k: v for k, v in config.to_dict().items() if k not in WHERE_IT_RAN}
 
 
+def same_recipe(stored: dict, wanted: dict) -> bool:
+    """A kept retrain's recipe against the one asked for. Recipes gain fields as the config does:
+    one missing from a kept recipe had its default value then."""
+    defaults = _plain(recipe(TrainConfig()))
+    return set(stored) <= set(wanted) and all(stored.get(k, defaults.get(k)) == v for k, v in wanted.items())
+
+
 def attr_key(label: str, seed: int) -> str:
     return f"{ATTR_PREFIX}{label}:seed {seed}"
 
@@ -60,7 +68,7 @@ def _plain(value):
 def stored_run(study: optuna.Study, label: str, config: TrainConfig) -> TrackedRun | None:
     """The finished retrain of exactly ``config`` kept in the study, or None."""
     kept = study.user_attrs.get(attr_key(label, config.seed))
-    if not kept or kept.get("recipe") != _plain(recipe(config)):
+    if not kept or not same_recipe(kept.get("recipe") or {}, _plain(recipe(config))):
         return None
     return TrackedRun(kept["run_id"], config, StoredResult(kept["history"], kept["summary"], kept["status"]))
 
@@ -105,7 +113,7 @@ def retrain(spec: StudySpec, study: optuna.Study, configurations: dict[str, dict
     # Every run is read back from the study, whichever process trained it; new tuned models are
     # registered from this one process (parallel registrations could race for a version number).
     groups = {label: [stored_run(study, label, config) for config in configs] for label, configs in wanted.items()}
-    if spec.register:
+    if mlflow_model.should_register(spec.register, spec.config.max_examples):
         for label, config in missing:
             if label == "tuned":
                 register_run(client, stored_run(study, label, config), parent_run_id)

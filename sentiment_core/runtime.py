@@ -1,7 +1,24 @@
-"""Device, precision and seeding: the parts of a run that depend on the machine."""
+"""Device, precision and seeding: the parts of a run that depend on the machine.
+
+What each ``--precision`` runs, per device (``Runtime.rnn_dtype`` is logged with every run):
+
+| precision | CPU | CUDA | MPS |
+|---|---|---|---|
+| fp32 | IEEE fp32 | IEEE fp32 (TF32 off in cuDNN and cuBLAS) | fp32 |
+| tf32 | - | TF32 tensor cores in cuDNN RNNs and matmuls | - |
+| bf16 | autocast bf16, AVX512-BF16/AMX only | recurrent layers in TF32, the rest bf16 (*) | - |
+| fp16 | - | autocast fp16 with loss scaling (GradScaler) | - |
+| auto | bf16 where native, else fp32 | fp16 on tensor-core GPUs, else fp32 | fp32 |
+
+(*) PyTorch's autocast wrapper for cuDNN RNNs (aten/src/ATen/cudnn/AutocastRNN.cpp) casts input,
+states and weights to fp16 whatever dtype autocast asked for: "bf16" there would silently be fp16
+without loss scaling, where small gradients underflow. So the recurrent layers run outside
+autocast, and fp16 is its own choice with a GradScaler.
+"""
 
 from __future__ import annotations
 
+import os
 import random
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -12,21 +29,61 @@ import torch
 
 from .errors import UserError
 
+PRECISIONS = ("auto", "fp32", "tf32", "bf16", "fp16")
+
 
 @dataclass(frozen=True)
 class Runtime:
     device: torch.device
-    precision: str  # "fp32" or "bf16"
+    precision: str  # fp32 | tf32 | bf16 | fp16
     sequence_path: str  # "packed" or "padded"
+    deterministic: bool = False
+
+    @property
+    def rnn_dtype(self) -> str:
+        """What the recurrent layers really compute in."""
+        if self.device.type == "cuda" and self.precision == "bf16":
+            return "tf32"
+        return self.precision
+
+    @property
+    def recurrent_fp32(self) -> bool:
+        """Run the recurrent layers outside autocast (CUDA bf16: see the module's note)."""
+        return self.device.type == "cuda" and self.precision == "bf16"
 
     def autocast(self):
-        if self.precision == "bf16":
-            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        if self.precision in ("bf16", "fp16"):
+            dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+            return torch.autocast(device_type=self.device.type, dtype=dtype)
         return nullcontext()
+
+    def grad_scaler(self):
+        """fp16 needs loss scaling, or small gradients flush to zero."""
+        return torch.amp.GradScaler(self.device.type) if self.precision == "fp16" else None
+
+    def apply(self) -> None:
+        """Set what torch's backends must know before the first kernel runs (process-wide flags:
+        TF32 and determinism are not per-call settings in PyTorch)."""
+        if self.device.type == "cuda":
+            tf32 = self.rnn_dtype == "tf32"
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+            torch.backends.cudnn.allow_tf32 = tf32
+        if self.deterministic:
+            # cuBLAS reads this when its first handle is made; cuDNN picks deterministic kernels.
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.backends.cudnn.deterministic = True
+            torch.backends.cudnn.benchmark = False
+            torch.use_deterministic_algorithms(True, warn_only=True)
 
     def describe(self) -> str:
         name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else cpu_name()
-        return f"{self.device.type} ({name}), {self.precision}, {self.sequence_path} sequences"
+        return (f"{self.device.type} ({name}), {self.precision} (recurrent layers in {self.rnn_dtype}), "
+                f"{self.sequence_path} sequences")
+
+
+def accumulator_dtype(device: torch.device) -> torch.dtype:
+    """Per-epoch loss totals: float64 on the device, except on MPS, which has no float64."""
+    return torch.float32 if device.type == "mps" else torch.float64
 
 
 def cpu_name() -> str:
@@ -41,16 +98,34 @@ def cpu_name() -> str:
     return platform.processor() or "cpu"
 
 
-def cpu_has_native_bf16() -> bool:
-    """AVX512-BF16 or AMX: where oneDNN runs bf16 LSTMs fast. Elsewhere bf16 is emulated (slow)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
+def cpu_has_native_bf16(flags: str | None = None) -> bool:
+    """AVX512-BF16 or AMX: where oneDNN runs bf16 LSTMs fast. Elsewhere oneDNN has no bf16 LSTM."""
+    if flags is None:
+        try:
+            flags = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
     return " amx_bf16" in flags or " avx512_bf16" in flags
 
 
-def resolve_runtime(device: str = "auto", precision: str = "auto", sequence_path: str = "auto") -> Runtime:
+def cuda_precision(requested: str, capability: tuple[int, int], native_bf16: bool) -> str:
+    """The precision a CUDA run uses. ``auto``: fp16 with loss scaling on GPUs with fp16 tensor
+    cores (compute capability 7.0 and later), where cuDNN's RNN kernels are fastest, else fp32.
+    bf16 only where the GPU has it natively (``is_bf16_supported`` counts emulation unless told
+    not to)."""
+    if requested == "auto":
+        return "fp16" if capability >= (7, 0) else "fp32"
+    if requested == "bf16" and not native_bf16:
+        raise UserError("--precision bf16: this GPU has no native bf16 (it would be emulated); use fp16 or tf32")
+    if requested == "tf32" and capability < (8, 0):
+        raise UserError("--precision tf32 needs an Ampere or later GPU (compute capability 8.0); use fp32 or fp16")
+    return requested
+
+
+def resolve_runtime(device: str = "auto", precision: str = "auto", sequence_path: str = "auto",
+                    deterministic: bool = False) -> Runtime:
+    if precision not in PRECISIONS:
+        raise UserError(f"precision = {precision!r} is not one of: {', '.join(PRECISIONS)}")
     if device == "auto":
         if torch.cuda.is_available():
             device = "cuda"
@@ -62,22 +137,41 @@ def resolve_runtime(device: str = "auto", precision: str = "auto", sequence_path
         raise UserError("--device cuda was asked for, but torch sees no CUDA GPU (see README: GPU install)")
     if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise UserError("--device mps was asked for, but this machine has no MPS backend")
-    if precision == "auto":
-        if device == "cuda":
-            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-        elif device == "cpu":
-            precision = "bf16" if cpu_has_native_bf16() else "fp32"
-        else:
-            precision = "fp32"
-    elif precision == "bf16" and device == "cpu" and not cpu_has_native_bf16():
+    if device == "cuda":
+        precision = cuda_precision(precision, torch.cuda.get_device_capability(),
+                                   torch.cuda.is_bf16_supported(including_emulation=False))
+    elif device == "cpu":
+        precision = cpu_precision(precision)
+    elif precision not in ("auto", "fp32"):
+        raise UserError(f"--precision {precision} on {device}: this project runs fp32 there")
+    else:
+        precision = "fp32"
+    if sequence_path == "auto":
+        # cuDNN wants packed sequences; the CPU's fast bf16 kernels only take padded input.
+        sequence_path = "packed" if device == "cuda" else "padded"
+    return Runtime(torch.device(device), precision, sequence_path, deterministic)
+
+
+def cpu_precision(requested: str, native_bf16: bool | None = None) -> str:
+    """``auto`` on a CPU: what measured faster for its family. bf16 where the CPU has bf16
+    instructions (AMX: 58k vs 36k tokens/s fp32; AMD Zen 4 with AVX512-BF16: 55k vs 27k), fp32
+    elsewhere (AVX2-only CPUs such as AMD Zen 2 have no oneDNN bf16 LSTM at all)."""
+    native = cpu_has_native_bf16() if native_bf16 is None else native_bf16
+    if requested == "auto":
+        return "bf16" if native else "fp32"
+    if requested in ("tf32", "fp16"):
+        raise UserError(f"--precision {requested} is for CUDA GPUs; on a CPU use fp32 or bf16 (or auto)")
+    if requested == "bf16" and not native:
         # oneDNN has no bf16 LSTM primitive for such CPUs (AVX2 only, e.g. AMD Zen 2): measured,
         # the first forward fails with "could not create a primitive descriptor".
         raise UserError(f"--precision bf16 needs a CPU with AVX512-BF16 or AMX; this one ({cpu_name()}) has "
                         "neither: use --precision fp32 (or auto, which picks it here)")
-    if sequence_path == "auto":
-        # cuDNN wants packed sequences; the CPU's fast bf16 kernels only take padded input.
-        sequence_path = "packed" if device == "cuda" else "padded"
-    return Runtime(torch.device(device), precision, sequence_path)
+    return requested
+
+
+def runtime_of(config) -> Runtime:
+    """The runtime a TrainConfig asks for."""
+    return resolve_runtime(config.device, config.precision, config.sequence_path, config.deterministic)
 
 
 def seed_everything(seed: int) -> None:

@@ -26,7 +26,7 @@ from .batching import Batch, batch_indices, make_batch
 from .config import TrainConfig
 from .corpus import Corpus, EncodedSplit
 from .model import RecurrentClassifier
-from .runtime import Runtime, resolve_runtime, seed_everything
+from .runtime import Runtime, accumulator_dtype, runtime_of, seed_everything
 from .text import Vocabulary
 
 METRIC_NAMES = ("train_loss", "train_acc", "train_eval_loss", "train_eval_acc", "valid_loss", "valid_acc",
@@ -77,13 +77,16 @@ def evaluate_predictions(model: RecurrentClassifier, split: EncodedSplit, runtim
                          max_len: int | None = None, truncate: str = "head") -> tuple[float, np.ndarray]:
     """Mean loss over every example of ``split`` and the predicted labels, in the split's order."""
     model.eval()
-    total_loss = torch.zeros((), dtype=torch.float64, device=runtime.device)
+    total_loss = torch.zeros((), dtype=accumulator_dtype(runtime.device), device=runtime.device)
     predictions = torch.empty(len(split), dtype=torch.int64, device=runtime.device)
+    packed = runtime.sequence_path == "packed"
     for indices in batch_indices(split.lengths, batch_size, shuffle=False):
-        batch = make_batch(split, indices, model.embedding.padding_idx, max_len, truncate).to(runtime.device)
+        batch = make_batch(split, indices, model.embedding.padding_idx, max_len, truncate, packed)
+        rows = torch.from_numpy(batch.indices)
+        batch = batch.to(runtime.device)
         loss_sum, logits = _forward(model, batch, runtime, reduction="sum")
-        total_loss += loss_sum.double()
-        predictions[torch.from_numpy(indices).to(runtime.device)] = logits.argmax(dim=1)
+        total_loss += loss_sum.to(total_loss.dtype)
+        predictions[rows.to(runtime.device, non_blocking=True)] = logits.argmax(dim=1)
     return total_loss.item() / len(split), predictions.cpu().numpy()
 
 
@@ -100,8 +103,10 @@ def confusion_counts(labels: np.ndarray, predictions: np.ndarray) -> list[list[i
 
 
 def _forward(model, batch: Batch, runtime: Runtime, reduction: str):
+    lengths = batch.device_lengths if batch.device_lengths is not None else batch.lengths
     with runtime.autocast():
-        logits = model(batch.tokens, batch.lengths, path=runtime.sequence_path)
+        logits = model(batch.tokens, lengths, path=runtime.sequence_path, lengths_cpu=batch.lengths,
+                       recurrent_fp32=runtime.recurrent_fp32)
     # The loss in fp32 whatever the autocast precision.
     return nn.functional.cross_entropy(logits.float(), batch.labels, reduction=reduction), logits
 
@@ -127,11 +132,13 @@ def train(
     "stopped". The returned model holds the best-valid weights.
     """
     config.validate()
-    runtime = runtime or resolve_runtime(config.device, config.precision, config.sequence_path)
+    runtime = runtime or runtime_of(config)
+    runtime.apply()
     seed_everything(config.seed)
     model = build_model(config, corpus.vocab).to(runtime.device)
     optimizer = make_optimizer(config, model)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", patience=config.scheduler_patience)
+    scaler = runtime.grad_scaler()
 
     train_tokens = int(np.minimum(corpus.train.lengths, config.max_len or np.inf).sum())
     train_sample = train_eval_sample(corpus.train, len(corpus.valid), config.split_seed)
@@ -146,7 +153,7 @@ def train(
     for epoch in range(1, config.epochs + 1):
         start = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
-        train_loss, train_acc = _train_epoch(model, optimizer, corpus.train, config, runtime, epoch, progress)
+        train_loss, train_acc = _train_epoch(model, optimizer, corpus.train, config, runtime, epoch, progress, scaler)
         train_seconds = time.perf_counter() - start
         if not math.isfinite(train_loss):
             status = "diverged"
@@ -207,30 +214,42 @@ def summarize(history: list[dict], best: dict | None) -> dict:
 
 
 def train_step(model: RecurrentClassifier, optimizer: torch.optim.Optimizer, batch: Batch, runtime: Runtime,
-               clip_grad_norm: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimizer step on ``batch``: (mean loss, logits), both detached."""
+               clip_grad_norm: float = 0.0, scaler=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step on ``batch``: (mean loss, logits), both detached. ``scaler``: fp16's
+    loss scaling (``Runtime.grad_scaler``); the fused optimizer checks for inf on the device,
+    so it adds no wait for the GPU."""
     optimizer.zero_grad(set_to_none=True)
     loss, logits = _forward(model, batch, runtime, reduction="mean")
-    loss.backward()
-    if clip_grad_norm:
-        nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
-    optimizer.step()
+    if scaler is None:
+        loss.backward()
+        if clip_grad_norm:
+            nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+        optimizer.step()
+    else:
+        scaler.scale(loss).backward()
+        if clip_grad_norm:
+            scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+            nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+        scaler.step(optimizer)
+        scaler.update()
     return loss.detach(), logits.detach()
 
 
 def _train_epoch(model, optimizer, split: EncodedSplit, config: TrainConfig, runtime: Runtime,
-                 epoch: int, progress: bool) -> tuple[float, float]:
+                 epoch: int, progress: bool, scaler=None) -> tuple[float, float]:
     model.train()
     batches = batch_indices(split.lengths, config.batch_size, shuffle=True, seed=config.seed, epoch=epoch)
-    total_loss = torch.zeros((), dtype=torch.float64, device=runtime.device)
+    total_loss = torch.zeros((), dtype=accumulator_dtype(runtime.device), device=runtime.device)
     correct = torch.zeros((), dtype=torch.int64, device=runtime.device)
+    packed = runtime.sequence_path == "packed"
     seen = 0
     bar = tqdm(batches, desc=f"{config.cell} epoch {epoch}/{config.epochs}", unit="batch",
                disable=not progress, leave=False, dynamic_ncols=True)
     for step, indices in enumerate(bar, 1):
-        batch = make_batch(split, indices, model.embedding.padding_idx, config.max_len, config.truncate).to(runtime.device)
-        loss, logits = train_step(model, optimizer, batch, runtime, config.clip_grad_norm)
-        total_loss += loss.double() * len(batch)
+        batch = make_batch(split, indices, model.embedding.padding_idx, config.max_len, config.truncate,
+                           packed).to(runtime.device)
+        loss, logits = train_step(model, optimizer, batch, runtime, config.clip_grad_norm, scaler)
+        total_loss += loss.to(total_loss.dtype) * len(batch)
         correct += (logits.argmax(dim=1) == batch.labels).sum()
         seen += len(batch)
         if step % PROGRESS_EVERY == 0 or step == len(batches):

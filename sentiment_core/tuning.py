@@ -20,7 +20,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from .config import TrainConfig
+from .config import EXECUTION_FIELDS, TrainConfig
 from .corpus import Corpus
 from .cpu_share import CpuShare
 from .errors import UserError, first_line
@@ -38,7 +38,7 @@ WORKER_ATTR = "worker"  # {worker_host, worker_pid, worker_start} of the process
 
 # Where trials run: part of what makes them comparable (bf16 and fp32, CPU and cuDNN kernels
 # drift apart epoch by epoch as two seeds do), so a study runs on one of these only.
-WHERE_IT_RUNS = ("device", "precision", "sequence_path")
+WHERE_IT_RUNS = EXECUTION_FIELDS
 
 
 def study_fingerprint(config: TrainConfig, space: SearchSpace, objective: str = "accuracy") -> dict:
@@ -60,13 +60,17 @@ def _settings_fingerprint(config: TrainConfig, space: SearchSpace, objective: st
 
 
 def fingerprint_differences(stored: dict, wanted: dict) -> list[str]:
-    """What differs between a study's stored fingerprint and the one a command asks for. Studies
-    created before the fingerprint named the runtime have none stored: those match any runtime."""
+    """What differs between a study's stored fingerprint and the one a command asks for.
+
+    Fingerprints gain fields as the config does: a field missing from a stored one had its
+    default value then (the knob did not exist), so it matches the default. Studies created
+    before the fingerprint named the runtime have none stored: those match any runtime."""
+    defaults = TrainConfig().to_dict()
     changed = sorted(k for k in set(stored["config"]) | set(wanted["config"])
-                     if stored["config"].get(k) != wanted["config"].get(k))
+                     if stored["config"].get(k, defaults.get(k)) != wanted["config"].get(k, defaults.get(k)))
     if "runtime" in stored:
-        changed += [f"{k} (the study runs on {stored['runtime'][k]})" for k in WHERE_IT_RUNS
-                    if stored["runtime"].get(k) != wanted["runtime"][k]]
+        changed += [f"{k} (the study runs on {stored['runtime'].get(k, defaults[k])})" for k in WHERE_IT_RUNS
+                    if stored["runtime"].get(k, defaults[k]) != wanted["runtime"][k]]
     if stored["space"] != wanted["space"]:
         changed.append("search space")
     if stored.get("objective") != wanted.get("objective"):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
 import pytest
 
 from helpers import REPO
+
+
 @pytest.mark.integration
 def test_gpu_check_cpu_smoke_runs_every_step(tmp_path):
     # The check runs with this interpreter (its packages are installed, so nothing comes from .whl/).
@@ -16,8 +19,18 @@ def test_gpu_check_cpu_smoke_runs_every_step(tmp_path):
                                "XDG_CACHE_HOME": str(tmp_path / "cache")},
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    table = proc.stdout
-    for row in ("packed vs padded logits, fp32, bidirectional", "batch 64: seed code (fp32, packed)",
-                "seed-config LSTM epoch 3", "3-epoch run, whole command", "tiny study, 2 workers"):
-        assert row in table
-    assert "FAIL" not in table and "13/13 ok" in table
+    rows = {row["check"]: row["verdict"] for row in json.loads((tmp_path / "gpu_check.json").read_text())["rows"]}
+    # Judged on a CPU: fp32 parity of every cell against the CPU reference, the main job (both
+    # cells), the extended regularizers, the study; GPU-only rows say n/a; speed is information.
+    for cell in ("rnn", "gru", "lstm"):
+        assert rows[f"parity {cell} fp32 vs CPU fp32 (uni+bi, packed+padded)"] == "ok"
+        for precision in ("tf32", "fp16"):
+            assert rows[f"parity {cell} {precision} vs CPU fp32 (uni+bi, packed+padded)"] == "n/a"
+    assert rows["training steps without host syncs (sync debug mode 'error')"] == "n/a"
+    assert [v for k, v in rows.items() if k.startswith("main job ") and ", 3 epochs" in k] == ["ok", "ok"]
+    assert rows["extended regularizers (word dropout 0.1, DropConnect 0.3) train an epoch"] == "ok"
+    assert [v for k, v in rows.items() if k.startswith("tiny study")] == ["ok"]
+    assert {v for k, v in rows.items() if k.startswith("speed")} == {"info"} and len(
+        [k for k in rows if k.startswith("speed")]) == 4
+    assert "FAIL" not in rows.values() and "crashed" not in " ".join(rows)
+    assert "| check | measured | verdict |" in proc.stdout

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+import torch
 
+from sentiment_core.config import TrainConfig
 from sentiment_core.errors import UserError
-from sentiment_core.runtime import cpu_has_native_bf16, resolve_runtime
+from sentiment_core.model import RecurrentClassifier
+from sentiment_core.runtime import Runtime, accumulator_dtype, cpu_has_native_bf16, resolve_runtime
 
 
 def test_bf16_on_a_cpu_runs_only_where_its_kernels_exist():
@@ -18,3 +22,127 @@ def test_bf16_on_a_cpu_runs_only_where_its_kernels_exist():
         with pytest.raises(UserError, match="--precision bf16 needs a CPU with AVX512-BF16 or AMX.*--precision fp32"):
             resolve_runtime("cpu", "bf16")
         assert resolve_runtime("cpu", "auto").precision == "fp32"
+
+
+def test_precision_resolution_on_cuda_counts_only_native_bf16():
+    from sentiment_core.runtime import cuda_precision
+
+    assert cuda_precision("auto", (9, 0), True) == "fp16"  # tensor cores: fp16 with loss scaling
+    assert cuda_precision("auto", (6, 1), False) == "fp32"  # no fp16 tensor cores
+    assert cuda_precision("bf16", (8, 0), True) == "bf16"
+    with pytest.raises(UserError, match="no native bf16"):  # is_bf16_supported() would count emulation
+        cuda_precision("bf16", (7, 5), False)
+    with pytest.raises(UserError, match="tf32 needs an Ampere"):
+        cuda_precision("tf32", (7, 5), False)
+    assert cuda_precision("fp32", (9, 0), True) == "fp32"
+
+
+def test_precision_resolution_on_a_cpu_follows_its_family():
+    from sentiment_core.runtime import cpu_has_native_bf16, cpu_precision
+
+    assert cpu_precision("auto", native_bf16=True) == "bf16"  # AMX, AVX512-BF16: measured faster
+    assert cpu_precision("auto", native_bf16=False) == "fp32"
+    for cuda_only in ("tf32", "fp16"):
+        with pytest.raises(UserError, match="for CUDA GPUs"):
+            cpu_precision(cuda_only, native_bf16=True)
+    assert cpu_has_native_bf16("flags : fpu avx2 avx512f avx512_bf16 ")
+    assert cpu_has_native_bf16("flags : fpu amx_bf16 amx_tile")
+    assert not cpu_has_native_bf16("flags : fpu sse4_2 avx2 fma")  # AMD Zen 2
+
+
+def test_what_each_precision_runs_in():
+    # What is logged as rnn_dtype: on CUDA "bf16" keeps the recurrent layers out of autocast,
+    # whose cuDNN RNN wrapper would make them fp16 without loss scaling.
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert Runtime(cuda, "bf16", "packed").rnn_dtype == "tf32" and Runtime(cuda, "bf16", "packed").recurrent_fp32
+    assert Runtime(cuda, "fp16", "packed").rnn_dtype == "fp16" and not Runtime(cuda, "fp16", "packed").recurrent_fp32
+    assert Runtime(cpu, "bf16", "padded").rnn_dtype == "bf16" and not Runtime(cpu, "bf16", "padded").recurrent_fp32
+    assert Runtime(cuda, "fp16", "packed").grad_scaler() is not None
+    assert Runtime(cpu, "fp32", "padded").grad_scaler() is None
+
+
+def test_loss_totals_fit_the_device():
+    assert accumulator_dtype(torch.device("cpu")) == torch.float64
+    assert accumulator_dtype(torch.device("cuda")) == torch.float64
+    assert accumulator_dtype(torch.device("mps")) == torch.float32  # MPS has no float64
+
+
+def test_recurrent_layers_can_run_outside_autocast():
+    # The CUDA bf16 policy's mechanism, checked where it runs here: under bf16 autocast, the
+    # recurrent layers in fp32 give the fp32 logits to bf16 rounding of the rest (embedding, head).
+    model = RecurrentClassifier("lstm", 500, embedding_dim=16, hidden_dim=16, embedding_dropout=0,
+                                output_dropout=0).eval()
+    lengths = torch.tensor([7, 5, 3])
+    tokens = torch.randint(2, 500, (3, 7))
+    with torch.no_grad():
+        reference = model(tokens, lengths)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = model(tokens, lengths, recurrent_fp32=True)
+    assert mixed.dtype == torch.bfloat16
+    assert torch.allclose(mixed.float(), reference, atol=3e-2)
+
+
+def test_loss_scaling_changes_nothing_but_the_scale(tiny_config, tiny_corpus):
+    # One step with a GradScaler and one without, from the same weights: fp32 gradients scaled
+    # by a power of two and unscaled (before clipping) are the same numbers.
+    from sentiment_core.batching import make_batch
+    from sentiment_core.training import build_model, make_optimizer, train_step
+
+    batch = make_batch(tiny_corpus.train, np.arange(32), tiny_corpus.vocab.pad_index, 80)
+    runtime = Runtime(torch.device("cpu"), "fp32", "padded")
+    after = []
+    for scaler in (None, torch.amp.GradScaler("cpu", init_scale=2.0**12)):
+        torch.manual_seed(0)
+        model = build_model(tiny_config.replace(embedding_dropout=0.0), tiny_corpus.vocab)
+        optimizer = make_optimizer(tiny_config, model)
+        train_step(model, optimizer, batch, runtime, clip_grad_norm=0.5, scaler=scaler)
+        after.append([p.detach().clone() for p in model.parameters()])
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(*after))
+
+
+def test_packed_batches_come_longest_first():
+    from sentiment_core.batching import make_batch
+    from sentiment_core.corpus import EncodedSplit
+
+    split = EncodedSplit.from_token_ids([[2] * n for n in (3, 9, 5, 9, 1)], [0, 1, 0, 1, 0])
+    batch = make_batch(split, np.array([0, 1, 2, 3, 4]), pad_index=1, longest_first=True)
+    assert batch.lengths.tolist() == [9, 9, 5, 3, 1] and batch.indices.tolist() == [1, 3, 2, 0, 4]
+    assert make_batch(split, np.array([0, 1, 2]), pad_index=1).indices.tolist() == [0, 1, 2]
+
+
+def test_workers_get_one_gpu_each_round_robin():
+    from sentiment_core.cli import gpu_for_worker, visible_gpus
+
+    assert [gpu_for_worker(i, ["0", "1"]) for i in range(4)] == ["0", "1", "0", "1"]
+    assert gpu_for_worker(3, []) is None  # no GPU: nothing set
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "2, 3"}) == ["2", "3"]  # a scheduler's choice is kept
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": ""}) == []
+    assert visible_gpus({}, count=3) == ["0", "1", "2"]
+
+
+def test_deterministic_mode_sets_the_backends_and_is_recorded(tiny_config):
+    from sentiment_core.experiment import resolved_config
+
+    before = torch.are_deterministic_algorithms_enabled()
+    try:
+        Runtime(torch.device("cpu"), "fp32", "padded", deterministic=True).apply()
+        assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
+    finally:
+        torch.use_deterministic_algorithms(before)
+        torch.backends.cudnn.deterministic = False
+    config = resolved_config(tiny_config.replace(deterministic=True))
+    assert config.deterministic and config.to_dict()["deterministic"] is True
+
+
+def test_a_cuda_run_cannot_resume_a_cpu_study():
+    from sentiment_core.search_space import SearchSpace
+    from sentiment_core.tuning import fingerprint_differences, study_fingerprint
+
+    config = TrainConfig(device="cpu", precision="fp32", sequence_path="padded")
+    stored = study_fingerprint(config, SearchSpace())
+    wanted = study_fingerprint(config.replace(device="cuda", precision="fp16", sequence_path="packed"), SearchSpace())
+    assert fingerprint_differences(stored, wanted) == [
+        "device (the study runs on cpu)", "precision (the study runs on fp32)", "sequence_path (the study runs on padded)"]
+    # A stored fingerprint from before a field existed matches that field's default.
+    del stored["runtime"]["deterministic"], stored["config"]["word_dropout"]
+    assert fingerprint_differences(stored, study_fingerprint(config, SearchSpace())) == []

@@ -51,7 +51,7 @@ def test_a_study_runs_on_one_runtime(tmp_path, run_inprocess):
     assert tune(tmp_path, "--n-trials", "1", runner=run_inprocess).returncode == 0
     fingerprint = load(tmp_path).user_attrs["fingerprint"]
     assert fingerprint["runtime"] == {"device": "cpu", "precision": "fp32" if not _native_bf16() else "bf16",
-                                      "sequence_path": "padded"}
+                                      "sequence_path": "padded", "deterministic": False}
     proc = tune(tmp_path, "--n-trials", "1", "--sequence-path", "packed", runner=run_inprocess)
     assert proc.returncode == 2
     assert "created with other settings (sequence_path (the study runs on padded))" in proc.stderr
