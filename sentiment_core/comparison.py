@@ -17,7 +17,8 @@ from .errors import UserError
 from .experiment import TrackedRun, resolved_config, run_training
 from . import mlflow_model
 from .model import CELLS
-from .tracking import RunTracker, open_experiment, reap_and_report, resolve_experiment_name, resolve_tracking_uri
+from .tracking import (RunTracker, browse_lines, open_experiment, reap_and_report, resolve_experiment_name,
+                       resolve_tracking_uri)
 
 # Under three minutes for both cells on a 2-core CPU, and the same story as the full run (LSTM
 # above 80% valid, well above the RNN, below the yardstick): the *last* 100 tokens (a review's
@@ -46,7 +47,7 @@ def run_comparison(config: TrainConfig, models: list[str], seeds: list[int], **k
 
 def run_arms(arms: dict[str, TrainConfig], seeds: list[int], *, repo_root: Path, experiment: str | None = None,
              output_dir: Path | None = None, cache_dir: Path | None = None, progress: bool = True,
-             baseline: bool = True, kind: str = "comparison", register: bool = True,
+             baseline: bool = True, kind: str = "comparison", register: bool | None = None,
              system_metrics: bool = True, cpu: CpuShare | None = None) -> pd.DataFrame:
     """Train every arm (a labelled config) with every seed on one corpus, as child runs of one
     parent run, then write the table, curves and accuracy by length. Arms must share their data
@@ -55,6 +56,7 @@ def run_arms(arms: dict[str, TrainConfig], seeds: list[int], *, repo_root: Path,
         raise UserError(f"--seeds has duplicates: {seeds}")
     arms = {label: resolved_config(config) for label, config in arms.items()}
     first = next(iter(arms.values()))
+    register = mlflow_model.should_register(register, first.max_examples)
     differ = [f for f in DATA_FIELDS if len({getattr(c, f) for c in arms.values()}) > 1]
     if differ:
         raise UserError(f"the compared configs must read the same data; they differ in {', '.join(differ)}")
@@ -63,13 +65,13 @@ def run_arms(arms: dict[str, TrainConfig], seeds: list[int], *, repo_root: Path,
     client, experiment_id = open_experiment(uri, experiment_name)  # fail fast, before loading data
     reap_and_report(client, experiment_id, experiment_name)
 
-    for label, config in arms.items():
-        print(f"config{f' ({label})' if len(arms) > 1 else ''}: {config.to_json()}", flush=True)
-    corpus = load_corpus(first, cache_dir=cache_dir)
+    corpus = load_corpus(first, cache_dir=cache_dir)  # data problems stop here, before anything is printed
     for note in corpus.notes:
         print(f"note: {note}")
     print(f"data: {first.data}, " + ", ".join(f"{n} {len(s)}" for n, s in corpus.items())
           + f", vocabulary {len(corpus.vocab)}", flush=True)
+    for label, config in arms.items():  # the whole config: MLflow params, or --print-config
+        print(config.describe() if label == config.cell else f"{label}: {config.describe()}", flush=True)
 
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     labels = list(arms)
@@ -103,21 +105,24 @@ def run_arms(arms: dict[str, TrainConfig], seeds: list[int], *, repo_root: Path,
         parent.log_metrics({"wall_seconds": time.perf_counter() - started})
 
     print("\n" + markdown)
+    if not register:
+        print(f"\nmodels not registered ({'--max-examples: a smoke run' if first.max_examples else '--no-register'}; "
+              "--register registers them)")
     print(f"\nwall time {time.perf_counter() - started:.0f}s; plots and tables: {out}")
     print(f"MLflow: parent run {parent.run_id} in experiment '{experiment_name}' at {uri}")
-    if uri.startswith("sqlite:///"):
-        print(f"browse: mlflow ui --backend-store-uri {uri}   (then open http://127.0.0.1:5000)")
+    print(browse_lines(uri, experiment_id))
     return table
 
 
 def register_run(client, run: TrackedRun, source_run_id: str) -> None:
-    """Register a trained run's model as a new version of ``sentiment-<cell>`` (alias ``best`` on
-    the highest valid accuracy so far)."""
+    """Register a trained run's model as a new version of ``sentiment-<data>-<cell>`` (alias
+    ``best`` on the highest valid accuracy on the same validation split)."""
     if run.result.best_epoch is None or run.result.status == "diverged":
         return
-    name = mlflow_model.registered_name(run.config.cell)
-    version, best = mlflow_model.register(client, run.run_id, run.config.cell,
-                                          run.result.summary["best_valid_acc"], source_run_id)
+    name = mlflow_model.registered_name(run.config.data, run.config.cell)
+    valid_digest = client.get_run(run.run_id).data.params.get("valid_digest")
+    version, best = mlflow_model.register(client, run.run_id, name, run.result.summary["best_valid_acc"],
+                                          valid_digest, source_run_id)
     RunTracker(client, run.run_id).set_tags({"registered_model": f"{name}/{version}"})
     best_note = f" (alias {mlflow_model.BEST_ALIAS}: best valid accuracy so far)" if best else ""
     print(f"registered {name} version {version}{best_note}", flush=True)

@@ -11,7 +11,7 @@ import numpy as np
 from .config import TrainConfig
 from .cpu_share import CpuShare
 from .corpus import Corpus
-from .runtime import Runtime, resolve_runtime
+from .runtime import Runtime, runtime_of
 from .tracking import RunTracker, environment_tags, log_training_outcome, monitor_system
 from .training import TrainResult, confusion_counts, evaluate_predictions, train
 
@@ -26,7 +26,7 @@ class TrackedRun:
 
 def resolved_config(config: TrainConfig, runtime: Runtime | None = None) -> TrainConfig:
     """The config with device, precision and sequence path resolved, so params say what ran."""
-    runtime = runtime or resolve_runtime(config.device, config.precision, config.sequence_path)
+    runtime = runtime or runtime_of(config)
     return config.replace(device=runtime.device.type, precision=runtime.precision,
                           sequence_path=runtime.sequence_path)
 
@@ -36,6 +36,7 @@ def data_params(corpus: Corpus) -> dict:
     params.update({f"{name}_size": len(split) for name, split in corpus.items()})
     if corpus.splits is not None:
         params["data_digest"] = corpus.splits.digest()
+        params["valid_digest"] = corpus.splits.valid.digest()  # what the registry's alias compares within
     return params
 
 
@@ -57,11 +58,11 @@ def run_training(
     when the loss diverged or an error escaped, KILLED on Ctrl-C / SIGTERM. ``cpu`` (threads that
     follow the machine's load) decides again after every epoch.
     """
-    runtime = resolve_runtime(config.device, config.precision, config.sequence_path)
+    runtime = runtime_of(config)
     config = resolved_config(config, runtime)
     with tracker.terminating() as run:
         run.set_tags({**environment_tags(repo_root, runtime.describe()), "cell": config.cell, "seed": config.seed})
-        run.log_params({**config.to_dict(), **data_params(corpus)})
+        run.log_params({**config.to_dict(), "rnn_dtype": runtime.rnn_dtype, **data_params(corpus)})
         run.log_datasets(corpus, data_source)
 
         def hook(record: dict):
@@ -70,7 +71,7 @@ def run_training(
                 cpu.epoch_boundary()
             return on_epoch_end(record) if on_epoch_end is not None else None
 
-        with monitor_system(run, system_metrics):
+        with monitor_system(run, system_metrics, gpu=runtime.device.type == "cuda"):
             result = train(config, corpus, on_epoch_end=hook, progress=progress, runtime=runtime)
         confusion = predictions = None
         if result.best_epoch is not None:

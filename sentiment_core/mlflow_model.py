@@ -1,20 +1,23 @@
-"""Trained models the MLflow way: a pyfunc MLflow Model per run, the Model Registry, and
-loading any of them back from a URI (``runs:/<id>/model``, ``models:/<name>@<alias>``).
+"""Trained models the MLflow way: each trained run's best-valid model as an MLflow 3 LoggedModel
+(a pyfunc model from code, with the run's params and its summary metrics), the Model Registry,
+and loading any of them back from a URI (``runs:/<id>/model``, ``models:/<name>@<alias>``).
 
-The model is saved locally and logged as the run's ``model`` artifact through the explicit
-client, so no process-global active run or tracking URI is touched.
+Everything goes through an explicit client: no process-global active run or tracking URI.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
 from mlflow import MlflowClient
+from mlflow.entities import LoggedModelStatus
 from mlflow.exceptions import MlflowException
 
 from .errors import UserError, first_line
@@ -26,15 +29,27 @@ BEST_ALIAS = "best"
 EXAMPLE = ["A wonderful, moving film with a superb cast.", "Two hours I will never get back."]
 
 
-def registered_name(cell: str) -> str:
-    return f"sentiment-{cell}"
+# What a model was trained on, as its registered name says: versions under one name compare.
+DATA_NAMES = {"embedded": "imdb", "imdb": "aclimdb", "rotten-tomatoes": "rotten-tomatoes"}
 
 
-def save_model(directory: Path, checkpoint_dir: Path) -> Path:
+def should_register(register: bool | None, max_examples: int | None) -> bool:
+    """--register / --no-register, else every run but a --max-examples smoke run (its valid
+    accuracy, over a few hundred reviews, does not compare with a full run's)."""
+    return max_examples is None if register is None else register
+
+
+def registered_name(data: str, cell: str) -> str:
+    """``sentiment-imdb-lstm``: the data (the embedded IMDB reviews; ``aclimdb`` for the official
+    archive and its own split; ``rotten-tomatoes``) and the cell."""
+    return f"sentiment-{DATA_NAMES.get(data, data)}-{cell}"
+
+
+def save_model(directory: Path, checkpoint_dir: Path, model_id: str | None = None) -> Path:
     """A self-contained pyfunc model: the model code, this package (code_paths) and the checkpoint."""
     import pandas as pd
     import torch
-    from mlflow.models import ModelSignature
+    from mlflow.models import Model, ModelSignature
     from mlflow.types import ColSpec, Schema
 
     signature = ModelSignature(inputs=Schema([ColSpec("string", "text")]),
@@ -42,37 +57,120 @@ def save_model(directory: Path, checkpoint_dir: Path) -> Path:
     # Requirements given, not inferred: inference imports the model in a subprocess (seconds).
     requirements = [f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}",
                     f"pandas=={pd.__version__}", "numpy"]
-    mlflow.pyfunc.save_model(str(directory), python_model=str(MODEL_CODE), artifacts={"checkpoint": str(checkpoint_dir)},
-                             code_paths=[str(PACKAGE)], signature=signature,
-                             input_example=pd.DataFrame({"text": EXAMPLE}), pip_requirements=requirements)
+    # Saving loads the model once to check the input example: it copies the checkpoint with a
+    # progress bar, and MLflow suggests type hints that an explicit signature makes moot.
+    with _environment("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")
+        mlflow.pyfunc.save_model(str(directory), python_model=str(MODEL_CODE),
+                                 artifacts={"checkpoint": str(checkpoint_dir)}, code_paths=[str(PACKAGE)],
+                                 signature=signature, mlflow_model=Model(model_id=model_id),
+                                 input_example=pd.DataFrame({"text": EXAMPLE}), pip_requirements=requirements)
     return directory
 
 
-def log_model(tracker, checkpoint_dir: Path) -> float:
-    """Save and log the run's ``model``; returns the seconds it took."""
+def log_model(client: MlflowClient, run_id: str, checkpoint_dir: Path, params: dict) -> tuple[str, float]:
+    """The run's best-valid model as an MLflow 3 LoggedModel named ``model`` (its source run:
+    ``run_id``; its params: the run's config), READY once its files are in. ``runs:/<run>/model``
+    resolves to it. Returns (model id, seconds it took)."""
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        tracker.log_artifacts(save_model(Path(tmp) / ARTIFACT, checkpoint_dir), ARTIFACT)
-    return time.perf_counter() - started
+    experiment_id = client.get_run(run_id).info.experiment_id
+    model = client.create_logged_model(experiment_id, name=ARTIFACT, source_run_id=run_id,
+                                       params={k: str(v) for k, v in params.items()})
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            client.log_model_artifacts(model.model_id, str(save_model(Path(tmp) / ARTIFACT, checkpoint_dir,
+                                                                      model.model_id)))
+    except BaseException:
+        client.finalize_logged_model(model.model_id, "FAILED")
+        raise
+    client.finalize_logged_model(model.model_id, "READY")
+    return model.model_id, time.perf_counter() - started
 
 
-def register(client: MlflowClient, run_id: str, cell: str, valid_acc: float, source_run_id: str) -> tuple[str, bool]:
-    """A new version of ``sentiment-<cell>`` from the run's model; the alias ``best`` moves to
-    the version with the highest valid accuracy so far. Returns (version, whether it is best)."""
-    name = registered_name(cell)
+def logged_model_of(client: MlflowClient, run_id: str):
+    """The READY LoggedModel named ``model`` that ``run_id`` produced, or None (runs logged before
+    models were LoggedModels keep theirs as plain run artifacts, which runs:/ URIs still find)."""
+    experiment_id = client.get_run(run_id).info.experiment_id
+    page_token = None
+    while True:
+        page = client.search_logged_models([experiment_id], filter_string=f"name = '{ARTIFACT}'", page_token=page_token)
+        for model in page:
+            if model.source_run_id == run_id and model.status == LoggedModelStatus.READY:
+                return model
+        if not page.token:
+            return None
+        page_token = page.token
+
+
+@contextmanager
+def _environment(name: str, value: str):
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
+def using_store(tracking_uri: str):
+    """MLflow resolves ``models:/<model id>`` (a LoggedModel, also behind ``runs:/<run>/model``)
+    through the *global* tracking URI, whatever client asked: the SQL registry's
+    ``create_model_version`` and the artifact repository both call ``MlflowClient()``. This
+    points the global one (its environment variable) at ``tracking_uri`` meanwhile."""
+    return _environment("MLFLOW_TRACKING_URI", tracking_uri)
+
+
+def register(client: MlflowClient, run_id: str, name: str, valid_acc: float, valid_digest: str | None,
+             source_run_id: str) -> tuple[str, bool]:
+    """A new version of ``name`` from the run's model (``models:/<model id>`` for a LoggedModel);
+    then the alias ``best`` settles (``settle_best``). Returns (version, whether it holds best)."""
     try:
         client.get_registered_model(name)
     except MlflowException:
         try:
-            client.create_registered_model(name, description=f"IMDB sentiment, {cell} cell (sentiment-core)")
+            client.create_registered_model(name, description=f"IMDB-style sentiment ({name}), sentiment-core")
         except MlflowException:  # created meanwhile by another process
             pass
-    version = client.create_model_version(name, source=f"runs:/{run_id}/{ARTIFACT}", run_id=run_id,
-                                          tags={"valid_acc": f"{valid_acc:.6f}", "source_run_id": source_run_id})
-    best = max(client.search_model_versions(f"name = '{name}'"),
-               key=lambda v: (float(v.tags.get("valid_acc", "-1")), -int(v.version)))
-    client.set_registered_model_alias(name, BEST_ALIAS, best.version)
-    return str(version.version), str(best.version) == str(version.version)
+    model = logged_model_of(client, run_id)
+    tags = {"valid_acc": f"{valid_acc:.6f}", "source_run_id": source_run_id,
+            **({"valid_digest": valid_digest} if valid_digest else {}),
+            **({"model_id": model.model_id} if model else {})}
+    if model is None:
+        version = client.create_model_version(name, source=f"runs:/{run_id}/{ARTIFACT}", run_id=run_id, tags=tags)
+    else:
+        with using_store(client.tracking_uri):
+            version = client.create_model_version(name, source=f"models:/{model.model_id}", run_id=run_id, tags=tags,
+                                                  model_id=model.model_id)
+    if model is not None:  # the model's page lists its registered versions from this tag
+        listed = json.loads(client.get_logged_model(model.model_id).tags.get("mlflow.modelVersions", "[]"))
+        client.set_logged_model_tags(model.model_id, {"mlflow.modelVersions": json.dumps(
+            listed + [{"name": name, "version": str(version.version)}])})
+    best = settle_best(client, name)
+    return str(version.version), best == str(version.version)
+
+
+def settle_best(client: MlflowClient, name: str, rounds: int = 10) -> str:
+    """Point ``best`` at the version with the highest valid accuracy among those validated on the
+    same split (tag ``valid_digest``) as the version holding it (none holds it yet: the newest's
+    split). Accuracies on other splits do not compare, so such versions never take it. Read again
+    after each change until the alias stands: two processes registering at once both end on the
+    better version, whichever writes last."""
+    for _ in range(rounds):
+        versions = client.search_model_versions(f"name = '{name}'")
+        try:
+            holder = client.get_model_version_by_alias(name, BEST_ALIAS)
+        except MlflowException:
+            holder = None
+        reference = holder or max(versions, key=lambda v: int(v.version))
+        same_split = [v for v in versions if v.tags.get("valid_digest") == reference.tags.get("valid_digest")]
+        best = max(same_split, key=lambda v: (float(v.tags.get("valid_acc", "-1")), -int(v.version)))
+        if holder is not None and str(holder.version) == str(best.version):
+            return str(best.version)
+        client.set_registered_model_alias(name, BEST_ALIAS, best.version)
+    return str(best.version)
 
 
 def is_local_store(tracking_uri: str) -> bool:
@@ -88,16 +186,8 @@ def quiet_download(tracking_uri: str):
     if not is_local_store(tracking_uri):
         yield
         return
-    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
-    before = os.environ.get(name)
-    os.environ[name] = "false"
-    try:
+    with _environment("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"):
         yield
-    finally:
-        if before is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = before
 
 
 def download_model(uri: str, tracking_uri: str, destination: str | Path) -> Path:
@@ -123,7 +213,7 @@ def download_model(uri: str, tracking_uri: str, destination: str | Path) -> Path
     else:
         raise UserError(f"{uri!r} is not a model URI: use runs:/<run id>/model or models:/<name>@<alias>")
     try:
-        with quiet_download(tracking_uri):
+        with quiet_download(tracking_uri), using_store(tracking_uri):
             local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=str(destination),
                                                        tracking_uri=tracking_uri)
     except MlflowException as exc:

@@ -60,7 +60,7 @@ class StudySpec:
     progress: bool = True
     heartbeat_interval: int = tuning.HEARTBEAT_INTERVAL_S
     heartbeat_grace: int = tuning.GRACE_PERIOD_S
-    register: bool = True  # register the tuned retrains' models (sentiment-<cell>)
+    register: bool | None = None  # register the tuned retrains' models (None: unless --max-examples)
     system_metrics: bool = True
     threads: int | None = None  # torch threads per worker (default: the cores divided among the workers)
     cpu: CpuShare | None = None  # this process's threads, re-decided after each epoch (spawned workers: fixed)

@@ -16,7 +16,7 @@ from . import pareto, reporting, tuning
 from .retraining import retrain
 from .rungs import REFERENCE_ATTR, RERUN_ATTR, RungPruner, epoch_values, judged_margin
 from .search_space import config_values
-from .tracking import RunTracker
+from .tracking import RunTracker, browse_lines
 
 KNOB_LABELS = {"embedding_dropout": "embedding dropout", "output_dropout": "output dropout",
                "word_dropout": "word dropout", "weight_drop": "weight drop (DropConnect)",
@@ -347,3 +347,4 @@ def report(spec, study: optuna.Study, client, experiment_id: str, parent_run_id:
         metrics["best_valid_acc"] = recommended.values[0]
     parent.log_metrics(metrics, step=len(frame))
     print(f"\nreport and plots: {out}")
+    print(browse_lines(client.tracking_uri, experiment_id))

@@ -31,6 +31,9 @@ from .locks import file_lock
 from .processes import is_alive, process_identity
 
 DEFAULT_EXPERIMENT = "rnn-vs-lstm"
+# MLflow 3 opens an experiment in its GenAI view (traces) unless told it holds model training:
+# newer releases read this experiment tag; 3.17 reads the URL parameter of ui_link.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 # MLflow caps a param value at 6000 characters and a batch at 100 params / 1000 metrics.
 _BATCH = 100
 
@@ -69,6 +72,9 @@ def open_experiment(uri: str, experiment_name: str) -> tuple[MlflowClient, str]:
             client = MlflowClient(tracking_uri=uri)
             experiment = client.get_experiment_by_name(experiment_name)
             if experiment is not None:
+                if experiment.tags.get("mlflow.experimentKind") is None:
+                    for key, value in EXPERIMENT_KIND.items():
+                        client.set_experiment_tag(experiment.experiment_id, key, value)
                 return client, experiment.experiment_id
             artifact_location = None
             db = sqlite_path(uri)
@@ -76,7 +82,8 @@ def open_experiment(uri: str, experiment_name: str) -> tuple[MlflowClient, str]:
                 # Beside the database, not in whatever directory the run was started from.
                 artifact_location = (db.parent / "mlruns" / experiment_name).as_uri()
             try:
-                return client, client.create_experiment(experiment_name, artifact_location=artifact_location)
+                return client, client.create_experiment(experiment_name, artifact_location=artifact_location,
+                                                        tags=EXPERIMENT_KIND)
             except MlflowException:  # created meanwhile by another worker (non-SQLite stores)
                 experiment = client.get_experiment_by_name(experiment_name)
                 if experiment is None:
@@ -89,11 +96,26 @@ def open_experiment(uri: str, experiment_name: str) -> tuple[MlflowClient, str]:
                         f"{first_line(exc)}; check MLFLOW_TRACKING_URI") from None
 
 
+def ui_link(uri: str, experiment_id: str) -> str:
+    """Where a person sees the experiment's runs (the training view, not the GenAI overview): the
+    tracking server itself, or `mlflow ui` started on this store."""
+    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+    return f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
+def browse_lines(uri: str, experiment_id: str) -> str:
+    """The end of every command: how to open what it logged."""
+    start = "" if uri.startswith(("http://", "https://")) else f"mlflow ui --backend-store-uri {uri}, then open "
+    return f"browse: {start}{ui_link(uri, experiment_id)}"
+
+
 def environment_tags(repo_root: str | Path, device_name: str) -> dict[str, str]:
     import torch
 
     tags = {"torch_version": torch.__version__, "mlflow_version": mlflow.__version__, "device_name": device_name,
             "torch_threads": str(torch.get_num_threads())}
+    if device_name.startswith("cuda"):  # which GPU of the machine (workers get one each)
+        tags["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES", "all")
     try:
         run = lambda *args: subprocess.run(["git", *args], cwd=repo_root, capture_output=True, text=True,  # noqa: E731
                                            check=True, timeout=10).stdout.strip()
@@ -103,6 +125,17 @@ def environment_tags(repo_root: str | Path, device_name: str) -> dict[str, str]:
     except (OSError, subprocess.SubprocessError):
         tags["git_commit"] = "unknown"
     return tags
+
+
+def context_tags() -> dict[str, str]:
+    """What MLflow's fluent API tags a run with (``mlflow.source.name`` = the script,
+    ``mlflow.source.type``, ``mlflow.source.git.commit`` / ``.branch`` / ``.repoURL``,
+    ``mlflow.user``), resolved for this process."""
+    from mlflow.tracking.context.registry import resolve_tags
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {k: str(v) for k, v in resolve_tags().items()}
 
 
 class RunTracker:
@@ -117,7 +150,9 @@ class RunTracker:
                tags: dict[str, str] | None = None) -> "RunTracker":
         # The process that owns the run: if it dies without a word (SIGKILL, out of memory), the
         # next command on this store finds the run RUNNING with a dead owner and ends it KILLED.
-        all_tags = {**process_tags(), **{k: str(v) for k, v in (tags or {}).items()}}  # a REST store takes strings
+        # MLflow's own context (script, source type, git commit and branch, user), which its fluent
+        # API adds and create_run does not: the UI's Source column and run page show it.
+        all_tags = {**context_tags(), **process_tags(), **{k: str(v) for k, v in (tags or {}).items()}}  # REST: strings
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
         return cls(client, client.create_run(experiment_id, run_name=run_name, tags=all_tags).info.run_id)
@@ -130,9 +165,11 @@ class RunTracker:
     def set_tags(self, tags: dict) -> None:
         self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
-    def log_metrics(self, metrics: dict, step: int = 0) -> None:
+    def log_metrics(self, metrics: dict, step: int = 0, model_id: str | None = None) -> None:
+        """``model_id``: the metrics belong to that LoggedModel too (its page shows them)."""
         now = int(time.time() * 1000)
-        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step, model_id=model_id)
+                                                    for k, v in metrics.items()])
 
     def log_epoch(self, record: dict) -> None:
         """The ``on_epoch_end`` hook: every metric of the record at ``step`` = epoch (from 1)."""
@@ -229,10 +266,17 @@ def reap_and_report(client: MlflowClient, experiment_id: str, experiment_name: s
 
 
 @contextlib.contextmanager
-def monitor_system(tracker: "RunTracker", enabled: bool = True) -> Iterator[None]:
+def monitor_system(tracker: "RunTracker", enabled: bool = True, gpu: bool = False) -> Iterator[None]:
     """Log MLflow system metrics (CPU, memory, disk, network; GPU with nvidia-ml-py) for the
-    run while the block runs, when ``enabled`` and psutil is installed."""
+    run while the block runs, when ``enabled`` and psutil is installed. On a GPU without
+    nvidia-ml-py, one line says that the GPU's metrics are missing and how to get them."""
     monitor = None
+    if enabled and gpu:
+        try:
+            import pynvml  # noqa: F401  (nvidia-ml-py)
+        except ImportError:
+            print("note: no GPU system metrics for this run: they need nvidia-ml-py (pip install -e '.[gpu]')",
+                  flush=True)
     if enabled:
         try:
             import psutil  # noqa: F401  (MLflow's monitor needs it)
@@ -269,9 +313,6 @@ def log_training_outcome(tracker: RunTracker, config: TrainConfig, corpus: Corpu
     """Summary metrics, history CSV, learning curves, confusion matrix and the checkpoint."""
     from . import reporting
 
-    if result.summary:
-        tracker.log_metrics({k: v for k, v in result.summary.items() if k in SUMMARY_METRICS},
-                            step=result.summary["epochs_run"])
     tracker.set_tags({"training_status": result.status, **({"training_message": result.message} if result.message else {})})
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -287,14 +328,20 @@ def log_training_outcome(tracker: RunTracker, config: TrainConfig, corpus: Corpu
             reporting.confusion_frame(confusion).to_csv(tmp / "test_confusion_matrix.csv")
             tracker.log_artifact(tmp / "test_confusion_matrix.png")
             tracker.log_artifact(tmp / "test_confusion_matrix.csv")
-        if result.best_epoch is not None:
-            from .mlflow_model import log_model
+        model_id = None
+        try:
+            if result.best_epoch is not None:
+                from .mlflow_model import log_model
 
-            save_checkpoint(tmp / "checkpoint", result.model, corpus.vocab, config,
-                            extra={"best_epoch": result.best_epoch, "summary": result.summary})
-            # The checkpoint travels inside the MLflow Model (model/artifacts/checkpoint): one copy.
-            tracker.log_metrics({"model_log_seconds": log_model(tracker, tmp / "checkpoint")},
-                                step=result.summary["epochs_run"])
+                save_checkpoint(tmp / "checkpoint", result.model, corpus.vocab, config,
+                                extra={"best_epoch": result.best_epoch, "summary": result.summary})
+                # The checkpoint travels inside the MLflow Model (model/artifacts/checkpoint): one copy.
+                model_id, seconds = log_model(tracker.client, tracker.run_id, tmp / "checkpoint", config.to_dict())
+                tracker.log_metrics({"model_log_seconds": seconds}, step=result.summary["epochs_run"])
+        finally:  # the summary is logged even if the model could not be
+            if result.summary:
+                tracker.log_metrics({k: v for k, v in result.summary.items() if k in SUMMARY_METRICS},
+                                    step=result.summary["epochs_run"], model_id=model_id)
 
 
 SUMMARY_METRICS = ("best_epoch", "best_valid_acc", "test_acc_at_best_valid", "final_test_acc", "gap_at_best_valid")
@@ -303,11 +350,11 @@ SUMMARY_METRICS = ("best_epoch", "best_valid_acc", "test_acc_at_best_valid", "fi
 def download_checkpoint(uri: str, run_id: str, destination: str | Path) -> Path:
     """The checkpoint of a run: inside its MLflow Model, or (runs logged before models were) the
     run's own ``checkpoint`` folder."""
-    from .mlflow_model import quiet_download
+    from .mlflow_model import quiet_download, using_store
 
     for path in ("model/artifacts/checkpoint", "checkpoint"):
         try:
-            with quiet_download(uri):
+            with quiet_download(uri), using_store(uri):
                 return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path,
                                                                 dst_path=str(destination), tracking_uri=uri))
         except (MlflowException, OSError) as exc:

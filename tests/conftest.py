@@ -48,7 +48,8 @@ def compared(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("compare")
     uri = store(tmp)
-    proc = run_script([*TINY, "--epochs", "2", "--output-dir", str(tmp / "out")], uri, tmp, tmp / "cache")
+    # --register: a --max-examples run is a smoke run, registered only when asked.
+    proc = run_script([*TINY, "--epochs", "2", "--register", "--output-dir", str(tmp / "out")], uri, tmp, tmp / "cache")
     assert proc.returncode == 0, proc.stderr
     return uri, proc, tmp
 

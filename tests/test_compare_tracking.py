@@ -22,7 +22,7 @@ from helpers import COMPARE as SCRIPT, TINY, mlflow_server, run_script, store
 from sentiment_core.checkpoint import load_checkpoint
 from sentiment_core.corpus import load_corpus
 from sentiment_core.runtime import resolve_runtime
-from sentiment_core.tracking import open_experiment
+from sentiment_core.tracking import download_checkpoint, open_experiment
 from sentiment_core.training import evaluate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,7 +62,7 @@ def test_one_parent_two_finished_children_with_every_epoch(compared):
             assert tag in child.data.tags
         assert {d.dataset.name for d in child.inputs.dataset_inputs} == {"embedded-train", "embedded-valid", "embedded-test"}
         artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
-        assert {"history.csv", "learning_curves.png", "test_confusion_matrix.png", "model"} <= artifacts
+        assert {"history.csv", "learning_curves.png", "test_confusion_matrix.png"} <= artifacts  # model: a LoggedModel
     parent_artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id, "comparison")}
     assert {"comparison/comparison.csv", "comparison/comparison.md", "comparison/comparison_curves.png"} <= parent_artifacts
     # The honest gap: eval-mode accuracy on the training sample minus valid accuracy, every epoch.
@@ -136,7 +136,7 @@ def test_logged_test_accuracy_equals_the_checkpoints(compared, tmp_path):
     uri, _, tmp = compared
     client, runs = _runs(uri)
     child = next(r for r in runs if r.data.params.get("cell") == "lstm")
-    directory = client.download_artifacts(child.info.run_id, "model/artifacts/checkpoint", str(tmp_path))
+    directory = download_checkpoint(uri, child.info.run_id, tmp_path)
     checkpoint = load_checkpoint(directory)
     corpus = load_corpus(checkpoint.config, cache_dir=tmp / "cache")
     _, accuracy = evaluate(checkpoint.model, corpus.test, resolve_runtime("cpu", checkpoint.config.precision),
@@ -275,3 +275,53 @@ def test_mlflow_server_serves_the_runs_over_rest(compared):
             history = call(f"metrics/get-history?run_id={child['info']['run_id']}&metric_key=valid_acc")["metrics"]
             assert sorted(m["step"] for m in history) == [1, 2]
             assert all(0 <= m["value"] <= 1 for m in history)
+
+
+def test_a_wrong_data_dir_is_a_few_lines_ending_in_the_fix(tmp_path):
+    # A real process: what a user sees, MLflow's own log lines included (a fresh store here).
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--data", "imdb", "--data-dir", "/nonexistent/aclImdb",
+                           "--threads", "1"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'fresh.db'}",
+                               "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert proc.returncode == 2
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    assert len(lines) <= 5, lines
+    assert "does not exist" in lines[-1] and "--data-dir" in lines[-1]
+    assert "Creating initial MLflow database tables" not in proc.stderr
+
+
+def test_a_normal_start_prints_a_few_lines_and_ends_with_the_table_link_and_folder(tmp_path):
+    uri = store(tmp_path)
+    proc = run_script([*TINY, "--epochs", "1", "--output-dir", str(tmp_path / "out")], uri, tmp_path, tmp_path / "cache")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.splitlines()
+    before_training = out[:next(i for i, line in enumerate(out) if line.startswith("tfidf-logreg:"))]
+    assert len(before_training) <= 4, before_training
+    lstm = next(line for line in out if line.startswith("lstm on cpu (") and "; the default recipe but " in line)
+    assert "max_examples 200" in lstm and "max_len 60" in lstm
+    assert "{" not in proc.stdout.split("| model")[0]  # no JSON config dump
+    experiment_id = MlflowClient(uri).get_experiment_by_name("rnn-vs-lstm").experiment_id
+    assert out[-1] == (f"browse: mlflow ui --backend-store-uri {uri}, then open "
+                       f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs?workflowType=machine_learning")
+    assert any(line.startswith("wall time") and str(tmp_path / "out") in line for line in out)
+    # A --max-examples run is a smoke run: the registry stays empty unless --register asks.
+    assert not MlflowClient(uri).search_registered_models()
+    assert "models not registered (--max-examples: a smoke run; --register registers them)" in proc.stdout
+
+
+def test_system_metrics_are_logged_and_can_be_turned_off(tmp_path):
+    # MLflow samples every 10 s by default: a tiny run would get none; its own knob shortens that.
+    uri = store(tmp_path)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL": "1"}
+    runs = {}
+    for flag in ([], ["--no-system-metrics"]):
+        proc = subprocess.run([sys.executable, str(SCRIPT), *TINY, "--epochs", "3", "--models", "lstm",
+                               "--no-baseline", "--experiment", f"e{len(flag)}", *flag], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        client, found = _runs(uri, f"e{len(flag)}")
+        runs[bool(flag)] = next(r for r in found if "cell" in r.data.params)
+    on = [k for k in runs[False].data.metrics if k.startswith("system/")]
+    assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= set(on), on
+    assert not [k for k in runs[True].data.metrics if k.startswith("system/")]
