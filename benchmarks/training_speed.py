@@ -11,11 +11,18 @@ project's default path, side by side in one run, plus a bf16-vs-fp32 accuracy-pa
 * For the diagnosis: one median-length batch of the default path re-timed warm (what the old
   benchmark measured), so the loss of a real epoch against a cached shape shows.
 
-Throughput is in real tokens per second (padding not counted) and reviews per second.
+* The limit: the recurrent step's matrix product alone (batch x (embedding + hidden) x 4 hidden,
+  32 x 356 x 1024 for the seed config) in the real epoch's precision, best of several repeats:
+  what the CPU's kernels reach on this shape. A real epoch's achieved GFLOP/s (2.19 MFLOP per
+  real token for LSTM(100, 256), forward and backward) is set against it.
+
+Throughput is in real tokens per second (padding not counted) and reviews per second. The CPU,
+the instruction set oneDNN uses, the threads and each measurement's peak memory are printed.
 
     python benchmarks/training_speed.py             # ~5 min of timings, then the parity check
     python benchmarks/training_speed.py --quick     # a quarter epoch, smaller parity check
-    python benchmarks/training_speed.py --speed-only
+    python benchmarks/training_speed.py --speed-only --threads 2
+    python benchmarks/training_speed.py --speed-only --lever THP_MEM_ALLOC_ENABLE=1   # a lever, A/B
     python benchmarks/training_speed.py --parity-only --parity-seeds 3
 
 Each measurement runs in its own subprocess so its peak memory (max RSS) is its own.
@@ -26,6 +33,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import re
 import resource
 import statistics
 import subprocess
@@ -68,8 +77,11 @@ def _real_tokens(batches) -> int:
     return int(sum(int(b.lengths.sum()) for b in batches))
 
 
-def seed_path(n_batches: int, batch_size: int = 32, device: str = "cpu", **sizes) -> dict:
+def seed_path(n_batches: int, batch_size: int = 32, device: str = "cpu", threads: int | None = None,
+              **sizes) -> dict:
     """The seed's code on ``n_batches`` consecutive real batches of epoch 1."""
+    if threads:
+        torch.set_num_threads(threads)
     config = TrainConfig(batch_size=batch_size, **sizes)
     corpus = load_corpus(config)
     torch.manual_seed(0)
@@ -114,7 +126,8 @@ def real_epoch(fraction: float, threads: int | None = None, batch_size: int = 32
         corpus = dataclasses.replace(corpus, train=corpus.train.subset(np.arange(int(len(corpus.train) * fraction))))
     runtime = resolve_runtime(device)
     record = train(config, corpus, progress=False, runtime=runtime).history[0]
-    return {"path": f"real epoch: {runtime.describe()}", "batches": -(-len(corpus.train) // config.batch_size),
+    return {"path": f"real epoch: {runtime.describe()}", "precision": runtime.precision,
+            "batches": -(-len(corpus.train) // config.batch_size),
             "epoch_seconds": record["epoch_seconds"],
             "reviews": len(corpus.train), "tokens_per_s": record["train_tokens_per_s"],
             "reviews_per_s": record["train_reviews_per_s"],
@@ -122,8 +135,10 @@ def real_epoch(fraction: float, threads: int | None = None, batch_size: int = 32
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def warm_batch(repeats: int) -> dict:
+def warm_batch(repeats: int, threads: int | None = None) -> dict:
     """One median-length batch of the default path, re-timed ``repeats`` times after a warm-up."""
+    if threads:
+        torch.set_num_threads(threads)
     config = TrainConfig()
     corpus = load_corpus(config)
     runtime = resolve_runtime("cpu")
@@ -152,9 +167,40 @@ def parity(precision: str, max_examples: int, max_len: int, epochs: int, seed: i
             "seconds": sum(r["epoch_seconds"] for r in result.history)}
 
 
-def in_subprocess(kind: str, **kwargs) -> dict:
+# LSTM(100, 256): per real token, forward 2 x 4H x (E + H) = 729k FLOP, backward about twice that.
+FLOP_PER_TOKEN = 3 * 2 * 4 * 256 * (100 + 256)
+
+
+def step_matmul(precision: str, threads: int | None = None, repeats: int = 5, batch_size: int = 32) -> dict:
+    """GFLOP/s of the recurrent step's matrix product, best of ``repeats`` timings of 200 products."""
+    if threads:
+        torch.set_num_threads(threads)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    a = torch.randn(batch_size, 356, dtype=dtype)
+    b = torch.randn(356, 1024, dtype=dtype)
+    for _ in range(20):
+        a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(200):
+            a @ b
+        best = min(best, time.perf_counter() - start)
+    return {"gflops": 200 * 2 * batch_size * 356 * 1024 / best / 1e9}
+
+
+def onednn_isa() -> str:
+    """The instruction set oneDNN dispatches to here (from its verbose line), e.g. 'Intel AVX2'."""
+    code = "import torch\nl = torch.nn.LSTM(8, 8)\nl(torch.randn(3, 2, 8))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "ONEDNN_VERBOSE": "1"}).stdout
+    found = re.search(r"isa:([^\n,]+)", out)
+    return found.group(1).strip() if found else "unknown (oneDNN printed no ISA)"
+
+
+def in_subprocess(kind: str, env: dict | None = None, **kwargs) -> dict:
     out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", json.dumps({"kind": kind, **kwargs})],
-                         check=True, capture_output=True, text=True)
+                         check=True, capture_output=True, text=True, env={**os.environ, **(env or {})})
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -166,6 +212,11 @@ def main() -> None:
                         help="training seeds of the parity check: bf16 and fp32 drift apart like two seeds do, "
                              "so one seed cannot tell rounding from chaos (default: 3)")
     parser.add_argument("--parity-only", action="store_true", help="skip the throughput measurements")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                        help="torch threads of every measurement (default: every core, %(default)s here)")
+    parser.add_argument("--lever", action="append", default=[], metavar="NAME=VALUE",
+                        help="also time the real epoch with this environment variable set (repeatable), "
+                             "e.g. THP_MEM_ALLOC_ENABLE=1")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.parity_seeds < 1:
@@ -174,31 +225,50 @@ def main() -> None:
         spec = json.loads(args.child)
         kind = spec.pop("kind")
         print(json.dumps({"seed_path": seed_path, "real_epoch": real_epoch, "warm_batch": warm_batch,
-                          "parity": parity}[kind](**spec)))
+                          "parity": parity, "step_matmul": step_matmul}[kind](**spec)))
         return
 
     load_corpus(TrainConfig())  # fill the token cache once, outside the timings
     if not args.parity_only:
-        throughput(quick=args.quick)
+        throughput(quick=args.quick, threads=args.threads, levers=args.lever)
     if not args.speed_only:
         parity_check(quick=args.quick, seeds=args.parity_seeds)
 
 
-def throughput(quick: bool) -> None:
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; LSTM, seed config (batch 32, "
-          "full-length reviews of the embedded IMDB train split)")
-    seed = in_subprocess("seed_path", n_batches=8 if quick else 24)
+def throughput(quick: bool, threads: int, levers: list[str]) -> None:
+    from sentiment_core.runtime import cpu_name
+
+    print(f"{cpu_name()}; oneDNN ISA: {onednn_isa()}; torch {torch.__version__}, {threads} thread(s); LSTM, seed "
+          "config (batch 32, full-length reviews of the embedded IMDB train split)")
+    seed = in_subprocess("seed_path", n_batches=8 if quick else 24, threads=threads)
     print("  measured the seed's code path", file=sys.stderr)
-    fast = in_subprocess("real_epoch", fraction=0.25 if quick else 1.0)
-    print("  measured a real epoch", file=sys.stderr)
-    warm = in_subprocess("warm_batch", repeats=20)
-    print("\n| path | batches timed | tokens/s | reviews/s | x seed code | peak RSS (MB) |")
-    print("|---|---|---|---|---|---|")
-    for row in (seed, fast, warm):
-        print(f"| {row['path']} | {row['batches']} | {row['tokens_per_s']:,.0f} | {row['reviews_per_s']:.1f} "
-              f"| **{row['tokens_per_s'] / seed['tokens_per_s']:.1f}x** | {row['peak_rss_mb']:.0f} |")
-    print(f"\nreal epoch / seed code: {fast['tokens_per_s'] / seed['tokens_per_s']:.1f}x in tokens/s; "
-          f"a real epoch reaches {fast['tokens_per_s'] / warm['tokens_per_s']:.0%} of a warm repeated batch")
+    epochs = {"real epoch": in_subprocess("real_epoch", fraction=0.25 if quick else 1.0, threads=threads)}
+    for lever in levers:
+        name, _, value = lever.partition("=")
+        epochs[f"real epoch, {lever}"] = in_subprocess("real_epoch", env={name: value},
+                                                       fraction=0.25 if quick else 1.0, threads=threads)
+    print("  measured a real epoch" + (f" and {len(levers)} lever(s)" if levers else ""), file=sys.stderr)
+    fast = epochs["real epoch"]
+    warm = in_subprocess("warm_batch", repeats=20, threads=threads)
+    limit = max(in_subprocess("step_matmul", precision=fast["precision"], threads=threads)["gflops"] for _ in range(3))
+    print("\n| path | batches timed | tokens/s | reviews/s | x seed code | GFLOP/s | % of step matmul | peak RSS (MB) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for label, row in (("seed", seed), *epochs.items(), ("warm", warm)):
+        gflops = row["tokens_per_s"] * FLOP_PER_TOKEN / 1e9
+        name = row["path"] if label in ("seed", "warm", "real epoch") else f"{row['path']}, **{label.split(', ', 1)[1]}**"
+        print(f"| {name} | {row['batches']} | {row['tokens_per_s']:,.0f} | {row['reviews_per_s']:.1f} "
+              f"| **{row['tokens_per_s'] / seed['tokens_per_s']:.1f}x** | {gflops:.1f} | {gflops / limit:.0%} "
+              f"| {row['peak_rss_mb']:.0f} |")
+    print(f"| the limit: step matmul 32 x 356 x 1024, {fast['precision']}, best of 3 x 5 repeats | - | - | - | - "
+          f"| {limit:.1f} | 100% | - |")
+    achieved = fast["tokens_per_s"] * FLOP_PER_TOKEN / 1e9
+    print(f"\nreal epoch / seed code: {fast['tokens_per_s'] / seed['tokens_per_s']:.1f}x in tokens/s; a real epoch "
+          f"reaches {achieved:.1f} GFLOP/s, {achieved / limit:.0%} of the step matmul's {limit:.1f} "
+          f"(goal: 70%) and {fast['tokens_per_s'] / warm['tokens_per_s']:.0%} of a warm repeated batch")
+    for label, row in epochs.items():
+        if label != "real epoch":
+            print(f"{label.split(', ', 1)[1]}: {row['tokens_per_s'] / fast['tokens_per_s'] - 1:+.1%} tokens/s, "
+                  f"peak RSS {row['peak_rss_mb'] / fast['peak_rss_mb']:.2f}x")
 
 
 def parity_check(quick: bool, seeds: int) -> None:

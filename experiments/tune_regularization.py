@@ -25,6 +25,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from sentiment_core.cpu_allocator import use_huge_pages  # noqa: E402
+
+use_huge_pages()  # before torch allocates anything
 from sentiment_core import tuning  # noqa: E402
 from sentiment_core.cli import (add_config_arguments, add_run_arguments, config_overrides, run_main,  # noqa: E402
                                 share_cpu)

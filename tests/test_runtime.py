@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -146,3 +148,14 @@ def test_a_cuda_run_cannot_resume_a_cpu_study():
     # A stored fingerprint from before a field existed matches that field's default.
     del stored["runtime"]["deterministic"], stored["config"]["word_dropout"]
     assert fingerprint_differences(stored, study_fingerprint(config, SearchSpace())) == []
+
+
+def test_the_training_commands_switch_huge_pages_on_themselves(monkeypatch, run_inprocess, tmp_path):
+    from helpers import COMPARE
+
+    monkeypatch.delenv("THP_MEM_ALLOC_ENABLE", raising=False)
+    assert run_inprocess(COMPARE, ["--print-config"], cwd=tmp_path).returncode == 0
+    assert os.environ["THP_MEM_ALLOC_ENABLE"] == "1"
+    monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", "0")  # a user's own choice stands
+    assert run_inprocess(COMPARE, ["--print-config"], cwd=tmp_path).returncode == 0
+    assert os.environ["THP_MEM_ALLOC_ENABLE"] == "0"
