@@ -175,10 +175,10 @@ def main() -> None:
 
     import torch
 
-    from sentiment_core.comparison import QUICK_PRESET
-    from sentiment_core.config import TrainConfig
-    from sentiment_core.corpus import load_corpus
-    from sentiment_core.runtime import cpu_name
+    from sentiment_core.comparison.arms import QUICK_PRESET
+    from sentiment_core.training.config import TrainConfig
+    from sentiment_core.data.corpus import load_corpus
+    from sentiment_core.training.runtime import cpu_name
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)

@@ -52,7 +52,7 @@ OK, FAIL, NA, INFO = "ok", "FAIL", "n/a", "info"
 
 
 def device_precisions(device: str) -> list[str]:
-    from sentiment_core.runtime import cpu_precision, cuda_precision
+    from sentiment_core.training.runtime import cpu_precision, cuda_precision
     from sentiment_core.errors import UserError
 
     offered = []
@@ -81,10 +81,10 @@ def _batch(vocab: int = 5000, size: int = 16, longest: int = 90):
 def parity_one(cell: str, precision: str, device: str) -> tuple[float, float]:
     """Max |logits - CPU fp32 logits| and max |grad - CPU grad| / max |CPU grad| over uni- and
     bidirectional models and both sequence paths."""
-    from sentiment_core.batching import Batch
-    from sentiment_core.model import RecurrentClassifier
-    from sentiment_core.runtime import resolve_runtime
-    from sentiment_core.training import _forward
+    from sentiment_core.data.batching import Batch
+    from sentiment_core.training.model import RecurrentClassifier
+    from sentiment_core.training.runtime import resolve_runtime
+    from sentiment_core.training.loop import _forward
 
     worst_logits = worst_grads = 0.0
     tokens, lengths, labels = _batch()
@@ -135,11 +135,11 @@ def check_syncs(device: str) -> list[tuple]:
     label = "training steps without host syncs (sync debug mode 'error')"
     if device != "cuda":
         return [(label, "CUDA only", NA)]
-    from sentiment_core.batching import make_batch
-    from sentiment_core.config import TrainConfig
-    from sentiment_core.corpus import load_corpus
-    from sentiment_core.runtime import resolve_runtime
-    from sentiment_core.training import build_model, make_optimizer, train_step
+    from sentiment_core.data.batching import make_batch
+    from sentiment_core.training.config import TrainConfig
+    from sentiment_core.data.corpus import load_corpus
+    from sentiment_core.training.runtime import resolve_runtime
+    from sentiment_core.training.loop import build_model, make_optimizer, train_step
 
     config = TrainConfig(max_examples=400, max_len=120, device="cuda")
     corpus = load_corpus(config)
@@ -227,9 +227,9 @@ def check_run(device: str, smoke: bool, tmp: Path) -> list[tuple]:
 
 
 def check_extended(device: str, smoke: bool) -> list[tuple]:
-    from sentiment_core.config import TrainConfig
-    from sentiment_core.corpus import load_corpus
-    from sentiment_core.training import train
+    from sentiment_core.training.config import TrainConfig
+    from sentiment_core.data.corpus import load_corpus
+    from sentiment_core.training.loop import train
 
     sizes = {"max_examples": 200, "max_len": 60, "hidden_dim": 32, "embedding_dim": 16} if smoke else \
         {"max_examples": 2000, "max_len": 200}
@@ -243,7 +243,7 @@ def check_extended(device: str, smoke: bool) -> list[tuple]:
 def check_workers(device: str, smoke: bool, tmp: Path) -> list[tuple]:
     import optuna
 
-    from sentiment_core.tuning import make_storage
+    from sentiment_core.tuning.storage import make_storage
 
     workers, trials = (2, 4) if smoke else (4, 8)
     command = [sys.executable, str(REPO / "experiments" / "tune_regularization.py"), *TINY, "--epochs", "2",
@@ -276,7 +276,7 @@ def main() -> int:
         print("error: no CUDA device visible to torch; run with --cpu-smoke to check the script on a CPU",
               file=sys.stderr)
         return 2
-    from sentiment_core.runtime import cpu_name
+    from sentiment_core.training.runtime import cpu_name
 
     name = torch.cuda.get_device_name() if device == "cuda" else f"{cpu_name()} (CPU smoke sizes)"
     print(f"gpu_check on {name}: torch {torch.__version__}, CUDA {torch.version.cuda}", flush=True)

@@ -48,11 +48,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from sentiment_core.batching import batch_indices, make_batch  # noqa: E402
-from sentiment_core.config import TrainConfig  # noqa: E402
-from sentiment_core.corpus import load_corpus  # noqa: E402
-from sentiment_core.runtime import resolve_runtime  # noqa: E402
-from sentiment_core.training import build_model, make_optimizer, train, train_step  # noqa: E402
+from sentiment_core.data.batching import batch_indices, make_batch  # noqa: E402
+from sentiment_core.training.config import TrainConfig  # noqa: E402
+from sentiment_core.data.corpus import load_corpus  # noqa: E402
+from sentiment_core.training.runtime import resolve_runtime  # noqa: E402
+from sentiment_core.training.loop import build_model, make_optimizer, train, train_step  # noqa: E402
 
 
 class SeedLSTM(nn.Module):
@@ -236,7 +236,7 @@ def main() -> None:
 
 
 def throughput(quick: bool, threads: int, levers: list[str]) -> None:
-    from sentiment_core.runtime import cpu_name
+    from sentiment_core.training.runtime import cpu_name
 
     print(f"{cpu_name()}; oneDNN ISA: {onednn_isa()}; torch {torch.__version__}, {threads} thread(s); LSTM, seed "
           "config (batch 32, full-length reviews of the embedded IMDB train split)")

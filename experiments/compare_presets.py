@@ -18,13 +18,13 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # run from a checkout without installing
 
-from sentiment_core.cpu_allocator import use_huge_pages  # noqa: E402
+from sentiment_core.system.cpu_allocator import use_huge_pages  # noqa: E402
 
 use_huge_pages()  # before torch allocates anything
 from sentiment_core import comparison  # noqa: E402
 from sentiment_core.cli import (add_config_arguments, add_run_arguments, config_overrides,  # noqa: E402
                                 parse_int_list, run_main, share_cpu)
-from sentiment_core.config import PRESETS, TrainConfig  # noqa: E402
+from sentiment_core.training.config import PRESETS, TrainConfig  # noqa: E402
 from sentiment_core.errors import UserError  # noqa: E402
 
 CHOICES = ("default", *PRESETS)

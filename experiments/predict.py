@@ -16,7 +16,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from sentiment_core.checkpoint import load_checkpoint, predict  # noqa: E402
+from sentiment_core.training.checkpoint import load_checkpoint, predict  # noqa: E402
 from sentiment_core.cli import run_main  # noqa: E402
 from sentiment_core.errors import UserError  # noqa: E402
 
@@ -46,11 +46,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         directory = args.checkpoint
         if args.run_id or args.model:
-            from sentiment_core.tracking import download_checkpoint, resolve_tracking_uri
+            from sentiment_core.tracking.models import download_checkpoint
+            from sentiment_core.tracking.store import resolve_tracking_uri
 
             uri = resolve_tracking_uri(REPO_ROOT)
             if args.model:
-                from sentiment_core.mlflow_model import checkpoint_of, download_model
+                from sentiment_core.tracking.models import checkpoint_of, download_model
 
                 directory = checkpoint_of(download_model(args.model, uri, tmp))
             else:

@@ -25,18 +25,19 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from sentiment_core.cpu_allocator import use_huge_pages  # noqa: E402
+from sentiment_core.system.cpu_allocator import use_huge_pages  # noqa: E402
 
 use_huge_pages()  # before torch allocates anything
 from sentiment_core import tuning  # noqa: E402
 from sentiment_core.cli import (add_config_arguments, add_run_arguments, config_overrides, run_main,  # noqa: E402
                                 share_cpu)
-from sentiment_core.config import TrainConfig  # noqa: E402
+from sentiment_core.training.config import TrainConfig  # noqa: E402
 from sentiment_core.errors import UserError  # noqa: E402
-from sentiment_core.model import CELLS  # noqa: E402
-from sentiment_core.rungs import RungPruner  # noqa: E402
-from sentiment_core.search_space import OBJECTIVES, SEARCHED_FIELDS, SPACES, SearchSpace  # noqa: E402
-from sentiment_core.study import StudySpec, run_study  # noqa: E402
+from sentiment_core.training.model import CELLS  # noqa: E402
+from sentiment_core.tuning.rungs import RungPruner  # noqa: E402
+from sentiment_core.tuning.space import OBJECTIVES, SEARCHED_FIELDS, SPACES, SearchSpace  # noqa: E402
+from sentiment_core.tuning.spec import StudySpec  # noqa: E402
+from sentiment_core.tuning.study import run_study  # noqa: E402
 
 # Tuning trains with AdamW (decoupled decay: the same shrinkage for every weight, however large
 # its gradients; with weight decay 0 it is exactly the seed's Adam) and stops a trial early

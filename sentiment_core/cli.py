@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
-import os
 import signal
 import sys
 from pathlib import Path
 from typing import Callable
 
-from .config import (DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULER_METRICS, SEQUENCE_PATHS, TRUNCATIONS, TrainConfig)
-from .data import SOURCES
-from .cpu_share import CpuShare
+from .data.sources import SOURCES
+from .data.text import TOKENIZERS
 from .errors import UserError
-from .model import CELLS
-from .text import TOKENIZERS
-
+from .system.cpu_share import CpuShare
+from .system.workers import quiet_libraries, raise_keyboard_interrupt
+from .training.config import (
+    DEVICES,
+    OPTIMIZERS,
+    PRECISIONS,
+    SCHEDULER_METRICS,
+    SEQUENCE_PATHS,
+    TRUNCATIONS,
+    TrainConfig,
+)
+from .training.model import CELLS
 
 HELP = {
     "cell": "recurrent cell", "embedding_dim": "embedding size", "hidden_dim": "hidden state size",
@@ -127,68 +133,6 @@ def parse_int_list(text: str) -> list[int]:
     if not values:
         raise argparse.ArgumentTypeError("expected at least one integer")
     return values
-
-
-def raise_keyboard_interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-def visible_gpus(environ: dict | None = None, count: int | None = None) -> list[str]:
-    """The GPUs this process may use: ``CUDA_VISIBLE_DEVICES`` as given, else every GPU torch sees."""
-    environ = os.environ if environ is None else environ
-    if "CUDA_VISIBLE_DEVICES" in environ:
-        return [d.strip() for d in environ["CUDA_VISIBLE_DEVICES"].split(",") if d.strip()]
-    if count is None:
-        import torch
-
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    return [str(i) for i in range(count)]
-
-
-def gpu_for_worker(index: int, gpus: list[str]) -> str | None:
-    """Worker ``index``'s one GPU (round robin over ``gpus``), or None on a machine without GPUs."""
-    return gpus[index % len(gpus)] if gpus else None
-
-
-def run_in_processes(target: Callable, argument_lists: list[tuple], threads: int) -> list[int]:
-    """``target(*arguments)`` in one spawned process per entry, each with ``threads`` torch threads,
-    its own GPU when there are several (``CUDA_VISIBLE_DEVICES``, round robin) and the conventions
-    of ``run_main``; waits for all and returns the non-zero exit codes."""
-    import multiprocessing
-
-    context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools and locks
-    gpus = visible_gpus()
-    procs = [context.Process(target=_spawned, args=(target, arguments, threads, gpu_for_worker(i, gpus)))
-             for i, arguments in enumerate(argument_lists)]
-    for proc in procs:
-        proc.start()
-    for proc in procs:
-        proc.join()
-    return [proc.exitcode for proc in procs if proc.exitcode]
-
-
-def _spawned(target: Callable, arguments: tuple, threads: int, gpu: str | None = None) -> None:
-    if gpu is not None:  # before anything initializes CUDA in this process
-        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
-    import torch
-
-    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
-    quiet_libraries()
-    torch.set_num_threads(threads)
-    try:
-        target(*arguments)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except UserError as exc:
-        print(f"error (worker process {os.getpid()}): {exc}", file=sys.stderr)
-        sys.exit(2)
-
-
-def quiet_libraries() -> None:
-    """MLflow's and alembic's INFO lines ("Creating initial MLflow database tables...") stay out of
-    the console: what a command prints is its own progress, table and errors."""
-    for name in ("mlflow", "alembic"):
-        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def run_main(main: Callable[[], int | None]) -> None:

@@ -139,6 +139,6 @@ def tune(tmp_path, *args, timeout=600, background=False, runner=None):
 
 def load_study(tmp_path) -> optuna.Study:
     """The study that ``tune`` made under ``tmp_path``."""
-    from sentiment_core.tuning import make_storage
+    from sentiment_core.tuning.storage import make_storage
 
     return optuna.load_study(study_name="s", storage=make_storage(f"journal:{tmp_path / 'study.journal'}"))

@@ -1,6 +1,6 @@
 import numpy as np
 
-from sentiment_core.batching import batch_indices, iterate_batches, make_batch, truncate_ids
+from sentiment_core.data.batching import batch_indices, iterate_batches, make_batch, truncate_ids
 
 
 def test_every_review_once_per_epoch_and_reshuffled(tiny_corpus):

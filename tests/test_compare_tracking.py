@@ -19,11 +19,12 @@ import pytest
 from mlflow import MlflowClient
 
 from helpers import COMPARE as SCRIPT, TINY, mlflow_server, run_script, store
-from sentiment_core.checkpoint import load_checkpoint
-from sentiment_core.corpus import load_corpus
-from sentiment_core.runtime import resolve_runtime
-from sentiment_core.tracking import download_checkpoint, open_experiment
-from sentiment_core.training import evaluate
+from sentiment_core.training.checkpoint import load_checkpoint
+from sentiment_core.data.corpus import load_corpus
+from sentiment_core.training.runtime import resolve_runtime
+from sentiment_core.tracking.models import download_checkpoint
+from sentiment_core.tracking.store import open_experiment
+from sentiment_core.training.loop import evaluate
 
 REPO = Path(__file__).resolve().parents[1]
 METRICS = ("train_loss", "train_acc", "train_eval_loss", "train_eval_acc", "valid_loss", "valid_acc", "test_loss",
@@ -79,7 +80,7 @@ def test_the_yardstick_is_a_child_run_equal_to_scikit_learn_on_the_same_texts(co
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    from sentiment_core.data import load_splits
+    from sentiment_core.data.sources import load_splits
 
     uri, proc, tmp = compared
     client, runs = _runs(uri)

@@ -10,9 +10,10 @@ import time
 import pytest
 import torch
 
-from sentiment_core.cpu_share import CpuSample, CpuShare, others_busy_cores, threads_for
-from sentiment_core.experiment import run_training
-from sentiment_core.tracking import RunTracker, open_experiment
+from sentiment_core.system.cpu_share import CpuSample, CpuShare, others_busy_cores, threads_for
+from sentiment_core.tracking.tracked_run import run_training
+from sentiment_core.tracking.runs import RunTracker
+from sentiment_core.tracking.store import open_experiment
 
 from helpers import REPO, store
 

@@ -19,8 +19,9 @@ from optuna.trial import TrialState
 
 from helpers import TINY, store, tune
 from sentiment_core.errors import UserError
-from sentiment_core.journal import check_journal
-from sentiment_core.tracking import KILLED_REASON_TAG, RunTracker, open_experiment, reap_dead_runs
+from sentiment_core.tuning.journal import check_journal
+from sentiment_core.tracking.runs import KILLED_REASON_TAG, RunTracker, reap_dead_runs
+from sentiment_core.tracking.store import open_experiment
 
 REPO = Path(__file__).resolve().parents[1]
 COMPARE = REPO / "experiments" / "compare_rnn_lstm.py"

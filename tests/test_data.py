@@ -2,8 +2,10 @@ import tarfile
 
 import pytest
 
-from sentiment_core import data
-from sentiment_core.data import Split, load_splits, read_reviews_csv, write_aclimdb_archive
+from sentiment_core.data import aclimdb, splits as data
+from sentiment_core.data.aclimdb import write_aclimdb_archive
+from sentiment_core.data.sources import load_splits, read_reviews_csv
+from sentiment_core.data.splits import Split
 from sentiment_core.errors import UserError
 
 
@@ -132,7 +134,7 @@ def test_aclimdb_offline_without_archive_names_data_dir(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="--data-dir.*embedded"):
         load_splits("imdb", cache_dir=tmp_path, download=False)
     # A download that cannot connect (a closed local port, not the internet) says the same.
-    monkeypatch.setattr(data, "ACLIMDB_URL", "http://127.0.0.1:9/aclImdb_v1.tar.gz")
+    monkeypatch.setattr(aclimdb, "ACLIMDB_URL", "http://127.0.0.1:9/aclImdb_v1.tar.gz")
     with pytest.raises(UserError, match="cannot download aclImdb.*--data-dir"):
         load_splits("imdb", cache_dir=tmp_path)
     assert not list(tmp_path.iterdir()), "a failed download leaves no partial file"

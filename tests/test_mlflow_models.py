@@ -28,7 +28,7 @@ def _predict_py(run_inprocess, uri, tmp, *source):
 
 
 def test_every_trained_child_logs_a_model_with_a_signature(compared, tmp_path):
-    from sentiment_core.mlflow_model import logged_model_of, using_store
+    from sentiment_core.tracking.models import logged_model_of, using_store
 
     uri, _, _ = compared
     tmp = tmp_path
@@ -65,8 +65,8 @@ def test_the_registry_holds_both_cells_with_alias_best(compared):
 
 
 def test_the_best_alias_moves_only_to_a_better_version_on_the_same_split(tmp_path):
-    from sentiment_core.mlflow_model import register
-    from sentiment_core.tracking import open_experiment
+    from sentiment_core.tracking.models import register
+    from sentiment_core.tracking.store import open_experiment
 
     client, experiment_id = open_experiment(store(tmp_path, 'm.db'), "e")
     runs = [client.create_run(experiment_id).info.run_id for _ in range(5)]
@@ -82,13 +82,13 @@ def test_the_best_alias_moves_only_to_a_better_version_on_the_same_split(tmp_pat
 
 def test_two_processes_registering_at_once_end_on_the_better_version(tmp_path):
     # Both processes wait for a start file, then register: a better and a worse version of one model.
-    from sentiment_core.tracking import open_experiment
+    from sentiment_core.tracking.store import open_experiment
 
     uri = store(tmp_path)
     client, experiment_id = open_experiment(uri, "e")
     code = ("import sys, time, pathlib\n"
             "from mlflow import MlflowClient\n"
-            "from sentiment_core.mlflow_model import register\n"
+            "from sentiment_core.tracking.models import register\n"
             "client = MlflowClient(sys.argv[1])\n"
             "while not pathlib.Path(sys.argv[4]).exists(): time.sleep(0.01)\n"
             "for _ in range(3):\n"

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from sentiment_core.errors import UserError
-from sentiment_core.model import RecurrentClassifier, reverse_within_length
+from sentiment_core.training.model import RecurrentClassifier, reverse_within_length
 
 
 def _batch(vocab=50, pad=1):

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from sentiment_core.config import TrainConfig
+from sentiment_core.training.config import TrainConfig
 from sentiment_core.errors import UserError
-from sentiment_core.model import RecurrentClassifier
-from sentiment_core.runtime import Runtime, accumulator_dtype, cpu_has_native_bf16, resolve_runtime
+from sentiment_core.training.model import RecurrentClassifier
+from sentiment_core.training.runtime import Runtime, accumulator_dtype, cpu_has_native_bf16, resolve_runtime
 
 
 def test_bf16_on_a_cpu_runs_only_where_its_kernels_exist():
@@ -27,7 +27,7 @@ def test_bf16_on_a_cpu_runs_only_where_its_kernels_exist():
 
 
 def test_precision_resolution_on_cuda_counts_only_native_bf16():
-    from sentiment_core.runtime import cuda_precision
+    from sentiment_core.training.runtime import cuda_precision
 
     assert cuda_precision("auto", (9, 0), True) == "fp16"  # tensor cores: fp16 with loss scaling
     assert cuda_precision("auto", (6, 1), False) == "fp32"  # no fp16 tensor cores
@@ -40,7 +40,7 @@ def test_precision_resolution_on_cuda_counts_only_native_bf16():
 
 
 def test_precision_resolution_on_a_cpu_follows_its_family():
-    from sentiment_core.runtime import cpu_has_native_bf16, cpu_precision
+    from sentiment_core.training.runtime import cpu_has_native_bf16, cpu_precision
 
     assert cpu_precision("auto", native_bf16=True) == "bf16"  # AMX, AVX512-BF16: measured faster
     assert cpu_precision("auto", native_bf16=False) == "fp32"
@@ -87,8 +87,8 @@ def test_recurrent_layers_can_run_outside_autocast():
 def test_loss_scaling_changes_nothing_but_the_scale(tiny_config, tiny_corpus):
     # One step with a GradScaler and one without, from the same weights: fp32 gradients scaled
     # by a power of two and unscaled (before clipping) are the same numbers.
-    from sentiment_core.batching import make_batch
-    from sentiment_core.training import build_model, make_optimizer, train_step
+    from sentiment_core.data.batching import make_batch
+    from sentiment_core.training.loop import build_model, make_optimizer, train_step
 
     batch = make_batch(tiny_corpus.train, np.arange(32), tiny_corpus.vocab.pad_index, 80)
     runtime = Runtime(torch.device("cpu"), "fp32", "padded")
@@ -103,8 +103,8 @@ def test_loss_scaling_changes_nothing_but_the_scale(tiny_config, tiny_corpus):
 
 
 def test_packed_batches_come_longest_first():
-    from sentiment_core.batching import make_batch
-    from sentiment_core.corpus import EncodedSplit
+    from sentiment_core.data.batching import make_batch
+    from sentiment_core.data.corpus import EncodedSplit
 
     split = EncodedSplit.from_token_ids([[2] * n for n in (3, 9, 5, 9, 1)], [0, 1, 0, 1, 0])
     batch = make_batch(split, np.array([0, 1, 2, 3, 4]), pad_index=1, longest_first=True)
@@ -113,7 +113,7 @@ def test_packed_batches_come_longest_first():
 
 
 def test_workers_get_one_gpu_each_round_robin():
-    from sentiment_core.cli import gpu_for_worker, visible_gpus
+    from sentiment_core.system.workers import gpu_for_worker, visible_gpus
 
     assert [gpu_for_worker(i, ["0", "1"]) for i in range(4)] == ["0", "1", "0", "1"]
     assert gpu_for_worker(3, []) is None  # no GPU: nothing set
@@ -123,7 +123,7 @@ def test_workers_get_one_gpu_each_round_robin():
 
 
 def test_deterministic_mode_sets_the_backends_and_is_recorded(tiny_config):
-    from sentiment_core.experiment import resolved_config
+    from sentiment_core.tracking.tracked_run import resolved_config
 
     before = torch.are_deterministic_algorithms_enabled()
     try:
@@ -137,8 +137,8 @@ def test_deterministic_mode_sets_the_backends_and_is_recorded(tiny_config):
 
 
 def test_a_cuda_run_cannot_resume_a_cpu_study():
-    from sentiment_core.search_space import SearchSpace
-    from sentiment_core.tuning import fingerprint_differences, study_fingerprint
+    from sentiment_core.tuning.space import SearchSpace
+    from sentiment_core.tuning.fingerprint import fingerprint_differences, study_fingerprint
 
     config = TrainConfig(device="cpu", precision="fp32", sequence_path="padded")
     stored = study_fingerprint(config, SearchSpace())

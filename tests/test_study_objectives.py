@@ -11,12 +11,13 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from helpers import ENDLESS, load_study, store, tune
-from sentiment_core import pareto, reporting, tuning
-from sentiment_core.rungs import (EPOCH_VALUES_ATTR, REFERENCE_ATTR, RERUN_ATTR, RungPruner, epoch_values,
-                                  rerun_spared)
-from sentiment_core.search_space import SEED_PARAMS, SearchSpace, config_values
-from sentiment_core.study_report import challenger_of, rung_check
-from sentiment_core.tracking import open_experiment
+from sentiment_core import reporting
+from sentiment_core.tuning import pareto
+from sentiment_core.tuning.objective import Objective
+from sentiment_core.tuning.rungs import (EPOCH_VALUES_ATTR, REFERENCE_ATTR, RERUN_ATTR, RungPruner, epoch_values, rerun_spared)
+from sentiment_core.tuning.space import SEED_PARAMS, SearchSpace, config_values
+from sentiment_core.tuning.report import challenger_of, rung_check
+from sentiment_core.tracking.store import open_experiment
 
 EXTENDED = {"embedding_dropout", "output_dropout", "word_dropout", "weight_drop", "weight_decay_on", "weight_decay_kind"}
 
@@ -204,7 +205,7 @@ def test_asha_prunes_a_hopeless_trial_at_epoch_2(objective, rung_store, tiny_con
     parent = client.create_run(experiment_id).info.run_id
     # A learning rate of 1e-9 leaves the model at chance: hopeless.
     hopeless = tiny_config.replace(epochs=8, lr=1e-9, early_stopping_patience=0)
-    objective_fn = tuning.Objective(hopeless, SearchSpace(), tiny_corpus, client, experiment_id, parent,
+    objective_fn = Objective(hopeless, SearchSpace(), tiny_corpus, client, experiment_id, parent,
                                     repo_root=tmp, data_source="test", study_name="rungs", progress=False,
                                     system_metrics=False, objective=objective, rungs=RungPruner())
     study.enqueue_trial(SEED_PARAMS["basic"])

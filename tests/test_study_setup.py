@@ -13,10 +13,10 @@ from optuna.trial import TrialState, create_trial
 
 from helpers import REPO, TUNE, load_study as load, store, tune
 from sentiment_core import tuning
-from sentiment_core.config import TrainConfig
-from sentiment_core.experiment import resolved_config
-from sentiment_core.rungs import FROM_ATTR, REFERENCE_ATTR, RungPruner
-from sentiment_core.search_space import SearchSpace
+from sentiment_core.training.config import TrainConfig
+from sentiment_core.tracking.tracked_run import resolved_config
+from sentiment_core.tuning.rungs import FROM_ATTR, REFERENCE_ATTR, RungPruner
+from sentiment_core.tuning.space import SearchSpace
 
 COMMITTED = REPO / "results" / "studies"
 
@@ -58,7 +58,7 @@ def test_a_study_runs_on_one_runtime(tmp_path, run_inprocess):
 
 
 def _native_bf16() -> bool:
-    from sentiment_core.runtime import cpu_has_native_bf16
+    from sentiment_core.training.runtime import cpu_has_native_bf16
 
     return cpu_has_native_bf16()
 

@@ -2,9 +2,9 @@ import math
 
 import pytest
 
-from sentiment_core.config import TrainConfig
+from sentiment_core.training.config import TrainConfig
 from sentiment_core.errors import UserError
-from sentiment_core.training import evaluate, train, train_eval_sample
+from sentiment_core.training.loop import evaluate, train, train_eval_sample
 
 
 def test_loss_falls_on_real_reviews(tiny_config, tiny_corpus):

@@ -10,10 +10,10 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from helpers import ENDLESS, kill_mid_trial, load_study as load, tune
-from sentiment_core.rungs import REFERENCE_ATTR
-from sentiment_core.search_space import SEED_PARAMS, SearchSpace
+from sentiment_core.tuning.rungs import REFERENCE_ATTR
+from sentiment_core.tuning.space import SEED_PARAMS, SearchSpace
 from sentiment_core.errors import UserError
-from sentiment_core.processes import is_alive, process_identity
+from sentiment_core.system.processes import is_alive, process_identity
 
 
 def expected_challenger(study) -> str | None:

@@ -11,7 +11,6 @@ import contextlib
 import logging
 import os
 import subprocess
-import tempfile
 import time
 import warnings
 from datetime import datetime, timezone
@@ -21,92 +20,13 @@ from typing import Iterator
 import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
-from mlflow.exceptions import MlflowException
 
-from .checkpoint import save_checkpoint
-from .config import TrainConfig
-from .corpus import Corpus
-from .errors import UserError, first_line
-from .locks import file_lock
-from .processes import is_alive, process_identity
+from ..data.corpus import Corpus
+from ..system.processes import is_alive, process_identity
+from .store import open_experiment, resolve_experiment_name, resolve_tracking_uri
 
-DEFAULT_EXPERIMENT = "rnn-vs-lstm"
-# MLflow 3 opens an experiment in its GenAI view (traces) unless told it holds model training:
-# newer releases read this experiment tag; 3.17 reads the URL parameter of ui_link.
-EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 # MLflow caps a param value at 6000 characters and a batch at 100 params / 1000 metrics.
 _BATCH = 100
-
-
-def resolve_tracking_uri(repo_root: str | Path) -> str:
-    """``MLFLOW_TRACKING_URI`` if set, else the repository's ``mlflow.db`` as an absolute path,
-    so a run started from any directory writes the same store."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if uri:
-        return uri
-    return f"sqlite:///{Path(repo_root).resolve() / 'mlflow.db'}"
-
-
-def resolve_experiment_name(name: str | None, default: str = DEFAULT_EXPERIMENT) -> str:
-    return name or os.environ.get("MLFLOW_EXPERIMENT_NAME") or default
-
-
-def sqlite_path(uri: str) -> Path | None:
-    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
-
-
-def _store_lock_path(uri: str) -> Path | None:
-    """Serialise first-time schema creation of a SQLite store across processes.
-
-    Several processes migrating a fresh mlflow.db at once crash ("table alembic_version already
-    exists"); an exclusive lock on a file beside the database makes them take turns.
-    """
-    path = sqlite_path(uri)
-    return path.with_name(path.name + ".lock") if path is not None else None
-
-
-def open_experiment(uri: str, experiment_name: str) -> tuple[MlflowClient, str]:
-    """A client on ``uri`` (creating the store if needed) and the experiment's id (created if needed)."""
-    try:
-        with file_lock(_store_lock_path(uri)):
-            client = MlflowClient(tracking_uri=uri)
-            experiment = client.get_experiment_by_name(experiment_name)
-            if experiment is not None:
-                if experiment.tags.get("mlflow.experimentKind") is None:
-                    for key, value in EXPERIMENT_KIND.items():
-                        client.set_experiment_tag(experiment.experiment_id, key, value)
-                return client, experiment.experiment_id
-            artifact_location = None
-            db = sqlite_path(uri)
-            if db is not None:
-                # Beside the database, not in whatever directory the run was started from.
-                artifact_location = (db.parent / "mlruns" / experiment_name).as_uri()
-            try:
-                return client, client.create_experiment(experiment_name, artifact_location=artifact_location,
-                                                        tags=EXPERIMENT_KIND)
-            except MlflowException:  # created meanwhile by another worker (non-SQLite stores)
-                experiment = client.get_experiment_by_name(experiment_name)
-                if experiment is None:
-                    raise
-                return client, experiment.experiment_id
-    except MlflowException as exc:
-        raise UserError(f"cannot open the MLflow store {uri}: {first_line(exc)}") from None
-    except Exception as exc:  # sqlalchemy / requests errors for unreachable stores
-        raise UserError(f"cannot reach the MLflow store {uri} ({type(exc).__name__}): "
-                        f"{first_line(exc)}; check MLFLOW_TRACKING_URI") from None
-
-
-def ui_link(uri: str, experiment_id: str) -> str:
-    """Where a person sees the experiment's runs (the training view, not the GenAI overview): the
-    tracking server itself, or `mlflow ui` started on this store."""
-    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
-    return f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
-
-
-def browse_lines(uri: str, experiment_id: str) -> str:
-    """The end of every command: how to open what it logged."""
-    start = "" if uri.startswith(("http://", "https://")) else f"mlflow ui --backend-store-uri {uri}, then open "
-    return f"browse: {start}{ui_link(uri, experiment_id)}"
 
 
 def environment_tags(repo_root: str | Path, device_name: str) -> dict[str, str]:
@@ -280,7 +200,9 @@ def monitor_system(tracker: "RunTracker", enabled: bool = True, gpu: bool = Fals
     if enabled:
         try:
             import psutil  # noqa: F401  (MLflow's monitor needs it)
-            from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+            from mlflow.system_metrics.system_metrics_monitor import (
+                SystemMetricsMonitor,
+            )
 
             # Its start/stop lines at INFO would interleave with the epoch lines of every run.
             logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
@@ -307,56 +229,3 @@ def reap_store(repo_root: str | Path, experiment: str | None) -> list[str]:
 def _param_value(value) -> str:
     text = "None" if value is None else str(value)
     return text if len(text) <= 6000 else text[:5997] + "..."
-
-
-def log_training_outcome(tracker: RunTracker, config: TrainConfig, corpus: Corpus, result, confusion) -> None:
-    """Summary metrics, history CSV, learning curves, confusion matrix and the checkpoint."""
-    from . import reporting
-
-    tracker.set_tags({"training_status": result.status, **({"training_message": result.message} if result.message else {})})
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        if result.history:
-            reporting.history_frame(result.history).to_csv(tmp / "history.csv", index=False)
-            reporting.plot_learning_curves(result.history, tmp / "learning_curves.png",
-                                           title=f"{config.cell} seed {config.seed}", best_epoch=result.best_epoch)
-            tracker.log_artifact(tmp / "history.csv")
-            tracker.log_artifact(tmp / "learning_curves.png")
-        if confusion is not None:
-            reporting.plot_confusion(confusion, tmp / "test_confusion_matrix.png",
-                                     title=f"{config.cell} seed {config.seed}: test, best-valid weights")
-            reporting.confusion_frame(confusion).to_csv(tmp / "test_confusion_matrix.csv")
-            tracker.log_artifact(tmp / "test_confusion_matrix.png")
-            tracker.log_artifact(tmp / "test_confusion_matrix.csv")
-        model_id = None
-        try:
-            if result.best_epoch is not None:
-                from .mlflow_model import log_model
-
-                save_checkpoint(tmp / "checkpoint", result.model, corpus.vocab, config,
-                                extra={"best_epoch": result.best_epoch, "summary": result.summary})
-                # The checkpoint travels inside the MLflow Model (model/artifacts/checkpoint): one copy.
-                model_id, seconds = log_model(tracker.client, tracker.run_id, tmp / "checkpoint", config.to_dict())
-                tracker.log_metrics({"model_log_seconds": seconds}, step=result.summary["epochs_run"])
-        finally:  # the summary is logged even if the model could not be
-            if result.summary:
-                tracker.log_metrics({k: v for k, v in result.summary.items() if k in SUMMARY_METRICS},
-                                    step=result.summary["epochs_run"], model_id=model_id)
-
-
-SUMMARY_METRICS = ("best_epoch", "best_valid_acc", "test_acc_at_best_valid", "final_test_acc", "gap_at_best_valid")
-
-
-def download_checkpoint(uri: str, run_id: str, destination: str | Path) -> Path:
-    """The checkpoint of a run: inside its MLflow Model, or (runs logged before models were) the
-    run's own ``checkpoint`` folder."""
-    from .mlflow_model import quiet_download, using_store
-
-    for path in ("model/artifacts/checkpoint", "checkpoint"):
-        try:
-            with quiet_download(uri), using_store(uri):
-                return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path,
-                                                                dst_path=str(destination), tracking_uri=uri))
-        except (MlflowException, OSError) as exc:
-            error = exc
-    raise UserError(f"run {run_id} has no model or checkpoint in {uri}: {first_line(error)}")

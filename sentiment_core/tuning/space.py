@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import optuna
 
-from .config import TrainConfig
-from .errors import UserError
+from ..errors import UserError
+from ..training.config import TrainConfig
 
 SPACES = ("basic", "extended")
 # Objective name -> (metric names, directions). Names are what optuna-dashboard shows.

@@ -10,10 +10,10 @@ from __future__ import annotations
 import optuna
 from optuna.trial import TrialState
 
-from .errors import UserError, first_line
+from ..errors import UserError, first_line
 from .rungs import FROM_ATTR
-from .search_space import SearchSpace
-from .tuning import journal_path
+from .space import SearchSpace
+from .storage import journal_path
 
 ENQUEUED_ATTR = "enqueued_best_of"  # study attr: {"source": name, "trials": [source trial numbers]}
 

@@ -22,12 +22,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .batching import Batch, batch_indices, make_batch
+from ..data.batching import Batch, batch_indices, make_batch
+from ..data.corpus import Corpus, EncodedSplit
+from ..data.text import Vocabulary
 from .config import TrainConfig
-from .corpus import Corpus, EncodedSplit
 from .model import RecurrentClassifier
 from .runtime import Runtime, accumulator_dtype, runtime_of, seed_everything
-from .text import Vocabulary
 
 METRIC_NAMES = ("train_loss", "train_acc", "train_eval_loss", "train_eval_acc", "valid_loss", "valid_acc",
                 "test_loss", "test_acc")

@@ -16,7 +16,7 @@ import shutil
 from datetime import datetime
 from pathlib import Path
 
-from .errors import UserError
+from ..errors import UserError
 
 
 def _is_record(line: bytes) -> bool:

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .batching import truncate_ids
-from .config import TrainConfig
-from .corpus import Corpus
-from .errors import UserError
-from .text import get_tokenizer, strip_markup
+from ..data.batching import truncate_ids
+from ..data.corpus import Corpus
+from ..data.text import get_tokenizer, strip_markup
+from ..errors import UserError
+from ..training.config import TrainConfig
 
 NAME = "tfidf-logreg"
 C_GRID = (1.0, 4.0, 16.0, 64.0)  # inverse L2 strength; chosen on valid accuracy

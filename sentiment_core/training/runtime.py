@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import UserError
+from ..errors import UserError
 
 PRECISIONS = ("auto", "fp32", "tf32", "bf16", "fp16")
 

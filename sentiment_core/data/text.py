@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .errors import UserError
+from ..errors import UserError
 
 UNK, PAD = "<unk>", "<pad>"
 

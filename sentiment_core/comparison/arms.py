@@ -8,17 +8,22 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import baseline as yardstick
-from . import reporting
-from .config import TrainConfig
-from .corpus import load_corpus
-from .cpu_share import CpuShare
-from .errors import UserError
-from .experiment import TrackedRun, resolved_config, run_training
-from . import mlflow_model
-from .model import CELLS
-from .tracking import (RunTracker, browse_lines, open_experiment, reap_and_report, resolve_experiment_name,
-                       resolve_tracking_uri)
+from .. import reporting
+from ..data.corpus import load_corpus
+from ..errors import UserError
+from ..system.cpu_share import CpuShare
+from ..tracking import models as mlflow_model
+from ..tracking.runs import RunTracker, reap_and_report
+from ..tracking.store import (
+    browse_lines,
+    open_experiment,
+    resolve_experiment_name,
+    resolve_tracking_uri,
+)
+from ..tracking.tracked_run import TrackedRun, resolved_config, run_training
+from ..training.config import TrainConfig
+from ..training.model import CELLS
+from . import yardstick
 
 # Under three minutes for both cells on a 2-core CPU, and the same story as the full run (LSTM
 # above 80% valid, well above the RNN, below the yardstick): the *last* 100 tokens (a review's
@@ -226,4 +231,3 @@ def write_accuracy_by_length(groups: dict[str, list[TrackedRun]], corpus,
     reporting.plot_accuracy_by_length(frame, out / "accuracy_by_length.png")
     shown = frame.map(lambda v: f"{v:.2f}" if isinstance(v, float) else v)
     return "test accuracy by review length (quartiles of token count):\n" + reporting.markdown_table(shown)
-

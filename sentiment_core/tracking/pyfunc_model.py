@@ -14,13 +14,13 @@ from mlflow.pyfunc import PythonModel
 
 class SentimentClassifier(PythonModel):
     def load_context(self, context):
-        from sentiment_core.checkpoint import load_checkpoint
+        from sentiment_core.training.checkpoint import load_checkpoint
 
         self.checkpoint = load_checkpoint(context.artifacts["checkpoint"])
 
     def predict(self, context, model_input, params=None):
-        from sentiment_core.checkpoint import predict
         from sentiment_core.errors import UserError
+        from sentiment_core.training.checkpoint import predict
 
         if not isinstance(model_input, pd.DataFrame) or "text" not in model_input.columns:
             columns = list(model_input.columns) if isinstance(model_input, pd.DataFrame) else type(model_input).__name__

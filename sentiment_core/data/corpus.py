@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import Splits
-from .errors import UserError
+from ..errors import UserError
+from .splits import Splits
 from .text import Vocabulary, get_tokenizer
 
 CACHE_FORMAT = 1
@@ -137,7 +137,8 @@ def _load(path: Path) -> Corpus | None:
 
 def load_corpus(config, cache_dir: str | Path | None = None, download: bool = True) -> Corpus:
     """The corpus a :class:`~sentiment_core.config.TrainConfig` asks for (data, split, tokens, vocab)."""
-    from .data import default_cache_dir, load_splits
+    from .sources import load_splits
+    from .splits import default_cache_dir
 
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     splits = load_splits(config.data, seed=config.split_seed, data_dir=config.data_dir, cache_dir=cache_dir,

@@ -11,11 +11,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .data import SOURCES
-from .errors import UserError
+from ..data.sources import SOURCES
+from ..data.text import TOKENIZERS
+from ..errors import UserError
 from .model import CELLS
 from .runtime import PRECISIONS
-from .text import TOKENIZERS
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 SEQUENCE_PATHS = ("auto", "packed", "padded")

@@ -20,10 +20,11 @@ from mlflow import MlflowClient
 from mlflow.entities import LoggedModelStatus
 from mlflow.exceptions import MlflowException
 
-from .errors import UserError, first_line
+from ..errors import UserError, first_line
 
-PACKAGE = Path(__file__).resolve().parent
-MODEL_CODE = PACKAGE / "pyfunc_model.py"
+
+PACKAGE = Path(__file__).resolve().parents[1]  # the whole sentiment_core package travels with a model
+MODEL_CODE = Path(__file__).resolve().parent / "pyfunc_model.py"
 ARTIFACT = "model"
 BEST_ALIAS = "best"
 EXAMPLE = ["A wonderful, moving film with a superb cast.", "Two hours I will never get back."]
@@ -226,3 +227,16 @@ def download_model(uri: str, tracking_uri: str, destination: str | Path) -> Path
 def checkpoint_of(model_dir: Path) -> Path:
     """The checkpoint folder inside a logged model."""
     return Path(model_dir) / "artifacts" / "checkpoint"
+
+
+def download_checkpoint(uri: str, run_id: str, destination: str | Path) -> Path:
+    """The checkpoint of a run: inside its MLflow Model, or (runs logged before models were) the
+    run's own ``checkpoint`` folder."""
+    for path in ("model/artifacts/checkpoint", "checkpoint"):
+        try:
+            with quiet_download(uri), using_store(uri):
+                return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path,
+                                                                dst_path=str(destination), tracking_uri=uri))
+        except (MlflowException, OSError) as exc:
+            error = exc
+    raise UserError(f"run {run_id} has no model or checkpoint in {uri}: {first_line(error)}")

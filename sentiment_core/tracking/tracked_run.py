@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from .config import TrainConfig
-from .cpu_share import CpuShare
-from .corpus import Corpus
-from .runtime import Runtime, runtime_of
-from .tracking import RunTracker, environment_tags, log_training_outcome, monitor_system
-from .training import TrainResult, confusion_counts, evaluate_predictions, train
+from ..data.corpus import Corpus
+from ..system.cpu_share import CpuShare
+from ..training.checkpoint import save_checkpoint
+from ..training.config import TrainConfig
+from ..training.loop import TrainResult, confusion_counts, evaluate_predictions, train
+from ..training.runtime import Runtime, runtime_of
+from .runs import RunTracker, environment_tags, monitor_system
 
 
 @dataclass
@@ -82,3 +84,41 @@ def run_training(
         if result.status == "diverged":
             run.fail_on_exit()
     return TrackedRun(tracker.run_id, config, result, predictions)
+
+
+def log_training_outcome(tracker: RunTracker, config: TrainConfig, corpus: Corpus, result, confusion) -> None:
+    """Summary metrics, history CSV, learning curves, confusion matrix and the checkpoint."""
+    from .. import reporting
+
+    tracker.set_tags({"training_status": result.status, **({"training_message": result.message} if result.message else {})})
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        if result.history:
+            reporting.history_frame(result.history).to_csv(tmp / "history.csv", index=False)
+            reporting.plot_learning_curves(result.history, tmp / "learning_curves.png",
+                                           title=f"{config.cell} seed {config.seed}", best_epoch=result.best_epoch)
+            tracker.log_artifact(tmp / "history.csv")
+            tracker.log_artifact(tmp / "learning_curves.png")
+        if confusion is not None:
+            reporting.plot_confusion(confusion, tmp / "test_confusion_matrix.png",
+                                     title=f"{config.cell} seed {config.seed}: test, best-valid weights")
+            reporting.confusion_frame(confusion).to_csv(tmp / "test_confusion_matrix.csv")
+            tracker.log_artifact(tmp / "test_confusion_matrix.png")
+            tracker.log_artifact(tmp / "test_confusion_matrix.csv")
+        model_id = None
+        try:
+            if result.best_epoch is not None:
+                from .models import log_model
+
+                save_checkpoint(tmp / "checkpoint", result.model, corpus.vocab, config,
+                                extra={"best_epoch": result.best_epoch, "summary": result.summary})
+                # The checkpoint travels inside the MLflow Model (model/artifacts/checkpoint): one copy.
+                model_id, seconds = log_model(tracker.client, tracker.run_id, tmp / "checkpoint", config.to_dict())
+                tracker.log_metrics({"model_log_seconds": seconds}, step=result.summary["epochs_run"])
+        finally:  # the summary is logged even if the model could not be
+            if result.summary:
+                tracker.log_metrics({k: v for k, v in result.summary.items() if k in SUMMARY_METRICS},
+                                    step=result.summary["epochs_run"], model_id=model_id)
+
+
+SUMMARY_METRICS = ("best_epoch", "best_valid_acc", "test_acc_at_best_valid", "final_test_acc", "gap_at_best_valid")

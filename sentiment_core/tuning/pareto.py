@@ -1,5 +1,6 @@
 """Two-objective studies: the Pareto front of (best valid accuracy, honest gap) and the trial we
-recommend from it."""
+recommend from it.
+"""
 
 from __future__ import annotations
 

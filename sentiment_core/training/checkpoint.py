@@ -1,5 +1,6 @@
 """Checkpoints in safe formats: weights as a tensor-only state dict (loaded with
-``weights_only=True``), vocabulary and config as JSON. No pickle anywhere."""
+``weights_only=True``), vocabulary and config as JSON. No pickle anywhere.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ from pathlib import Path
 
 import torch
 
-from .batching import truncate_ids
+from ..data.batching import truncate_ids
+from ..data.text import Vocabulary, get_tokenizer
+from ..errors import UserError, first_line
 from .config import TrainConfig
-from .errors import UserError, first_line
+from .loop import build_model
 from .model import RecurrentClassifier
-from .text import Vocabulary, get_tokenizer
-from .training import build_model
 
 WEIGHTS, VOCAB, CONFIG = "weights.pt", "vocab.json", "config.json"
 LABELS = ("negative", "positive")

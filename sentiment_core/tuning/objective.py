@@ -12,124 +12,22 @@ Either way the failed trial's parameters are retried once, as a new trial.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import warnings
 from pathlib import Path
 
 import optuna
-from optuna.trial import TrialState
 
-from .config import EXECUTION_FIELDS, TrainConfig
-from .corpus import Corpus
-from .cpu_share import CpuShare
-from .errors import UserError, first_line
-from .experiment import run_training
-from .processes import is_alive, process_identity
-from .rungs import EPOCH_VALUES_ATTR, FROM_ATTR, MARGIN_ATTR, PRUNER_ATTR, REFERENCE_ATTR, RERUN_ATTR, RungPruner
-from .search_space import OBJECTIVES, SEARCHED_FIELDS, SearchSpace
-from .tracking import RunTracker
+from ..data.corpus import Corpus
+from ..errors import UserError
+from ..system.cpu_share import CpuShare
+from ..tracking.runs import RunTracker
+from ..tracking.tracked_run import run_training
+from ..training.config import TrainConfig
+from .rungs import EPOCH_VALUES_ATTR, MARGIN_ATTR, PRUNER_ATTR, RungPruner
+from .space import OBJECTIVES, SearchSpace
+from .stale import trial_identity_attrs
 
 PRUNERS = ("auto", "asha", "median", "hyperband", "none")
-HEARTBEAT_INTERVAL_S, GRACE_PERIOD_S = 30, 90
-RETRIED_FROM = "retried_from_trial"
-WORKER_ATTR = "worker"  # {worker_host, worker_pid, worker_start} of the process running a trial
-
-
-# Where trials run: part of what makes them comparable (bf16 and fp32, CPU and cuDNN kernels
-# drift apart epoch by epoch as two seeds do), so a study runs on one of these only.
-WHERE_IT_RUNS = EXECUTION_FIELDS
-
-
-def study_fingerprint(config: TrainConfig, space: SearchSpace, objective: str = "accuracy") -> dict:
-    """Everything that makes trials comparable: the fixed config (minus what the space searches),
-    where trials run (``config`` resolved: cpu / fp32 / padded, ...), the search space and the
-    objective."""
-    fingerprint = _settings_fingerprint(config, space, objective)
-    fingerprint["runtime"] = {k: getattr(config, k) for k in WHERE_IT_RUNS}
-    return fingerprint
-
-
-def _settings_fingerprint(config: TrainConfig, space: SearchSpace, objective: str) -> dict:
-    searched = SEARCHED_FIELDS if space.kind == "extended" else ("embedding_dropout", "weight_decay")
-    fixed = {k: v for k, v in config.to_dict().items() if k not in searched and k not in WHERE_IT_RUNS + ("seed",)}
-    fingerprint = {"config": fixed, "space": space.fingerprint()}
-    if objective != "accuracy":
-        fingerprint["objective"] = objective
-    return fingerprint
-
-
-def fingerprint_differences(stored: dict, wanted: dict) -> list[str]:
-    """What differs between a study's stored fingerprint and the one a command asks for.
-
-    Fingerprints gain fields as the config does: a field missing from a stored one had its
-    default value then (the knob did not exist), so it matches the default. Studies created
-    before the fingerprint named the runtime have none stored: those match any runtime."""
-    defaults = TrainConfig().to_dict()
-    changed = sorted(k for k in set(stored["config"]) | set(wanted["config"])
-                     if stored["config"].get(k, defaults.get(k)) != wanted["config"].get(k, defaults.get(k)))
-    if "runtime" in stored:
-        changed += [f"{k} (the study runs on {stored['runtime'].get(k, defaults[k])})" for k in WHERE_IT_RUNS
-                    if stored["runtime"].get(k, defaults[k]) != wanted["runtime"][k]]
-    if stored["space"] != wanted["space"]:
-        changed.append("search space")
-    if stored.get("objective") != wanted.get("objective"):
-        changed.append("objective")
-    return changed
-
-
-def default_study_name(config: TrainConfig, space: SearchSpace, objective: str = "accuracy") -> str:
-    # The name hashes the settings only, not the runtime: the names of studies made before the
-    # runtime joined the fingerprint stay the same, and the same flags on another device find the
-    # study and are refused with the reason, not silently given a second study.
-    digest = hashlib.sha256(json.dumps(_settings_fingerprint(config, space, objective), sort_keys=True).encode()).hexdigest()[:8]
-    return f"{config.cell}-{config.data}-regularization-{digest}"
-
-
-def default_storage(studies_dir: Path, study_name: str) -> str:
-    return f"journal:{studies_dir / (study_name + '.journal')}"
-
-
-def journal_path(url: str) -> Path | None:
-    """The file of a journal storage URL (``journal:PATH`` or a path ending in .journal), else None."""
-    if url.startswith("journal:") or url.endswith(".journal"):
-        return Path(url.removeprefix("journal:"))
-    return None
-
-
-def make_storage(url: str, heartbeat_interval: int = HEARTBEAT_INTERVAL_S, grace_period: int = GRACE_PERIOD_S):
-    """``journal:PATH`` (or a path ending in .journal), or an RDB URL with heartbeats."""
-    path = journal_path(url)
-    if path is not None:
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
-
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path)))
-    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-
-    from .locks import database_lock
-
-    try:
-        # Several workers creating the tables of a fresh database at once collide
-        # (duplicate key in pg_type): one at a time.
-        with warnings.catch_warnings(), database_lock(url, "optuna-storage-tables"):
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats are "experimental"
-            return RDBStorage(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
-                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
-                              engine_kwargs={"pool_pre_ping": True})
-    except Exception as exc:  # sqlalchemy: bad URL, unreachable host, wrong password, missing database
-        raise UserError(f"cannot open Optuna storage {redact_url(url)}: {first_line(exc)}") from None
-
-
-def redact_url(url: str) -> str:
-    """Hide a password in a database URL before printing it."""
-    if "://" in url and "@" in url:
-        scheme, rest = url.split("://", 1)
-        credentials, host = rest.rsplit("@", 1)
-        user = credentials.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}"
-    return url
 
 
 def resolve_pruner(name: str, config: TrainConfig, objective: str) -> str:
@@ -175,52 +73,6 @@ def make_sampler():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.samplers.TPESampler(multivariate=True, group=True, constant_liar=True)
-
-
-# --- worker identity and stale trials (journal storage) ------------------------------------
-
-
-def fail_dead_workers_trials(study: optuna.Study) -> list[int]:
-    """Mark RUNNING trials whose worker process is gone as FAIL and enqueue their params once."""
-    failed = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        identity = trial.system_attrs.get(WORKER_ATTR)
-        if identity is None or is_alive(identity):  # None: the trial has only just started
-            continue
-        try:
-            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-        except RuntimeError:
-            continue  # finished meanwhile
-        failed.append(trial.number)
-        if RETRIED_FROM not in trial.user_attrs and trial.params:
-            # The retry keeps what the trial was there for (the seed setting, a rerun).
-            why = {k: trial.user_attrs[k] for k in (REFERENCE_ATTR, RERUN_ATTR, FROM_ATTR) if k in trial.user_attrs}
-            study.enqueue_trial(trial.params, user_attrs={RETRIED_FROM: trial.number, **why})
-    return failed
-
-
-def trial_identity_attrs(trial: optuna.Trial) -> None:
-    # One attribute, written at once: another worker never sees half an identity.
-    trial.storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, process_identity())
-
-
-def heartbeat_failed_trials(study: optuna.Study) -> list[int]:
-    """RDB storage: fail trials whose heartbeat stopped (their params are retried once by the
-    storage's RetryHeartbeatStaleTrialCallback)."""
-    from optuna.storages import fail_stale_trials
-
-    before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-    fail_stale_trials(study)
-    after = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-    return sorted(before - after)
-
-
-def recover_stale_trials(study: optuna.Study) -> list[int]:
-    from optuna.storages import RDBStorage
-
-    if isinstance(study._storage, RDBStorage):
-        return heartbeat_failed_trials(study)
-    return fail_dead_workers_trials(study)
 
 
 # --- the objective -------------------------------------------------------------------------

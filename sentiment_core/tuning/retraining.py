@@ -15,18 +15,23 @@ from typing import TYPE_CHECKING
 
 import optuna
 
-from .cli import run_in_processes
-from . import mlflow_model
-from .comparison import data_source_label, register_run
-from .config import EXECUTION_FIELDS, TrainConfig
-from .corpus import load_corpus
-from .errors import UserError
-from .experiment import TrackedRun, run_training
-from .search_space import params_to_config
-from .tracking import RunTracker, open_experiment, resolve_experiment_name, resolve_tracking_uri
+from ..comparison.arms import data_source_label, register_run
+from ..data.corpus import load_corpus
+from ..errors import UserError
+from ..system.workers import run_in_processes
+from ..tracking import models as mlflow_model
+from ..tracking.runs import RunTracker
+from ..tracking.store import (
+    open_experiment,
+    resolve_experiment_name,
+    resolve_tracking_uri,
+)
+from ..tracking.tracked_run import TrackedRun, run_training
+from ..training.config import EXECUTION_FIELDS, TrainConfig
+from .space import params_to_config
 
 if TYPE_CHECKING:
-    from .study import StudySpec
+    from .spec import StudySpec
 
 ATTR_PREFIX = "retrain:"
 WHERE_IT_RAN = EXECUTION_FIELDS  # not part of what a retrain is (a study runs on one runtime anyway)

@@ -2,30 +2,41 @@
 
 from __future__ import annotations
 
-import os
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
 
-from . import carry_over, tuning
-from .processes import is_alive, process_identity
-from .rungs import REFERENCE_ATTR, RungPruner, epoch_values, rerun_spared
-from .search_space import OBJECTIVES, SearchSpace
-from .cli import run_in_processes
-from .comparison import data_source_label
-from .config import TrainConfig
-from .corpus import load_corpus
-from .cpu_share import CpuShare
-from .errors import UserError, first_line
-from .locks import database_lock, file_lock
-from .experiment import resolved_config
+from ..comparison.arms import data_source_label
+from ..data.corpus import load_corpus
+from ..errors import UserError, first_line
+from ..system.locks import database_lock, file_lock
+from ..system.processes import is_alive, process_identity
+from ..system.workers import run_in_processes
+from ..tracking.runs import RunTracker, process_tags, reap_and_report
+from ..tracking.store import (
+    open_experiment,
+    resolve_experiment_name,
+    resolve_tracking_uri,
+)
+from ..tracking.tracked_run import resolved_config
+from . import carry_over
+from .fingerprint import fingerprint_differences, study_fingerprint
 from .journal import check_journal
-from .study_report import report
-from .tracking import (RunTracker, open_experiment, process_tags, reap_and_report, resolve_experiment_name,
-                       resolve_tracking_uri)
+from .objective import (
+    Objective,
+    TrialDiverged,
+    make_pruner,
+    make_sampler,
+    resolve_pruner,
+)
+from .report import report
+from .rungs import REFERENCE_ATTR, epoch_values, rerun_spared
+from .space import OBJECTIVES
+from .spec import StudySpec
+from .stale import recover_stale_trials
+from .storage import journal_path, make_storage, redact_url
 
 PARENT_RUN_ATTR = "mlflow_parent_run_id"
 FINGERPRINT_ATTR = "fingerprint"
@@ -35,70 +46,22 @@ COMMAND_ATTR = "command:"  # + host:pid:start of each command working on the stu
 TOWARDS_TOTAL = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 
 
-@dataclass
-class StudySpec:
-    config: TrainConfig
-    space: SearchSpace
-    study_name: str
-    storage_url: str
-    repo_root: Path
-    pruner: str = "auto"
-    seed_margin: float = RungPruner.seed_margin  # asha: a fraction of accuracy (0.03 = 3 points)
-    first_rung: int = RungPruner.min_epoch  # asha: the first epoch judged (then x3)
-    rerun_spared: bool = False  # asha: run again trials pruned under another rule that this one spares
-    enqueue_best_of: str | None = None  # STORAGE[#STUDY]: queue that study's best settings once, at the start
-    enqueue_best: int = 5  # how many of them
-    objective: str = "accuracy"
-    n_trials: int = 20
-    total_trials: int | None = None  # instead of n_trials: run until the study holds this many finished trials
-    workers: int = 1
-    experiment: str | None = None
-    cache_dir: Path | None = None
-    output_dir: Path | None = None
-    retrain_best: int = 0
-    retrain_epochs: int | None = None
-    progress: bool = True
-    heartbeat_interval: int = tuning.HEARTBEAT_INTERVAL_S
-    heartbeat_grace: int = tuning.GRACE_PERIOD_S
-    register: bool | None = None  # register the tuned retrains' models (None: unless --max-examples)
-    system_metrics: bool = True
-    threads: int | None = None  # torch threads per worker (default: the cores divided among the workers)
-    cpu: CpuShare | None = None  # this process's threads, re-decided after each epoch (spawned workers: fixed)
-    reap_only: bool = False  # only fail the trials of dead workers and end their runs
-
-    def reads_only(self) -> bool:
-        """--n-trials 0: a report, which leaves the storage as it was."""
-        return self.n_trials == 0 and self.total_trials is None and not self.reap_only
-
-    def worker_threads(self, workers: int | None = None) -> int:
-        """Torch threads of each of ``workers`` (default --workers) spawned processes: --threads,
-        or the cores shared out."""
-        return self.threads or max(1, (os.cpu_count() or 1) // (workers or self.workers))
-
-    def rungs(self) -> RungPruner | None:
-        """The asha rule this command judges trials by (None under another pruner)."""
-        return tuning.rung_pruner(self.pruner, self.seed_margin, self.first_rung)
-
-    def storage(self):
-        return tuning.make_storage(self.storage_url, self.heartbeat_interval, self.heartbeat_grace)
-
-
 def _creation_lock_path(storage_url: str) -> Path | None:
     """Journal files: one process at a time creates the study and enqueues the seed setting."""
-    path = tuning.journal_path(storage_url)
+    path = journal_path(storage_url)
     return path.with_name(path.name + ".create.lock") if path is not None else None
 
 
 def _load(spec: StudySpec, storage) -> optuna.Study:
-    return optuna.load_study(study_name=spec.study_name, storage=storage, sampler=tuning.make_sampler(),
-                             pruner=tuning.make_pruner(spec.pruner, spec.config.epochs))
+    return optuna.load_study(study_name=spec.study_name, storage=storage, sampler=make_sampler(),
+                             pruner=make_pruner(spec.pruner, spec.config.epochs))
 
 
 def prepare_study(spec: StudySpec, client, experiment_id: str) -> tuple[optuna.Study, str, list[int]]:
     """Create or resume the study; enqueue the seed setting in a new one; fail trials of dead
     workers; make sure the study has its MLflow parent run. Returns (study, parent_run_id, failed)."""
     storage = spec.storage()
-    fingerprint = tuning.study_fingerprint(spec.config, spec.space, spec.objective)
+    fingerprint = study_fingerprint(spec.config, spec.space, spec.objective)
     names, directions = OBJECTIVES[spec.objective]
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our own lines say what happened
     with file_lock(_creation_lock_path(spec.storage_url)), database_lock(spec.storage_url, spec.study_name):
@@ -127,7 +90,7 @@ def prepare_study(spec: StudySpec, client, experiment_id: str) -> tuple[optuna.S
             print(f"trial(s) {rerun} pruned under another rule run again: a seed margin of {spec.seed_margin * 100:g} "
                   f"points spares them" if rerun else "no pruned trial to run again", flush=True)
         if spec.enqueue_best_of and carry_over.ENQUEUED_ATTR not in study.user_attrs:
-            source = carry_over.open_source(spec.enqueue_best_of, tuning.make_storage)
+            source = carry_over.open_source(spec.enqueue_best_of, make_storage)
             if (queued := carry_over.enqueue_best_of(study, source, spec.space, spec.enqueue_best)) is not None:
                     print(f"queued the {len(queued)} best setting(s) of study {source.study_name!r} (its trials "
                       f"{', '.join(map(str, queued))}) to be judged again here", flush=True)
@@ -145,16 +108,16 @@ def prepare_study(spec: StudySpec, client, experiment_id: str) -> tuple[optuna.S
 
 
 def _check_fingerprint(spec: StudySpec, stored: dict, wanted: dict) -> None:
-    if changed := tuning.fingerprint_differences(stored, wanted):
+    if changed := fingerprint_differences(stored, wanted):
         raise UserError(f"study {spec.study_name!r} was created with other settings ({', '.join(changed)}); "
                         "use the same flags to resume it, or another --study-name")
 
 
 def _new_parent_run(spec: StudySpec, client, experiment_id: str, run_name: str, kind: str) -> str:
-    fingerprint = tuning.study_fingerprint(spec.config, spec.space, spec.objective)
+    fingerprint = study_fingerprint(spec.config, spec.space, spec.objective)
     parent = RunTracker.create(client, experiment_id, run_name=run_name,
                                tags={"kind": kind, "study_name": spec.study_name,
-                                     "optuna_storage": tuning.redact_url(spec.storage_url)})
+                                     "optuna_storage": redact_url(spec.storage_url)})
     parent.log_params({**fingerprint["config"], **{f"space_{k}": v for k, v in spec.space.fingerprint().items()},
                        "space": spec.space.kind, "objective": spec.objective, "pruner": spec.pruner})
     return parent.run_id
@@ -162,7 +125,7 @@ def _new_parent_run(spec: StudySpec, client, experiment_id: str, run_name: str, 
 
 def reap_trials(study: optuna.Study, client) -> list[int]:
     """Fail the trials of dead workers (retried once as new trials) and end their MLflow runs FAILED."""
-    failed = tuning.recover_stale_trials(study)
+    failed = recover_stale_trials(study)
     for trial in study.get_trials(deepcopy=False):
         if trial.number in failed and trial.user_attrs.get("mlflow_run_id"):
             client.set_terminated(trial.user_attrs["mlflow_run_id"], "FAILED")  # killed with its worker
@@ -175,10 +138,10 @@ def _existing_study(spec: StudySpec) -> optuna.Study:
     try:
         study = _load(spec, spec.storage())
     except KeyError:
-        raise UserError(f"no study {spec.study_name!r} in {tuning.redact_url(spec.storage_url)}: give --n-trials N "
+        raise UserError(f"no study {spec.study_name!r} in {redact_url(spec.storage_url)}: give --n-trials N "
                         "or --total-trials N to create it") from None
     if (stored := study.user_attrs.get(FINGERPRINT_ATTR)) is not None:
-        _check_fingerprint(spec, stored, tuning.study_fingerprint(spec.config, spec.space, spec.objective))
+        _check_fingerprint(spec, stored, study_fingerprint(spec.config, spec.space, spec.objective))
     return study
 
 
@@ -186,14 +149,14 @@ def report_only(spec: StudySpec, client, experiment_id: str) -> optuna.Study:
     """``--n-trials 0``: read the study and write its report, leaving the storage as it was (the
     retrains that ``--retrain-best`` still has to train are the only thing added to it). A
     committed journal stays byte-identical: a checkout where someone only looked stays clean."""
-    journal = tuning.journal_path(spec.storage_url)
+    journal = journal_path(spec.storage_url)
     if journal is not None and not journal.is_file():
         raise UserError(f"no journal file at {journal}: give --n-trials N or --total-trials N to create the study")
     if journal is not None and (note := check_journal(journal, repair=False)):
         print(note, flush=True)
     study = _existing_study(spec)
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    print(f"study {spec.study_name!r} in {tuning.redact_url(spec.storage_url)}: {len(study.trials)} trial(s), read "
+    print(f"study {spec.study_name!r} in {redact_url(spec.storage_url)}: {len(study.trials)} trial(s), read "
           f"only{f'; {len(running)} RUNNING (on other machines, or of dead workers: a command that adds trials, or --reap-only, fails those)' if running else ''}",
           flush=True)
     parent_run_id = study.user_attrs.get(PARENT_RUN_ATTR)
@@ -264,7 +227,7 @@ def run_worker(spec: StudySpec, parent_run_id: str, n_trials: int, in_process: b
     corpus = load_corpus(spec.config, cache_dir=spec.cache_dir)
     client, experiment_id = open_experiment(resolve_tracking_uri(spec.repo_root), resolve_experiment_name(spec.experiment))
     study = _load(spec, spec.storage())
-    objective = tuning.Objective(spec.config, spec.space, corpus, client, experiment_id, parent_run_id,
+    objective = Objective(spec.config, spec.space, corpus, client, experiment_id, parent_run_id,
                                  repo_root=spec.repo_root, data_source=data_source_label(spec.config),
                                  study_name=spec.study_name, progress=spec.progress and spec.workers == 1,
                                  system_metrics=spec.system_metrics, objective=spec.objective,
@@ -277,7 +240,7 @@ def run_worker(spec: StudySpec, parent_run_id: str, n_trials: int, in_process: b
             # the same study, and each would otherwise add its own share. Two trials that end at the
             # same instant can still both start another: one trial over per extra worker at most.
             callbacks.append(optuna.study.MaxTrialsCallback(spec.total_trials, states=TOWARDS_TOTAL))
-        study.optimize(objective, n_trials=n_trials, catch=(tuning.TrialDiverged,), callbacks=callbacks)
+        study.optimize(objective, n_trials=n_trials, catch=(TrialDiverged,), callbacks=callbacks)
 
 
 def _print_trial(study: optuna.Study, trial) -> None:
@@ -295,12 +258,12 @@ def run_study(spec: StudySpec) -> optuna.Study:
     spec.config = resolved_config(spec.config)
     if spec.objective not in OBJECTIVES:
         raise UserError(f"unknown objective {spec.objective!r}: choose one of {', '.join(OBJECTIVES)}")
-    spec.pruner = tuning.resolve_pruner(spec.pruner, spec.config, spec.objective)
+    spec.pruner = resolve_pruner(spec.pruner, spec.config, spec.objective)
     if spec.rerun_spared and spec.pruner != "asha":
         raise UserError(f"--rerun-spared re-judges trials by the asha rule; the pruner here is {spec.pruner}")
     if spec.n_trials < 0 or spec.workers < 1:
         raise UserError(f"--n-trials must be >= 0 and --workers >= 1 (got {spec.n_trials}, {spec.workers})")
-    journal = tuning.journal_path(spec.storage_url)
+    journal = journal_path(spec.storage_url)
     if journal is not None and not spec.reads_only() and (note := check_journal(journal)):
         print(note, flush=True)
     uri = resolve_tracking_uri(spec.repo_root)
@@ -319,7 +282,7 @@ def run_study(spec: StudySpec) -> optuna.Study:
     done = len(counted) - in_flight
     if spec.total_trials is not None:
         spec.n_trials = max(0, spec.total_trials - len(counted))
-    print(f"study {spec.study_name!r} in {tuning.redact_url(spec.storage_url)}: {len(study.trials)} trial(s) so far "
+    print(f"study {spec.study_name!r} in {redact_url(spec.storage_url)}: {len(study.trials)} trial(s) so far "
           f"({done} complete or pruned{f', {in_flight} running elsewhere' if in_flight else ''}); "
           f"adding {'up to ' if spec.total_trials is not None and spec.n_trials else ''}{spec.n_trials} "
           f"with {spec.workers} worker(s); "
