@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -89,11 +90,23 @@ def test_a_file_that_is_not_a_journal_is_refused(tmp_path):
     assert path.read_text() == "my notes about the study\n"
 
 
+def _cut_at_the_last_trial_end(journal: Path) -> int:
+    """Tear the journal inside the record that finished its last trial (and drop what followed), as
+    if the process died writing it; returns that trial's id."""
+    lines = journal.read_bytes().split(b"\n")
+    ends = [i for i, line in enumerate(lines) if line.strip() and (r := json.loads(line))["op_code"] == 6
+            and r["state"] in (1, 2)]  # SET_TRIAL_STATE_VALUES to COMPLETE or PRUNED
+    last = ends[-1]
+    journal.write_bytes(b"\n".join(lines[:last]) + b"\n" + lines[last][: len(lines[last]) // 2])
+    return json.loads(lines[last])["trial_id"]
+
+
 def test_the_tuning_command_repairs_a_torn_journal_and_resumes(tmp_path, run_inprocess):
-    first = tune(tmp_path, "--n-trials", "3", runner=run_inprocess)
+    # Its own process: the one that "died" writing the record must be gone for the next command.
+    first = tune(tmp_path, "--n-trials", "3")
     assert first.returncode == 0, first.stderr
     journal = tmp_path / "study.journal"
-    journal.write_bytes(journal.read_bytes()[:-25])  # the last write was cut short
+    cut_trial = _cut_at_the_last_trial_end(journal)  # the last write was cut short
     storage = lambda: JournalStorage(JournalFileBackend(str(journal)))  # noqa: E731
     kept = {t.number: t.params for t in optuna.load_study(study_name="s", storage=storage()).get_trials(
         states=(TrialState.COMPLETE, TrialState.PRUNED))}
@@ -109,6 +122,12 @@ def test_the_tuning_command_repairs_a_torn_journal_and_resumes(tmp_path, run_inp
     finished = {t.number: t.params for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)}
     assert all(finished.get(number) == params for number, params in kept.items())  # every earlier trial kept
     assert len(finished) >= len(kept) + 2 and not [t for t in trials if t.state == TrialState.RUNNING]
+    # The trial whose last record (its finish) was cut looked like a dead worker's: FAIL, retried once.
+    cut = [t for t in trials if t.state == TrialState.FAIL]
+    assert [t._trial_id for t in cut] == [cut_trial] and cut[0].number not in kept
+    retries = [t for t in trials if t.user_attrs.get("retried_from_trial") == cut[0].number]
+    assert len(retries) == 1 and retries[0].params == cut[0].params
+    assert retries[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 def _runs(uri):

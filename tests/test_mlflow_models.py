@@ -188,7 +188,7 @@ def _post(url, payload):
 
 
 @pytest.mark.integration
-def test_mlflow_models_serve_answers_like_predict_py(compared, run_inprocess):
+def test_mlflow_models_serve_answers_as_the_oracle(compared, run_inprocess):
     uri, _, tmp = compared
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/sentiment-imdb-lstm@best",

@@ -69,6 +69,35 @@ def test_learning_rate_drops_on_a_plateau(tiny_config, tiny_corpus, metric):
     assert result.history[-1]["lr"] == pytest.approx(1e-7)
 
 
+def expected_learning_rates(losses: list[float], lr: float, patience: int) -> list[float]:
+    """ReduceLROnPlateau's rule written out (mode min, relative threshold 1e-4, factor 0.1): the
+    learning rate each epoch starts with, given the followed loss at the end of each epoch."""
+    rates, best, bad = [], float("inf"), 0
+    for loss in losses:
+        rates.append(lr)
+        if loss < best * (1 - 1e-4):
+            best, bad = loss, 0
+        else:
+            bad += 1
+        if bad > patience:
+            lr, bad = lr * 0.1, 0
+    return rates
+
+
+def test_the_scheduler_follows_the_metric_it_is_told(tiny_config, tiny_corpus):
+    # Tiny data, many epochs: training loss keeps falling while valid loss turns up (overfitting),
+    # so the two metrics cut the learning rate at different epochs; each run must follow its own.
+    runs = {metric: train(tiny_config.replace(scheduler_metric=metric, scheduler_patience=0, epochs=6,
+                                              embedding_dropout=0.0), tiny_corpus, progress=False).history
+            for metric in ("train_loss", "valid_loss")}
+    for metric, history in runs.items():
+        assert [r["lr"] for r in history] == pytest.approx(
+            expected_learning_rates([r[metric] for r in history], 3e-3, 0)), metric
+    # The case separates the two: had a run followed the other metric, its rates would differ.
+    assert expected_learning_rates([r["train_loss"] for r in runs["valid_loss"]], 3e-3, 0) != pytest.approx(
+        [r["lr"] for r in runs["valid_loss"]])
+
+
 @pytest.mark.parametrize("change, message", [
     ({"dropout": 1.5}, "dropout"), ({"cell": "cnn"}, "cell"), ({"weight_decay": -1}, "weight_decay"),
     ({"batch_size": 0}, "batch_size"), ({"lr": 0}, "lr"), ({"precision": "fp8"}, "precision"),

@@ -114,6 +114,9 @@ def test_two_commands_started_together(tmp_path):
     procs = [tune(tmp_path, "--total-trials", "4", background=True) for _ in range(2)]
     outputs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [err for _, err in outputs]
+    # Both worked on the study (otherwise this is only a sequential resume).
+    finished = [len(re.findall(r"^trial \d+ (COMPLETE|PRUNED)", out, re.M)) for out, _ in outputs]
+    assert all(finished) and sum(finished) in (4, 5), finished
     trials = load(tmp_path).get_trials()
     assert len(trials) in (4, 5) and sorted(t.number for t in trials) == list(range(len(trials)))
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
