@@ -74,8 +74,10 @@ def mlflow_server(backend_store_uri: str, cwd, *extra: str, timeout: float = 120
         server.wait(30)
 
 
-def kill_mid_trial(worker: subprocess.Popen, load_study: Callable[[], optuna.Study], timeout: float = 240) -> None:
-    """SIGKILL ``worker`` once its running trial has reported an epoch (never leave it behind).
+def kill_mid_trial(worker: subprocess.Popen, load_study: Callable[[], optuna.Study], timeout: float = 240,
+                   sig: int = signal.SIGKILL) -> None:
+    """Send ``sig`` (SIGKILL) to ``worker`` once its running trial has reported an epoch, and wait
+    for it to exit (never leave it behind).
 
     Fails loudly when that moment never comes (the worker exited, or the timeout passed), so a
     test cannot mistake "killed too early or too late" for "the kill left nothing RUNNING"."""
@@ -95,8 +97,8 @@ def kill_mid_trial(worker: subprocess.Popen, load_study: Callable[[], optuna.Stu
             if running and running[0].intermediate_values:
                 break
             time.sleep(0.5)
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(30)
+        worker.send_signal(sig)
+        worker.communicate(timeout=180)  # SIGTERM: the worker ends its runs first
     finally:
         worker.kill()
 

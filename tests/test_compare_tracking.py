@@ -218,10 +218,10 @@ def test_sigterm_ends_runs_killed_and_keeps_the_history(tmp_path):
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 240
-        while time.time() < deadline:  # wait until the child run has logged its first epoch
-            time.sleep(1)
-            if any("valid_acc" in r.data.metrics for r in _runs(uri)[1]):
-                break
+        while not any("valid_acc" in r.data.metrics for r in _runs(uri)[1]):  # the first epoch is logged
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            assert time.time() < deadline, "no epoch was logged within 240 s: nothing to test the signal on"
+            time.sleep(0.5)
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=120)
     finally:

@@ -27,8 +27,9 @@ pytestmark = [pytest.mark.integration,
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "experiments" / "tune_regularization.py"
-# Fast heartbeats, so a dead worker's trial is stale after 3 s.
-SHARED = ["--epochs", "2", "--study-name", "shared", "--heartbeat-interval", "1", "--heartbeat-grace", "3"]
+# Fast heartbeats, so a dead worker's trial is stale after 10 s; the grace is 5x the interval, so a
+# live worker whose heartbeat thread waits for a busy 2-core machine is not taken for dead.
+SHARED = ["--epochs", "2", "--study-name", "shared", "--heartbeat-interval", "2", "--heartbeat-grace", "10"]
 
 
 def create_database() -> str:
@@ -84,6 +85,17 @@ def test_three_workers_share_a_study_and_a_tracking_server(tmp_path, tracking_se
         # Artifacts went through the server (mlflow-artifacts:/), not to a shared disk path.
         assert run.info.artifact_uri.startswith("mlflow-artifacts:")
         assert "history.csv" in {a.path for a in client.list_artifacts(run.info.run_id)}
+    # Models as MLflow 3 LoggedModels through the server; registered, loaded back by alias.
+    from sentiment_core.tracking.models import checkpoint_of, download_model, logged_model_of, register
+
+    run_id = trials[0].user_attrs["mlflow_run_id"]
+    model = logged_model_of(client, run_id)
+    assert model is not None and str(model.status) == "READY" and model.source_run_id == run_id
+    assert register(client, run_id, "server-check", 0.5, "split", "p") == ("1", True)
+    version = client.get_model_version_by_alias("server-check", "best")
+    assert version.source == f"models:/{model.model_id}"
+    local = download_model("models:/server-check@best", tracking_server, tmp_path / "downloaded")
+    assert (checkpoint_of(local) / "weights.pt").is_file()
 
 
 def test_a_killed_worker_is_failed_by_the_next_workers_heartbeat_check(tmp_path, tracking_server):
@@ -92,10 +104,16 @@ def test_a_killed_worker_is_failed_by_the_next_workers_heartbeat_check(tmp_path,
     kill_mid_trial(worker, lambda: optuna.load_study(study_name="shared", storage=storage))
     study = optuna.load_study(study_name="shared", storage=storage)
     assert study.get_trials(states=(TrialState.RUNNING,)), "SIGKILL left the trial RUNNING"
-    time.sleep(4)  # longer than the 3 s grace period
-    again = tune(tmp_path, storage, tracking_server, "--reap-only", *ENDLESS)
-    assert again.returncode == 0, again.stderr
-    assert "marked trial(s) [0] of dead workers as FAIL" in again.stdout
+    # The next command fails the trial once its heartbeat is older than the grace: try until then.
+    deadline = time.time() + 180
+    while True:
+        again = tune(tmp_path, storage, tracking_server, "--reap-only", *ENDLESS)
+        assert again.returncode == 0, again.stderr
+        if "marked trial(s) [0] of dead workers as FAIL" in again.stdout:
+            break
+        assert "no trial of a dead worker" in again.stdout, again.stdout
+        assert time.time() < deadline, "the dead worker's trial was not failed within 180 s of its last heartbeat"
+        time.sleep(2)
     study = optuna.load_study(study_name="shared", storage=storage)
     assert not study.get_trials(states=(TrialState.RUNNING,))
     assert study.trials[0].state == TrialState.FAIL

@@ -247,3 +247,29 @@ def test_the_parent_run_ends_with_the_last_command_on_the_study(tmp_path):
     # The last command to finish (here by SIGTERM) ends the parent run, with its own status.
     assert client.get_run(parent_id).info.status == "KILLED"
 
+
+
+@pytest.mark.parametrize("pruner", ["median", "hyperband"])
+def test_optunas_pruners_stop_a_hopeless_trial(pruner, rung_store, tiny_config, tiny_corpus):
+    from sentiment_core.tuning.objective import make_pruner
+
+    tmp, client, experiment_id = rung_store
+    # A fixed name: Hyperband puts a trial in a bracket by a hash of the study's name and its number.
+    study = optuna.create_study(study_name="pruners", direction="maximize", pruner=make_pruner(pruner, 8))
+
+    def rival(trial):  # 80-84% valid accuracy from epoch 1 on, reported through the pruner as a real trial would
+        SearchSpace().suggest(trial)
+        for epoch in range(1, 9):
+            trial.report(0.80 + 0.005 * epoch, epoch)
+            trial.should_prune()  # the successive-halving rungs record each trial's value here
+        return 0.84
+
+    study.optimize(rival, n_trials=16)
+    hopeless = tiny_config.replace(epochs=8, lr=1e-9, early_stopping_patience=0)
+    objective_fn = Objective(hopeless, SearchSpace(), tiny_corpus, client, experiment_id,
+                             client.create_run(experiment_id).info.run_id, repo_root=tmp, data_source="test",
+                             study_name="optuna-pruners", progress=False, system_metrics=False)
+    study.enqueue_trial(SEED_PARAMS["basic"])
+    study.optimize(objective_fn, n_trials=1)
+    trial = study.trials[-1]
+    assert trial.state == TrialState.PRUNED and len(trial.intermediate_values) < 8

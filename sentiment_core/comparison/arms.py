@@ -61,7 +61,7 @@ def run_arms(arms: dict[str, TrainConfig], seeds: list[int], *, repo_root: Path,
         raise UserError(f"--seeds has duplicates: {seeds}")
     arms = {label: resolved_config(config) for label, config in arms.items()}
     first = next(iter(arms.values()))
-    register = mlflow_model.should_register(register, first.max_examples)
+    asked, register = register, mlflow_model.should_register(register, first.max_examples)
     differ = [f for f in DATA_FIELDS if len({getattr(c, f) for c in arms.values()}) > 1]
     if differ:
         raise UserError(f"the compared configs must read the same data; they differ in {', '.join(differ)}")
@@ -111,7 +111,7 @@ def run_arms(arms: dict[str, TrainConfig], seeds: list[int], *, repo_root: Path,
 
     print("\n" + markdown)
     if not register:
-        print(f"\nmodels not registered ({'--max-examples: a smoke run' if first.max_examples else '--no-register'}; "
+        print(f"\nmodels not registered ({'--no-register' if asked is False else '--max-examples: a smoke run'}; "
               "--register registers them)")
     print(f"\nwall time {time.perf_counter() - started:.0f}s; plots and tables: {out}")
     print(f"MLflow: parent run {parent.run_id} in experiment '{experiment_name}' at {uri}")

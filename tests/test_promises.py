@@ -1,0 +1,187 @@
+"""What the README promises and no other test checked: each on tiny real data, real stores."""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import subprocess
+import sys
+
+import optuna
+import pytest
+from mlflow import MlflowClient
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+from optuna.trial import TrialState, create_trial
+
+from helpers import COMPARE, REPO, TINY, kill_mid_trial, load_study, run_script, store, tune
+from sentiment_core.tracking.models import should_register
+from sentiment_core.tracking.runs import RunTracker
+from sentiment_core.tracking.store import open_experiment
+from sentiment_core.tracking.tracked_run import run_training
+from sentiment_core.training.runtime import cpu_has_native_bf16
+from sentiment_core.tuning.retraining import keep_run, stored_run
+from sentiment_core.tuning.rungs import REFERENCE_ATTR
+
+PRESETS_SCRIPT = REPO / "experiments" / "compare_presets.py"
+
+
+def test_reap_only_ends_the_runs_of_a_dead_process(tmp_path, run_inprocess):
+    uri = store(tmp_path)
+    # A process that opens a run and dies without ending it.
+    code = ("import sys\nsys.path.insert(0, sys.argv[2])\n"
+            "from sentiment_core.tracking import RunTracker, open_experiment\n"
+            "client, experiment_id = open_experiment(sys.argv[1], 'rnn-vs-lstm')\n"
+            "print(RunTracker.create(client, experiment_id, run_name='orphan').run_id)\n")
+    run_id = subprocess.run([sys.executable, "-c", code, uri, str(REPO)], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    client = MlflowClient(uri)
+    assert client.get_run(run_id).info.status == "RUNNING"
+    proc = run_inprocess(COMPARE, ["--reap-only"], {"MLFLOW_TRACKING_URI": uri}, cwd=tmp_path)
+    assert proc.returncode == 0 and "ended 1 run(s) of dead processes as KILLED" in proc.stdout
+    assert client.get_run(run_id).info.status == "KILLED"
+    assert "killed_reason" in client.get_run(run_id).data.tags
+
+
+def test_compare_presets_trains_each_recipe_paired_by_seed(tmp_path):
+    uri = store(tmp_path)
+    proc = run_script([*TINY, "--epochs", "1", "--presets", "default,previous-default", "--seeds", "1,2",
+                       "--no-baseline", "--output-dir", str(tmp_path / "out")], uri, tmp_path, tmp_path / "cache",
+                      script=PRESETS_SCRIPT)
+    assert proc.returncode == 0, proc.stderr
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("rnn-vs-lstm").experiment_id])
+    children = sorted((r.data.tags.get("arm"), r.data.params.get("seed"), r.data.params.get("output_dropout"))
+                      for r in runs if "mlflow.parentRunId" in r.data.tags)
+    assert children == [("default", "1", "0.0"), ("default", "2", "0.0"),
+                        ("previous-default", "1", "0.6"), ("previous-default", "2", "0.6")]
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    assert parent.data.tags["kind"] == "preset-comparison"
+    assert "| default" in proc.stdout and "| previous-default" in proc.stdout
+
+
+def test_registering_follows_the_flags():
+    assert should_register(None, None) and not should_register(None, 200)  # smoke runs: only when asked
+    assert should_register(True, 200) and not should_register(False, None)
+
+
+def test_no_register_keeps_the_registry_empty(tmp_path):
+    uri = store(tmp_path)
+    proc = run_script([*TINY, "--epochs", "1", "--models", "rnn", "--no-baseline", "--register", "--no-register",
+                       "--output-dir", str(tmp_path / "out")], uri, tmp_path, tmp_path / "cache")
+    assert proc.returncode == 0, proc.stderr
+    assert not MlflowClient(uri).search_registered_models()
+    assert "models not registered (--no-register" in proc.stdout
+
+
+def test_a_kept_retrain_is_read_back_only_for_its_own_recipe(tiny_config, tiny_corpus, tmp_path):
+    study = optuna.create_study(direction="maximize")
+    client, experiment_id = open_experiment(store(tmp_path), "kept")
+    config = tiny_config.replace(epochs=1, device="cpu", precision="fp32", sequence_path="padded")
+    run = run_training(RunTracker.create(client, experiment_id, run_name="r"), config, tiny_corpus, repo_root=REPO,
+                       data_source="test", progress=False, system_metrics=False)
+    keep_run(study, "tuned", config, run)
+    assert stored_run(study, "tuned", config).run_id == run.run_id
+    assert stored_run(study, "tuned", config.replace(device="auto", precision="auto")) is not None  # where it ran
+    assert stored_run(study, "tuned", config.replace(lr=1e-2)) is None  # another recipe
+    assert stored_run(study, "tuned", config.replace(seed=7)) is None  # another seed
+    assert stored_run(study, "seed config", config) is None  # another configuration
+    # A recipe kept before a knob existed matches that knob's default, not any value.
+    key = next(k for k in study.user_attrs if k.startswith("retrain:"))
+    kept = dict(study.user_attrs[key])
+    kept["recipe"] = {k: v for k, v in kept["recipe"].items() if k != "word_dropout"}
+    study.set_user_attr(key, kept)
+    assert stored_run(study, "tuned", config) is not None
+    assert stored_run(study, "tuned", config.replace(word_dropout=0.1)) is None
+
+
+@pytest.mark.skipif(not cpu_has_native_bf16(), reason="this CPU has no bf16 LSTM kernels (AVX512-BF16 or AMX)")
+def test_bf16_trains_like_fp32(tiny_config, tiny_corpus):
+    from sentiment_core.training import train
+
+    runs = {p: train(tiny_config.replace(epochs=3, precision=p, device="cpu"), tiny_corpus, progress=False).history
+            for p in ("fp32", "bf16")}
+    for fp32, bf16 in zip(runs["fp32"], runs["bf16"]):
+        assert abs(fp32["train_loss"] - bf16["train_loss"]) < 0.05
+        assert abs(fp32["valid_acc"] - bf16["valid_acc"]) < 0.1
+
+
+def test_a_diverged_loss_ends_its_run_failed(tiny_config, tiny_corpus, tmp_path):
+    client, experiment_id = open_experiment(store(tmp_path), "diverged")
+    run = run_training(RunTracker.create(client, experiment_id, run_name="r"),
+                       tiny_config.replace(lr=1e38, clip_grad_norm=0, epochs=3, precision="fp32"), tiny_corpus,
+                       repo_root=REPO, data_source="test", progress=False, system_metrics=False)
+    assert run.result.status == "diverged"
+    logged = client.get_run(run.run_id)
+    assert logged.info.status == "FAILED" and logged.data.tags["training_status"] == "diverged"
+
+
+def test_sigterm_during_a_study_fails_its_trial_and_kills_its_run(tmp_path):
+    proc = tune(tmp_path, "--n-trials", "1", "--epochs", "500", "--early-stopping-patience", "0", background=True)
+    kill_mid_trial(proc, lambda: load_study(tmp_path), sig=signal.SIGTERM)
+    assert proc.returncode == 130
+    trial = load_study(tmp_path).trials[0]
+    assert trial.state == TrialState.FAIL
+    run = MlflowClient(store(tmp_path)).get_run(trial.user_attrs["mlflow_run_id"])
+    assert run.info.status == "KILLED" and run.data.tags["trial_state"] == "KILLED"
+
+
+def _basic(dropout: float, state: TrialState, values: dict[int, float], **attrs):
+    return create_trial(state=state, params={"dropout": dropout, "weight_decay_on": False},
+                        distributions={"dropout": FloatDistribution(0.0, 0.8),
+                                       "weight_decay_on": CategoricalDistribution([False, True])},
+                        value=max(values.values()) if state == TrialState.COMPLETE else None,
+                        intermediate_values=values, user_attrs=attrs)
+
+
+def test_rerun_spared_runs_again_what_another_margin_pruned(tmp_path, run_inprocess):
+    created = tune(tmp_path, "--total-trials", "0", "--pruner", "asha", "--first-rung", "1", runner=run_inprocess)
+    assert created.returncode == 0, created.stderr
+    study = load_study(tmp_path)
+    study.add_trial(_basic(0.6, TrialState.COMPLETE, {1: 0.60, 2: 0.62}, **{REFERENCE_ATTR: "seed notebook setting"}))
+    # Pruned at epoch 1 under plain halving (margin 0) at 0.59: within 3 points of the seed setting's 0.60.
+    study.add_trial(_basic(0.3, TrialState.PRUNED, {1: 0.59}, seed_margin=0.0))
+    pruned = study.trials[-1].number
+    proc = tune(tmp_path, "--n-trials", "2", "--pruner", "asha", "--first-rung", "1", "--rerun-spared",
+                runner=run_inprocess)
+    assert proc.returncode == 0, proc.stderr
+    assert f"trial(s) [{pruned}] pruned under another rule run again" in proc.stdout
+    reruns = [t for t in load_study(tmp_path).trials if t.user_attrs.get("rerun_of") == pruned]
+    assert len(reruns) == 1 and reruns[0].params["dropout"] == 0.3
+    assert reruns[0].state in (TrialState.COMPLETE, TrialState.PRUNED) and reruns[0].user_attrs["seed_margin"] == 0.03
+    again = tune(tmp_path, "--n-trials", "0", "--pruner", "asha", "--first-rung", "1", "--rerun-spared",
+                 "--total-trials", "4", runner=run_inprocess)
+    assert again.returncode == 0 and "no pruned trial to run again" in again.stdout
+
+
+def test_a_dead_workers_trial_is_retried_and_the_retry_runs(tmp_path, run_inprocess):
+    created = tune(tmp_path, "--total-trials", "0", runner=run_inprocess)
+    assert created.returncode == 0, created.stderr
+    # A worker that takes the queued seed setting, says who it is, and dies mid-trial.
+    code = ("import sys\nsys.path.insert(0, sys.argv[2])\nimport optuna\n"
+            "from sentiment_core.tuning import make_storage\nfrom sentiment_core.tuning.stale import trial_identity_attrs\n"
+            "study = optuna.load_study(study_name='s', storage=make_storage('journal:' + sys.argv[1]))\n"
+            "trial = study.ask()\ntrial_identity_attrs(trial)\ntrial.suggest_float('dropout', 0, 0.8)\n"
+            "trial.suggest_categorical('weight_decay_on', [False, True])\n")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "study.journal"), str(REPO)], check=True)
+    assert load_study(tmp_path).trials[0].state == TrialState.RUNNING
+    proc = tune(tmp_path, "--n-trials", "1", runner=run_inprocess)
+    assert proc.returncode == 0, proc.stderr
+    trials = load_study(tmp_path).trials
+    assert trials[0].state == TrialState.FAIL
+    retry = [t for t in trials if t.user_attrs.get("retried_from_trial") == 0]
+    assert len(retry) == 1 and retry[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
+    assert retry[0].params == {"dropout": 0.6, "weight_decay_on": False} and REFERENCE_ATTR in retry[0].user_attrs
+
+
+def test_a_journal_damaged_before_its_end_is_refused_by_the_command(tmp_path, run_inprocess):
+    assert tune(tmp_path, "--n-trials", "1", runner=run_inprocess).returncode == 0
+    journal = tmp_path / "study.journal"
+    lines = journal.read_bytes().splitlines(keepends=True)
+    lines[1] = lines[1][: len(lines[1]) // 2] + b"\n"
+    journal.write_bytes(b"".join(lines))
+    before = hashlib.sha256(journal.read_bytes()).hexdigest()
+    proc = tune(tmp_path, "--n-trials", "1", runner=run_inprocess)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert str(journal) in last and "is damaged" in last and "Restore a backup" in last
+    assert hashlib.sha256(journal.read_bytes()).hexdigest() == before
