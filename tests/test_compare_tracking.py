@@ -309,6 +309,7 @@ def test_a_normal_start_prints_a_few_lines_and_ends_with_the_table_link_and_fold
     lstm = next(line for line in out if line.startswith("lstm on cpu (") and "; the default recipe but " in line)
     assert "max_examples 200" in lstm and "max_len 60" in lstm
     assert "{" not in proc.stdout.split("| model")[0]  # no JSON config dump
+    assert "Warning" not in proc.stderr and "INFO" not in proc.stderr  # nothing of MLflow's own
     experiment_id = MlflowClient(uri).get_experiment_by_name("rnn-vs-lstm").experiment_id
     assert out[-1] == (f"browse: mlflow ui --backend-store-uri {uri}, then open "
                        f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs?workflowType=machine_learning")

@@ -85,7 +85,7 @@ def test_a_killed_worker_leaves_no_trial_running(tmp_path, run_inprocess):
 
 
 def test_two_workers_share_a_study_and_its_retrains(tmp_path):
-    proc = tune(tmp_path, "--n-trials", "4", "--workers", "2", "--retrain-best", "2")
+    proc = tune(tmp_path, "--n-trials", "4", "--workers", "2", "--retrain-best", "2", "--register")
     assert proc.returncode == 0, proc.stderr
     study = load(tmp_path)
     trials = study.get_trials()
@@ -105,6 +105,11 @@ def test_two_workers_share_a_study_and_its_retrains(tmp_path):
     assert kept == {r.info.run_id for r in runs}
     table = pd.read_csv(tmp_path / "out" / "study-s" / "seed_vs_tuned.csv")
     assert set(table.seeds) == {2} and len(table) == groups
+    # Tuned retrains are registered (asked for: a --max-examples study); the seed setting's and a
+    # runner-up's are not: they are the comparison, not the result.
+    registered = {v.run_id for v in client.search_model_versions("name = 'sentiment-imdb-lstm'")}
+    tuned = {r.info.run_id for r in runs if r.data.tags["group"] == "tuned"}
+    assert registered == tuned
 
 
 def test_two_commands_started_together(tmp_path):

@@ -11,7 +11,6 @@ import json
 import os
 import tempfile
 import time
-import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -59,9 +58,8 @@ def save_model(directory: Path, checkpoint_dir: Path, model_id: str | None = Non
     requirements = [f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}",
                     f"pandas=={pd.__version__}", "numpy"]
     # Saving loads the model once to check the input example: it copies the checkpoint with a
-    # progress bar, and MLflow suggests type hints that an explicit signature makes moot.
-    with _environment("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")
+    # progress bar.
+    with _environment("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"):
         mlflow.pyfunc.save_model(str(directory), python_model=str(MODEL_CODE),
                                  artifacts={"checkpoint": str(checkpoint_dir)}, code_paths=[str(PACKAGE)],
                                  signature=signature, mlflow_model=Model(model_id=model_id),

@@ -13,6 +13,11 @@ from mlflow.pyfunc import PythonModel
 
 
 class SentimentClassifier(PythonModel):
+    # No type-hint based validation: the logged model has an explicit signature (a string column
+    # ``text``), which MLflow enforces; without this, MLflow warns at every save and load that
+    # ``predict`` lacks type hints. (MLflow's switch for classes whose hints it does not read.)
+    _skip_type_hint_validation = True
+
     def load_context(self, context):
         from sentiment_core.training.checkpoint import load_checkpoint
 
