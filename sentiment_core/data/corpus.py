@@ -136,7 +136,7 @@ def _load(path: Path) -> Corpus | None:
 
 
 def load_corpus(config, cache_dir: str | Path | None = None, download: bool = True) -> Corpus:
-    """The corpus a :class:`~sentiment_core.config.TrainConfig` asks for (data, split, tokens, vocab)."""
+    """The corpus a :class:`~sentiment_core.training.config.TrainConfig` asks for (data, split, tokens, vocab)."""
     from .sources import load_splits
     from .splits import default_cache_dir
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable
 
 import optuna
 from optuna.trial import TrialState
@@ -163,19 +165,23 @@ def report_only(spec: StudySpec, client, experiment_id: str) -> optuna.Study:
     own_parent = parent_run_id is None or not _run_exists(client, parent_run_id)
     if own_parent:  # the study's run lives in another store (the journal came from another machine)
         parent_run_id = _new_parent_run(spec, client, experiment_id, f"study {spec.study_name} (report)", "study-report")
-    status = "FINISHED"
-    try:
+    with ending(lambda status: own_parent and client.set_terminated(parent_run_id, status)):
         report(spec, study, client, experiment_id, parent_run_id)
+    return study
+
+
+@contextmanager
+def ending(end: Callable[[str], object]):
+    """Run the block, then ``end`` with how it ended: FINISHED, KILLED (Ctrl-C, SIGTERM) or FAILED."""
+    try:
+        yield
     except KeyboardInterrupt:
-        status = "KILLED"
+        end("KILLED")
         raise
     except BaseException:
-        status = "FAILED"
+        end("FAILED")
         raise
-    finally:
-        if own_parent:
-            client.set_terminated(parent_run_id, status)
-    return study
+    end("FINISHED")
 
 
 def reap_only(spec: StudySpec, client) -> list[int]:
@@ -290,8 +296,8 @@ def run_study(spec: StudySpec) -> optuna.Study:
     if failed:
         print(f"marked trial(s) {failed} of dead workers as FAIL; their parameters are retried once", flush=True)
 
-    status = "FINISHED"
-    try:
+    # The command ends its share of the study however it stops (the last command ends the parent run).
+    with ending(lambda status: finish_command(study, client, parent_run_id, status)):
         if spec.workers == 1:
             run_worker(spec, parent_run_id, spec.n_trials, in_process=True)
         elif spec.n_trials:
@@ -300,14 +306,5 @@ def run_study(spec: StudySpec) -> optuna.Study:
                                    spec.worker_threads())
             if bad:
                 raise UserError(f"{len(bad)} worker(s) failed (exit codes {bad}); the study keeps every finished trial")
-        study = _load(spec, spec.storage())
-        report(spec, study, client, experiment_id, parent_run_id)
-    except KeyboardInterrupt:
-        status = "KILLED"
-        raise
-    except BaseException:
-        status = "FAILED"
-        raise
-    finally:
-        finish_command(study, client, parent_run_id, status)
+        report(spec, _load(spec, spec.storage()), client, experiment_id, parent_run_id)
     return study
