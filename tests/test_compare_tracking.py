@@ -319,16 +319,15 @@ def test_a_normal_start_prints_a_few_lines_and_ends_with_the_table_link_and_fold
     assert "models not registered (--max-examples: a smoke run; --register registers them)" in proc.stdout
 
 
-def test_system_metrics_are_logged_and_can_be_turned_off(tmp_path):
+def test_system_metrics_are_logged_and_can_be_turned_off(tmp_path, run_inprocess):
     # MLflow samples every 10 s by default: a tiny run would get none; its own knob shortens that.
     uri = store(tmp_path)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "XDG_CACHE_HOME": str(tmp_path / "cache"),
+    env = {"MLFLOW_TRACKING_URI": uri, "XDG_CACHE_HOME": str(tmp_path / "cache"),
            "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL": "1"}
     runs = {}
     for flag in ([], ["--no-system-metrics"]):
-        proc = subprocess.run([sys.executable, str(SCRIPT), *TINY, "--epochs", "3", "--models", "lstm",
-                               "--no-baseline", "--experiment", f"e{len(flag)}", *flag], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=300)
+        proc = run_inprocess(SCRIPT, [*TINY, "--epochs", "3", "--models", "lstm", "--no-baseline",
+                                      "--experiment", f"e{len(flag)}", *flag], env, cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr
         client, found = _runs(uri, f"e{len(flag)}")
         runs[bool(flag)] = next(r for r in found if "cell" in r.data.params)

@@ -96,7 +96,7 @@ def test_two_processes_registering_at_once_end_on_the_better_version(tmp_path):
             "for _ in range(3):\n"
             "    register(client, sys.argv[2], 'm', float(sys.argv[3]), 'split', 'p')\n")
     start = tmp_path / "go"
-    for attempt in range(3):  # each attempt interleaves the two differently
+    for attempt in range(1):  # one pair of processes, three registrations each: they interleave
         runs = {acc: client.create_run(experiment_id).info.run_id for acc in ("0.7", "0.9")}
         procs = [subprocess.Popen([sys.executable, "-c", code, uri, run_id, acc, str(start)], cwd=REPO,
                                   stderr=subprocess.PIPE, text=True) for acc, run_id in runs.items()]
