@@ -215,6 +215,22 @@ def monitor_system(tracker: "RunTracker", enabled: bool = True, gpu: bool = Fals
     finally:
         if monitor is not None:
             monitor.finish()
+            _log_last_window(monitor)
+
+
+def _log_last_window(monitor) -> None:
+    """MLflow's monitor drops the samples of its last, unfinished interval, so a run shorter
+    than the interval (10 s by default) would have no system metrics at all; log that window."""
+    try:
+        metrics = monitor.aggregate_metrics()
+        if not metrics:  # stopped before its first sample
+            monitor.collect_metrics()
+            metrics = monitor.aggregate_metrics()
+        if metrics:
+            monitor.publish_metrics(metrics)
+            monitor.mlflow_logger.flush()
+    except Exception as error:  # metrics of the machine must never fail a training run
+        logging.getLogger(__name__).warning("last system-metrics sample not logged: %s", error)
 
 
 def reap_store(repo_root: str | Path, experiment: str | None) -> list[str]:
