@@ -53,12 +53,14 @@ def run_training(
     progress: bool = True,
     system_metrics: bool = True,
     cpu: CpuShare | None = None,
+    resume_dir: Path | None = None,
 ) -> TrackedRun:
     """Train ``config`` into the (already created) run of ``tracker`` and end the run.
 
     The run ends FINISHED (also when ``on_epoch_end`` stopped it, e.g. a pruned trial), FAILED
     when the loss diverged or an error escaped, KILLED on Ctrl-C / SIGTERM. ``cpu`` (threads that
-    follow the machine's load) decides again after every epoch.
+    follow the machine's load) decides again after every epoch. ``resume_dir``: the run saves its
+    state there every epoch and goes on from one an interrupted run of it left (``training.resume``).
     """
     runtime = runtime_of(config)
     config = resolved_config(config, runtime)
@@ -74,7 +76,8 @@ def run_training(
             return on_epoch_end(record) if on_epoch_end is not None else None
 
         with monitor_system(run, system_metrics, gpu=runtime.device.type == "cuda"):
-            result = train(config, corpus, on_epoch_end=hook, progress=progress, runtime=runtime)
+            result = train(config, corpus, on_epoch_end=hook, progress=progress, runtime=runtime,
+                           resume_dir=resume_dir)
         confusion = predictions = None
         if result.best_epoch is not None:
             _, predictions = evaluate_predictions(result.model, corpus.test, runtime, config.eval_batch_size,
@@ -90,7 +93,8 @@ def log_training_outcome(tracker: RunTracker, config: TrainConfig, corpus: Corpu
     """Summary metrics, history CSV, learning curves, confusion matrix and the checkpoint."""
     from .. import reporting
 
-    tracker.set_tags({"training_status": result.status, **({"training_message": result.message} if result.message else {})})
+    tracker.set_tags({"training_status": result.status, **({"training_message": result.message} if result.message else {}),
+                      **({"resumed_epochs": result.resumed_epochs} if result.resumed_epochs else {})})
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if result.history:

@@ -15,6 +15,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -27,6 +28,7 @@ from ..data.corpus import Corpus, EncodedSplit
 from ..data.text import Vocabulary
 from .config import TrainConfig
 from .model import RecurrentClassifier
+from .resume import ResumeFile
 from .runtime import Runtime, accumulator_dtype, runtime_of, seed_everything
 
 METRIC_NAMES = ("train_loss", "train_acc", "train_eval_loss", "train_eval_acc", "valid_loss", "valid_acc",
@@ -44,6 +46,7 @@ class TrainResult:
     runtime: Runtime
     message: str = ""
     summary: dict = field(default_factory=dict)
+    resumed_epochs: int = 0  # epochs restored from an interrupted run's saved state
 
 
 def build_model(config: TrainConfig, vocab: Vocabulary) -> RecurrentClassifier:
@@ -125,15 +128,29 @@ def train(
     on_epoch_end: Callable[[dict], object] | None = None,
     progress: bool = True,
     runtime: Runtime | None = None,
+    resume_dir: str | Path | None = None,
 ) -> TrainResult:
     """Train ``config.cell`` on ``corpus``; call ``on_epoch_end(record)`` after every epoch.
 
     A truthy return from the hook (a reason string, e.g. "pruned") ends training with status
     "stopped". The returned model holds the best-valid weights.
+
+    ``resume_dir``: save the training state there after every epoch, and go on from a state that
+    an interrupted run of the same config and data left (see ``resume``). The restored epochs are
+    passed to the hook again first, so a new tracking run or trial holds every epoch; a stop that
+    the hook asks for during that replay ends the run after the restored epochs, which all ran.
     """
     config.validate()
     runtime = runtime or runtime_of(config)
     runtime.apply()
+    if resume_dir is None:
+        return _train(config, corpus, on_epoch_end, progress, runtime, None)
+    with ResumeFile.of_run(resume_dir, config, runtime, corpus).claimed() as resume:
+        return _train(config, corpus, on_epoch_end, progress, runtime, resume)
+
+
+def _train(config: TrainConfig, corpus: Corpus, on_epoch_end, progress: bool, runtime: Runtime,
+           resume: ResumeFile | None) -> TrainResult:
     seed_everything(config.seed)
     model = build_model(config, corpus.vocab).to(runtime.device)
     optimizer = make_optimizer(config, model)
@@ -150,7 +167,15 @@ def train(
     best: dict | None = None
     best_state = None
     status, message = "completed", ""
-    for epoch in range(1, config.epochs + 1):
+    resumed = resume.load(model, optimizer, scheduler, scaler) if resume is not None else None
+    restored = len(resumed.history) if resumed is not None else 0
+    if resumed is not None:
+        history, best, best_state = resumed.history, resumed.best, resumed.best_state
+        print(f"{config.cell} seed {config.seed}: resuming after epoch {len(history)} of {config.epochs} "
+              f"(state left by an interrupted run: {resume.path})", flush=True)
+        status, message = _replay(history, best, config, on_epoch_end, progress)
+    epochs_left = range(len(history) + 1, config.epochs + 1) if status == "completed" else range(0)
+    for epoch in epochs_left:
         start = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
         train_loss, train_acc = _train_epoch(model, optimizer, corpus.train, config, runtime, epoch, progress, scaler)
@@ -179,21 +204,47 @@ def train(
         if is_better(record, best):
             best = record
             best_state = copy.deepcopy(model.state_dict())
+        if resume is not None:  # before the hook: a kill inside it replays this epoch, not retrains it
+            resume.save(model, optimizer, scheduler, scaler, history, best, best_state)
         if progress:
             tqdm.write(_epoch_line(config.cell, record, config.epochs))
-        if on_epoch_end is not None and (reason := on_epoch_end(record)):
-            status, message = "stopped", reason if isinstance(reason, str) else "stopped by the epoch hook"
-            break
-        if config.early_stopping_patience and epoch - best["epoch"] >= config.early_stopping_patience:
-            status = "early_stopped"
-            message = f"no valid_acc gain for {config.early_stopping_patience} epochs after epoch {best['epoch']}"
+        status, message = _epoch_end(record, best, config, on_epoch_end)
+        if status != "completed":
             break
 
+    if resume is not None:  # finished, whichever way: the same command trains anew
+        resume.discard()
     if best_state is not None:
         model.load_state_dict(best_state)
-    result = TrainResult(history, status, best["epoch"] if best else None, model, runtime, message)
+    result = TrainResult(history, status, best["epoch"] if best else None, model, runtime, message,
+                         resumed_epochs=restored)
     result.summary = summarize(history, best)
     return result
+
+
+def _epoch_end(record: dict, best: dict, config: TrainConfig, on_epoch_end) -> tuple[str, str]:
+    """(status, message) after an epoch: "completed" goes on; the hook or early stopping may end the run."""
+    if on_epoch_end is not None and (reason := on_epoch_end(record)):
+        return "stopped", reason if isinstance(reason, str) else "stopped by the epoch hook"
+    if config.early_stopping_patience and record["epoch"] - best["epoch"] >= config.early_stopping_patience:
+        return "early_stopped", (f"no valid_acc gain for {config.early_stopping_patience} epochs after epoch "
+                                 f"{best['epoch']}")
+    return "completed", ""
+
+
+def _replay(history: list[dict], best: dict, config: TrainConfig, on_epoch_end, progress: bool) -> tuple[str, str]:
+    """Pass restored epochs to the hook as if they had just run. A stop that the hook asks for on
+    the way (a pruner whose other trials moved on meanwhile) ends the run once every restored
+    epoch is passed: they all ran. Early stopping can only be due at the last one."""
+    stop = None
+    for record in history:
+        if progress:
+            tqdm.write(_epoch_line(config.cell, record, config.epochs) + "  (restored)")
+        if on_epoch_end is not None and (reason := on_epoch_end(record)) and stop is None:
+            stop = reason if isinstance(reason, str) else "stopped by the epoch hook"
+    if stop is not None:
+        return "stopped", f"{stop} (while epochs 1-{len(history)}, restored from an interrupted run, were replayed)"
+    return _epoch_end(history[-1], best, config, None)
 
 
 def summarize(history: list[dict], best: dict | None) -> dict:

@@ -28,6 +28,7 @@ from ..tracking.store import (
 )
 from ..tracking.tracked_run import TrackedRun, run_training
 from ..training.config import EXECUTION_FIELDS, TrainConfig
+from ..training.resume import resume_dir_of
 from .space import params_to_config
 
 if TYPE_CHECKING:
@@ -141,7 +142,8 @@ def train_and_keep(spec: StudySpec, jobs: list[tuple[str, TrainConfig]], parent_
                                     parent_run_id=parent_run_id, tags={"kind": "retrain", "group": label,
                                                                        "study_name": spec.study_name})
         run = run_training(tracker, config, corpus, repo_root=spec.repo_root, data_source=data_source_label(config),
-                           progress=progress, system_metrics=spec.system_metrics, cpu=cpu)
+                           progress=progress, system_metrics=spec.system_metrics, cpu=cpu,
+                           resume_dir=resume_dir_of(spec.cache_dir))
         keep_run(study, label, config, run)  # training is deterministic per seed: any finished outcome stands
         summary = run.result.summary
         outcome = (f"best valid {summary['best_valid_acc']:.2%}, test at best valid "

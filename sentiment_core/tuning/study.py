@@ -23,6 +23,7 @@ from ..tracking.store import (
     resolve_tracking_uri,
 )
 from ..tracking.tracked_run import resolved_config
+from ..training.resume import resume_dir_of
 from . import carry_over
 from .fingerprint import fingerprint_differences, study_fingerprint
 from .journal import check_journal
@@ -237,7 +238,8 @@ def run_worker(spec: StudySpec, parent_run_id: str, n_trials: int, in_process: b
                                  repo_root=spec.repo_root, data_source=data_source_label(spec.config),
                                  study_name=spec.study_name, progress=spec.progress and spec.workers == 1,
                                  system_metrics=spec.system_metrics, objective=spec.objective,
-                                 rungs=spec.rungs(), cpu=spec.cpu if in_process else None)
+                                 rungs=spec.rungs(), cpu=spec.cpu if in_process else None,
+                                 resume_dir=resume_dir_of(spec.cache_dir))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         callbacks = [_print_trial]
