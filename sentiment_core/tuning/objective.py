@@ -7,7 +7,9 @@ URL (PostgreSQL, MySQL) for workers on several machines.
 Dead workers: with an RDB storage, heartbeats (``heartbeat_interval``) let the next worker fail
 a dead worker's RUNNING trial; the journal file has no heartbeat, so each trial records its
 worker's host, pid and process start time and the next run fails trials whose process is gone.
-Either way the failed trial's parameters are retried once, as a new trial.
+Either way the failed trial's parameters are retried once, as a new trial. A trial interrupted
+by Ctrl-C or SIGTERM is queued again by its own worker as it stops. A retry goes on from the
+last epoch the cut-off run finished, where that run's saved state is still on the machine.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from ..tracking.tracked_run import run_training
 from ..training.config import TrainConfig
 from .rungs import EPOCH_VALUES_ATTR, MARGIN_ATTR, PRUNER_ATTR, RungPruner
 from .space import OBJECTIVES, SearchSpace
-from .stale import trial_identity_attrs
+from .stale import requeue, trial_identity_attrs
 
 PRUNERS = ("auto", "asha", "median", "hyperband", "none")
 
@@ -92,11 +94,12 @@ class Objective:
     def __init__(self, base: TrainConfig, space: SearchSpace, corpus: Corpus, client, experiment_id: str,
                  parent_run_id: str, *, repo_root: Path, data_source: str, study_name: str, progress: bool,
                  system_metrics: bool = True, objective: str = "accuracy", rungs: RungPruner | None = None,
-                 cpu: CpuShare | None = None):
+                 cpu: CpuShare | None = None, resume_dir: Path | None = None):
         self.base, self.space, self.corpus = base, space, corpus
         self.client, self.experiment_id, self.parent_run_id = client, experiment_id, parent_run_id
         self.repo_root, self.data_source, self.study_name, self.progress = repo_root, data_source, study_name, progress
         self.system_metrics, self.objective, self.rungs, self.cpu = system_metrics, objective, rungs, cpu
+        self.resume_dir = resume_dir  # a failed trial's retry goes on from the epochs it finished
 
     def __call__(self, trial: optuna.Trial):
         trial_identity_attrs(trial)
@@ -135,9 +138,14 @@ class Objective:
         try:
             run = run_training(tracker, config, self.corpus, repo_root=self.repo_root, data_source=self.data_source,
                                on_epoch_end=report, progress=self.progress, system_metrics=self.system_metrics,
-                               cpu=self.cpu)
+                               cpu=self.cpu, resume_dir=self.resume_dir)
         except BaseException as exc:
-            tracker.set_tags({"trial_state": "FAIL" if not isinstance(exc, KeyboardInterrupt) else "KILLED"})
+            interrupted = isinstance(exc, KeyboardInterrupt)
+            tracker.set_tags({"trial_state": "KILLED" if interrupted else "FAIL"})
+            if interrupted:  # stopped, not a bad setting: the next command goes on with it
+                requeue(trial.study, trial.number, trial.params, trial.user_attrs)
+                print(f"trial {trial.number} interrupted: its parameters are queued again, and the same command "
+                      "goes on from its last finished epoch", flush=True)
             raise
         result = run.result
         if result.status == "diverged":

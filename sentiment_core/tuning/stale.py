@@ -1,4 +1,5 @@
-"""Trials of dead workers: failed (their parameters retried once) by the next command.
+"""Trials of dead workers: failed (their parameters retried once) by the next command; trials
+that were interrupted (Ctrl-C, SIGTERM) are queued again by their own worker (objective.py).
 
 With an RDB storage, heartbeats (``heartbeat_interval``) let the next worker fail a dead
 worker's RUNNING trial; the journal file has no heartbeat, so each trial records its worker's
@@ -32,11 +33,18 @@ def fail_dead_workers_trials(study: optuna.Study) -> list[int]:
         except RuntimeError:
             continue  # finished meanwhile
         failed.append(trial.number)
-        if RETRIED_FROM not in trial.user_attrs and trial.params:
-            # The retry keeps what the trial was there for (the seed setting, a rerun).
-            why = {k: trial.user_attrs[k] for k in (REFERENCE_ATTR, RERUN_ATTR, FROM_ATTR) if k in trial.user_attrs}
-            study.enqueue_trial(trial.params, user_attrs={RETRIED_FROM: trial.number, **why})
+        if RETRIED_FROM not in trial.user_attrs:  # once: a setting that kills its worker must not loop
+            requeue(study, trial.number, trial.params, trial.user_attrs)
     return failed
+
+
+def requeue(study: optuna.Study, number: int, params: dict, user_attrs: dict) -> None:
+    """Queue trial ``number``'s parameters as a new trial, keeping what the trial was there for
+    (the seed setting, a rerun). Its run goes on from the epochs already trained (training.resume)."""
+    if not params:
+        return
+    why = {k: user_attrs[k] for k in (REFERENCE_ATTR, RERUN_ATTR, FROM_ATTR) if k in user_attrs}
+    study.enqueue_trial(params, user_attrs={RETRIED_FROM: number, **why})
 
 
 def trial_identity_attrs(trial: optuna.Trial) -> None:
