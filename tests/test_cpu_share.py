@@ -70,6 +70,35 @@ def test_fixed_threads_are_never_changed():
     assert cpu.start() == 1 and cpu.epoch_boundary() == 1 and not lines
 
 
+PINNED = """import os, sys
+sys.path.insert(0, sys.argv[1])
+os.sched_setaffinity(0, {int(sys.argv[2])})
+from sentiment_core.system.cpu_share import CpuShare, sample
+from sentiment_core.training.config import TrainConfig
+from sentiment_core.tuning.space import SearchSpace
+from sentiment_core.tuning.spec import StudySpec
+spec = StudySpec(TrainConfig(), SearchSpace(), "s", "journal:x", REPO := sys.argv[1], workers=1)
+share = CpuShare(window=float(sys.argv[3]))
+share.start()
+print(share.cores, spec.worker_threads(), f"{share.others:.2f}")
+"""
+
+
+def run_pinned(cpu: int, window: float = 0.05) -> list[str]:
+    """CpuShare and a study's worker threads in a process pinned to ``cpu`` (as taskset would)."""
+    proc = subprocess.run([sys.executable, "-c", PINNED, str(REPO), str(cpu), str(window)], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.split()
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs CPU affinity and two CPUs")
+def test_a_job_pinned_to_some_cores_takes_those_and_no_more():
+    cores, worker_threads, _ = run_pinned(min(os.sched_getaffinity(0)))
+    assert (cores, worker_threads) == ("1", "1"), "os.cpu_count() would say every core of the machine"
+
+
 def others_now() -> float:
     from sentiment_core.system.cpu_share import sample
 
@@ -107,3 +136,26 @@ def test_a_busy_core_is_seen_and_given_back(tmp_path):
         torch.set_num_threads(1)
     assert [line.split(": ")[-1] for line in lines] == [f"{cores} -> {cores - 1} torch thread(s)",
                                                          f"{cores - 1} -> {cores} torch thread(s)"]
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs CPU affinity and two CPUs")
+def test_a_pinned_job_reads_only_its_own_cores():
+    # A core burnt on CPU b is the machine's business, not that of a job pinned to CPU a.
+    a, b = sorted(os.sched_getaffinity(0))[:2]
+    deadline = time.time() + 120
+    while others_now() > 0.3:
+        if time.time() > deadline:
+            pytest.skip("other processes kept the CPU busy for 2 minutes: nothing to measure against")
+    burner = subprocess.Popen([sys.executable, "-c", f"import os, time\nos.sched_setaffinity(0, {{{b}}})\n"
+                               "print('burning', flush=True)\nend = time.time() + 60\nwhile time.time() < end: pass"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert burner.stdout.readline().strip() == "burning"
+        assert others_now() > 0.7, "the whole machine shows the burner"
+        cores, _, others = run_pinned(a, window=0.5)
+        assert cores == "1" and float(others) < 0.3
+    finally:
+        burner.kill()
+        burner.wait()

@@ -10,6 +10,10 @@ with 1 thread each 1.4x, and one job alone with 1 thread 1.28x. A choice lasts o
 job that started beside another takes the cores back after the other ends, and one that started
 alone gives a core up when a second job appears.
 
+The cores are the ones this process may run on (its affinity: ``taskset``, a container's
+cpuset), and the others' use is read on those cores only: a job pinned to 4 of 16 cores takes 4
+threads, and what runs on the other 12 is none of its business.
+
 Two jobs that measure in the same half second see each other idle (both are between epochs) and
 may both take every core for one epoch; their next boundaries rarely coincide.
 """
@@ -33,11 +37,23 @@ class CpuSample:
     at: float  # monotonic seconds
 
 
-def sample() -> CpuSample:
+def usable_cpus() -> tuple[int, ...]:
+    """The CPUs this process may run on: its affinity where the OS has one (Linux), else all."""
+    if hasattr(os, "sched_getaffinity"):
+        return tuple(sorted(os.sched_getaffinity(0)))
+    return tuple(range(os.cpu_count() or 1))
+
+
+def sample(cpus: tuple[int, ...] | None = None) -> CpuSample:
+    """CPU time used so far, on ``cpus`` only when given (None: the whole machine)."""
     import psutil
 
-    total = psutil.cpu_times()
-    busy = sum(getattr(total, name, 0.0) for name in ("user", "nice", "system", "irq", "softirq"))
+    if cpus is None:
+        times = [psutil.cpu_times()]
+    else:  # per-CPU rows in CPU number order (an offline CPU's row is missing: skip what is not there)
+        rows = psutil.cpu_times(percpu=True)
+        times = [rows[i] for i in cpus if i < len(rows)]
+    busy = sum(getattr(t, name, 0.0) for t in times for name in ("user", "nice", "system", "irq", "softirq"))
     own = psutil.Process().cpu_times()
     return CpuSample(busy, own.user + own.system, time.monotonic())
 
@@ -65,11 +81,15 @@ class CpuShare:
     """``--threads N`` fixed (``fixed``), or the threads that follow what other processes use now."""
 
     fixed: int | None = None
-    cores: int = field(default_factory=lambda: os.cpu_count() or 1)
+    cpus: tuple[int, ...] = field(default_factory=usable_cpus)
+    cores: int | None = None  # default: len(cpus)
     window: float = WINDOW_S
     say: Callable[[str], None] = field(default=_to_stderr, repr=False)  # module-level: picklable
     threads: int | None = None  # what this process runs with now
     others: float = 0.0  # other processes' busy cores at the last decision
+
+    def __post_init__(self):
+        self.cores = self.cores or len(self.cpus)
 
     def start(self) -> int:
         """Decide before the first epoch; one line when this job does not take every core."""
@@ -93,9 +113,11 @@ class CpuShare:
         return threads
 
     def _decide(self) -> int:
-        first = sample()
+        # The whole machine's counters when every CPU is ours (one row, not one per CPU).
+        cpus = None if len(self.cpus) == (os.cpu_count() or 1) else self.cpus
+        first = sample(cpus)
         time.sleep(self.window)
-        self.others = others_busy_cores(first, sample())
+        self.others = others_busy_cores(first, sample(cpus))
         return self._set(threads_for(self.others, self.cores))
 
     def _set(self, threads: int) -> int:

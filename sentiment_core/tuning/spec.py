@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..system.cpu_share import CpuShare
+from ..system.cpu_share import CpuShare, usable_cpus
 from ..training.config import TrainConfig
 from .objective import rung_pruner
 from .rungs import RungPruner
@@ -52,7 +51,7 @@ class StudySpec:
     def worker_threads(self, workers: int | None = None) -> int:
         """Torch threads of each of ``workers`` (default --workers) spawned processes: --threads,
         or the cores shared out."""
-        return self.threads or max(1, (os.cpu_count() or 1) // (workers or self.workers))
+        return self.threads or max(1, len(usable_cpus()) // (workers or self.workers))
 
     def rungs(self) -> RungPruner | None:
         """The asha rule this command judges trials by (None under another pruner)."""
