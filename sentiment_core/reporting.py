@@ -107,34 +107,43 @@ def plot_groups(histories: dict[str, list[list[dict]]], path: Path, title: str =
     """Loss and accuracy per epoch for train/valid/test, each group (model) on shared axes:
     the mean over seeds as a line, the min-max range over seeds as a band. ``references`` are
     models without epochs (the TF-IDF yardstick): {name: {"valid_acc": ..., ...}}, drawn as
-    horizontal lines on the matching panels."""
-    fig = Figure(figsize=(15, 8))
-    axes = fig.subplots(2, 3, sharex=True)
+    horizontal lines on the matching panels. Where the histories measure the training split in
+    eval mode, a fourth column draws the honest gap, the overfitting itself: valid minus train
+    loss, train minus valid accuracy (both of the same weights in eval mode)."""
+    stacks = {group: pd.concat(frames, keys=range(len(frames)))
+              for group, runs in histories.items()
+              if (frames := [history_frame(h).set_index("epoch") for h in runs if h])}
+    gap = any("train_eval_acc" in stacked for stacked in stacks.values())
+    fig = Figure(figsize=(19 if gap else 15, 8))
+    axes = fig.subplots(2, 4 if gap else 3, sharex=True)
     colors = group_colors(histories)
-    for group, runs in histories.items():
-        frames = [history_frame(h).set_index("epoch") for h in runs if h]
-        if not frames:
-            continue
-        stacked = pd.concat(frames, keys=range(len(frames)))
-        for col, split in enumerate(SPLITS):
-            for row, (metric, scale) in enumerate((("loss", 1), ("acc", 100))):
-                key = f"{split}_{metric}"
+    for group, stacked in stacks.items():
+        n = len(stacked.index.levels[0])
+        for row, (metric, scale) in enumerate((("loss", 1), ("acc", 100))):
+            for col, split in enumerate(SPLITS):
                 ax = axes[row][col]
-                color = colors[group]
+                key = f"{split}_{metric}"
                 honest = split == "train" and f"train_eval_{metric}" in stacked
                 if honest:  # the running value under dropout, thin and dotted, behind the eval-mode one
                     running = stacked[key].unstack(0) * scale
-                    ax.plot(running.index, running.mean(axis=1), color=color, ls=":", lw=1)
+                    ax.plot(running.index, running.mean(axis=1), color=colors[group], ls=":", lw=1)
                     key = f"train_eval_{metric}"
-                values = stacked[key].unstack(0) * scale  # epochs x seeds
-                ax.plot(values.index, values.mean(axis=1), color=color, marker="o", ms=3,
-                        label=f"{group} (n={len(frames)})")
-                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-                if len(frames) > 1:
-                    ax.fill_between(values.index, values.min(axis=1), values.max(axis=1), color=color, alpha=0.2)
+                _mean_and_band(ax, stacked[key].unstack(0) * scale, colors[group], f"{group} (n={n})")
                 name = "train (eval mode; dotted: running)" if honest else split
                 ax.set_title(f"{name} {'loss' if metric == 'loss' else 'accuracy (%)'}")
-                ax.grid(alpha=0.3)
+            if gap and f"train_eval_{metric}" in stacked:
+                sign = 1 if metric == "loss" else -1  # both drawn so that overfitting is above zero
+                values = sign * (stacked[f"valid_{metric}"] - stacked[f"train_eval_{metric}"]).unstack(0) * scale
+                _mean_and_band(axes[row][3], values, colors[group], f"{group} (n={n})")
+        if gap:
+            axes[0][3].set_title("honest gap: valid - train(eval) loss")
+            axes[1][3].set_title("honest gap: train(eval) - valid accuracy (pts)")
+    for ax in axes.flat:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    if gap:
+        for ax in axes[:, 3]:
+            ax.axhline(0, color="black", lw=0.8)
     for name, metrics in (references or {}).items():
         for col, split in enumerate(SPLITS):
             for row, (metric, scale) in enumerate((("loss", 1), ("acc", 100))):
@@ -151,6 +160,13 @@ def plot_groups(histories: dict[str, list[list[dict]]], path: Path, title: str =
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return path
+
+
+def _mean_and_band(ax, values: pd.DataFrame, color: str, label: str) -> None:
+    """``values`` (epochs x seeds): the mean as a line, the min-max range as a band (2+ seeds)."""
+    ax.plot(values.index, values.mean(axis=1), color=color, marker="o", ms=3, label=label)
+    if values.shape[1] > 1:
+        ax.fill_between(values.index, values.min(axis=1), values.max(axis=1), color=color, alpha=0.2)
 
 
 def paired_difference(a: list[float], b: list[float], confidence: float = 0.95) -> dict:

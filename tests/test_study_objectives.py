@@ -167,6 +167,23 @@ def test_every_retrained_group_has_a_colour_of_its_own():
     assert len(set(colors.values())) == 4 and "black" not in colors.values()
 
 
+def test_the_curves_draw_the_honest_gap_where_it_was_measured(tmp_path):
+    from PIL import Image
+
+    def history(gap: float, eval_mode: bool) -> list[dict]:
+        rows = [{"epoch": e, "train_loss": 0.5, "train_acc": 0.8, "valid_loss": 0.5 + gap, "valid_acc": 0.8 - gap,
+                 "test_loss": 0.5, "test_acc": 0.8} for e in (1, 2, 3)]
+        return [{**r, "train_eval_loss": 0.5, "train_eval_acc": 0.8} if eval_mode else r for r in rows]
+
+    widths = {}
+    for eval_mode in (True, False):
+        path = reporting.plot_groups({"seed config": [history(0.1, eval_mode), history(0.12, eval_mode)],
+                                      "tuned": [history(0.05, eval_mode)]}, tmp_path / f"{eval_mode}.png")
+        widths[eval_mode] = Image.open(path).size[0]
+    # Four columns (train, valid, test, gap) against three for runs logged before eval-mode train metrics.
+    assert widths[True] / widths[False] == pytest.approx(19 / 15, rel=0.01)
+
+
 def test_a_lone_seed_setting_has_no_challenger():
     study = optuna.create_study(direction="maximize")
     study.add_trial(_basic_trial(0.6, [0.886]))
