@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -184,3 +185,32 @@ def test_only_runs_of_processes_gone_from_this_host_are_reaped(tmp_path):
     assert status == {alive.run_id: "RUNNING", dead.run_id: "KILLED", reused.run_id: "KILLED",
                       remote.run_id: "RUNNING", unowned: "RUNNING"}
     assert reap_dead_runs(client, experiment_id) == []  # nothing twice
+
+
+def test_a_sigkilled_comparison_goes_on_from_its_last_epoch_when_run_again(tmp_path):
+    uri = store(tmp_path)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    command = [sys.executable, str(COMPARE), *TINY, "--epochs", "60", "--models", "lstm", "--no-baseline"]
+    states = tmp_path / "cache" / "sentiment_core" / "interrupted-runs"
+    victim = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True)
+    try:
+        deadline = time.time() + 240
+        while not list(states.glob("*.pt")):  # an epoch's state is saved: the run is mid-way
+            assert victim.poll() is None, victim.communicate()[1][-2000:]
+            assert time.time() < deadline, "no training state was saved in time"
+            time.sleep(0.2)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(30)
+    finally:
+        victim.kill()
+
+    again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    restored = int(re.search(r"resuming after epoch (\d+) of 60", again.stdout).group(1))
+    assert 1 <= restored < 60
+    client, runs = _runs(uri)
+    (child,) = [r for r in runs if r.info.status == "FINISHED" and r.data.tags.get("arm") == "lstm"]
+    assert child.data.tags["resumed_epochs"] == str(restored)
+    assert [m.step for m in client.get_metric_history(child.info.run_id, "valid_acc")] == list(range(1, 61))
+    assert not list(states.glob("*.pt"))
