@@ -187,16 +187,16 @@ def test_only_runs_of_processes_gone_from_this_host_are_reaped(tmp_path):
     assert reap_dead_runs(client, experiment_id) == []  # nothing twice
 
 
-def test_a_sigkilled_comparison_goes_on_from_its_last_epoch_when_run_again(tmp_path):
+def test_a_sigkilled_comparison_run_again_replays_its_finished_runs_and_goes_on_with_the_cut_one(tmp_path):
     uri = store(tmp_path)
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    command = [sys.executable, str(COMPARE), *TINY, "--epochs", "60", "--models", "lstm", "--no-baseline"]
+    command = [sys.executable, str(COMPARE), *TINY, "--epochs", "30", "--models", "rnn,lstm", "--no-baseline"]
     states = tmp_path / "cache" / "sentiment_core" / "interrupted-runs"
     victim = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                               text=True)
     try:
         deadline = time.time() + 240
-        while not list(states.glob("*.pt")):  # an epoch's state is saved: the run is mid-way
+        while len(list(states.glob("*.pt"))) < 2:  # the RNN finished (its state kept), the LSTM mid-way
             assert victim.poll() is None, victim.communicate()[1][-2000:]
             assert time.time() < deadline, "no training state was saved in time"
             time.sleep(0.2)
@@ -207,10 +207,14 @@ def test_a_sigkilled_comparison_goes_on_from_its_last_epoch_when_run_again(tmp_p
 
     again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
-    restored = int(re.search(r"resuming after epoch (\d+) of 60", again.stdout).group(1))
-    assert 1 <= restored < 60
+    assert "rnn seed 1234: resuming after epoch 30 of 30" in again.stdout, "the finished RNN is replayed, not retrained"
+    restored = int(re.search(r"lstm seed 1234: resuming after epoch (\d+) of 30", again.stdout).group(1))
+    assert 1 <= restored < 30
     client, runs = _runs(uri)
-    (child,) = [r for r in runs if r.info.status == "FINISHED" and r.data.tags.get("arm") == "lstm"]
-    assert child.data.tags["resumed_epochs"] == str(restored)
-    assert [m.step for m in client.get_metric_history(child.info.run_id, "valid_acc")] == list(range(1, 61))
-    assert not list(states.glob("*.pt"))
+    parent = next(r for r in runs if r.info.status == "FINISHED" and r.data.tags.get("kind") == "comparison")
+    children = {r.data.tags["arm"]: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+    assert {arm: run.data.tags["resumed_epochs"] for arm, run in children.items()} == {"rnn": "30", "lstm": str(restored)}
+    for run in children.values():
+        assert run.info.status == "FINISHED"
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "valid_acc")] == list(range(1, 31))
+    assert not list(states.glob("*.pt")), "a finished comparison keeps no state: the same command trains anew"

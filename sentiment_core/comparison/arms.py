@@ -23,7 +23,7 @@ from ..tracking.store import (
 from ..tracking.tracked_run import TrackedRun, resolved_config, run_training
 from ..training.config import TrainConfig
 from ..training.model import CELLS
-from ..training.resume import resume_dir_of
+from ..training.resume import ResumeFile, resume_dir_of
 from . import yardstick
 
 # Under three minutes for both cells on a 2-core CPU, and the same story as the full run (LSTM
@@ -101,11 +101,16 @@ def run_arms(arms: dict[str, TrainConfig], seeds: list[int], *, repo_root: Path,
                                           parent_run_id=parent.run_id, tags={"arm": label})
                 run = run_training(child, config.replace(seed=seed), corpus, repo_root=repo_root,
                                    data_source=data_source_label(config), progress=progress,
-                                   system_metrics=system_metrics, cpu=cpu, resume_dir=resume_dir_of(cache_dir))
+                                   system_metrics=system_metrics, cpu=cpu, resume_dir=resume_dir_of(cache_dir),
+                                   keep_finished=True)
                 runs.append((label, run))
                 if register:
                     register_run(client, run, parent.run_id)
         table, markdown = write_comparison(runs, labels, out, corpus, reference)
+        # Every run is done: the same command now trains anew. Until here, a comparison run again
+        # after an interruption replays its finished runs from their kept state (seconds each).
+        for _, run in runs:
+            ResumeFile(resume_dir_of(cache_dir), run.config, corpus).discard()
         for path in sorted(out.iterdir()):
             parent.log_artifact(path, "comparison")
         parent.log_metrics({"wall_seconds": time.perf_counter() - started})

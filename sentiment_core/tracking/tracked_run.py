@@ -54,13 +54,15 @@ def run_training(
     system_metrics: bool = True,
     cpu: CpuShare | None = None,
     resume_dir: Path | None = None,
+    keep_finished: bool = False,
 ) -> TrackedRun:
     """Train ``config`` into the (already created) run of ``tracker`` and end the run.
 
     The run ends FINISHED (also when ``on_epoch_end`` stopped it, e.g. a pruned trial), FAILED
     when the loss diverged or an error escaped, KILLED on Ctrl-C / SIGTERM. ``cpu`` (threads that
     follow the machine's load) decides again after every epoch. ``resume_dir``: the run saves its
-    state there every epoch and goes on from one an interrupted run of it left (``training.resume``).
+    state there every epoch and goes on from one an interrupted run of it left (``training.resume``);
+    ``keep_finished`` keeps it after the run finishes (the caller discards it).
     """
     runtime = runtime_of(config)
     config = resolved_config(config, runtime)
@@ -77,7 +79,7 @@ def run_training(
 
         with monitor_system(run, system_metrics, gpu=runtime.device.type == "cuda"):
             result = train(config, corpus, on_epoch_end=hook, progress=progress, runtime=runtime,
-                           resume_dir=resume_dir)
+                           resume_dir=resume_dir, keep_finished=keep_finished)
         confusion = predictions = None
         if result.best_epoch is not None:
             _, predictions = evaluate_predictions(result.model, corpus.test, runtime, config.eval_batch_size,

@@ -129,6 +129,7 @@ def train(
     progress: bool = True,
     runtime: Runtime | None = None,
     resume_dir: str | Path | None = None,
+    keep_finished: bool = False,
 ) -> TrainResult:
     """Train ``config.cell`` on ``corpus``; call ``on_epoch_end(record)`` after every epoch.
 
@@ -139,18 +140,20 @@ def train(
     an interrupted run of the same config and data left (see ``resume``). The restored epochs are
     passed to the hook again first, so a new tracking run or trial holds every epoch; a stop that
     the hook asks for during that replay ends the run after the restored epochs, which all ran.
+    ``keep_finished``: keep the state of a finished run too (a comparison keeps its finished runs
+    until all are done: run again after an interruption, it replays them instead of training them).
     """
     config.validate()
     runtime = runtime or runtime_of(config)
     runtime.apply()
     if resume_dir is None:
-        return _train(config, corpus, on_epoch_end, progress, runtime, None)
+        return _train(config, corpus, on_epoch_end, progress, runtime, None, keep_finished)
     with ResumeFile.of_run(resume_dir, config, runtime, corpus).claimed() as resume:
-        return _train(config, corpus, on_epoch_end, progress, runtime, resume)
+        return _train(config, corpus, on_epoch_end, progress, runtime, resume, keep_finished)
 
 
 def _train(config: TrainConfig, corpus: Corpus, on_epoch_end, progress: bool, runtime: Runtime,
-           resume: ResumeFile | None) -> TrainResult:
+           resume: ResumeFile | None, keep_finished: bool) -> TrainResult:
     seed_everything(config.seed)
     model = build_model(config, corpus.vocab).to(runtime.device)
     optimizer = make_optimizer(config, model)
@@ -212,7 +215,7 @@ def _train(config: TrainConfig, corpus: Corpus, on_epoch_end, progress: bool, ru
         if status != "completed":
             break
 
-    if resume is not None:  # finished, whichever way: the same command trains anew
+    if resume is not None and not keep_finished:  # finished, whichever way: the same command trains anew
         resume.discard()
     if best_state is not None:
         model.load_state_dict(best_state)
