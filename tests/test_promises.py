@@ -136,7 +136,7 @@ def test_a_trial_stopped_by_sigterm_goes_on_from_its_last_epoch_in_the_next_comm
     done = re.search(r"resuming after epoch (\d+) of 40", proc.stdout)
     assert done, proc.stdout[-2000:]
     restored = int(done.group(1))
-    assert restored >= len(stopped.intermediate_values) >= 1
+    assert 1 <= restored < 40  # the first epoch is always saved, later ones at most every 30 s
     retry = load_study(tmp_path).trials[1]
     assert retry.user_attrs["retried_from_trial"] == 0 and retry.params == stopped.params
     assert retry.state == TrialState.COMPLETE and sorted(retry.intermediate_values) == list(range(1, 41))

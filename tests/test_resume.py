@@ -20,6 +20,12 @@ def saved_states(directory):
     return sorted(directory.glob(f"*{SUFFIX}"))
 
 
+@pytest.fixture(autouse=True)
+def save_every_epoch(monkeypatch):
+    # Tiny epochs take a fraction of a second: save each (by default at most every 30 s).
+    monkeypatch.setattr(ResumeFile, "every_s", 0.0)
+
+
 @pytest.fixture(scope="module")
 def config(tiny_config):
     # Every source of randomness and state the resume must restore: dropout and word dropout (torch's

@@ -208,7 +208,7 @@ def _train(config: TrainConfig, corpus: Corpus, on_epoch_end, progress: bool, ru
             best = record
             best_state = copy.deepcopy(model.state_dict())
         if resume is not None:  # before the hook: a kill inside it replays this epoch, not retrains it
-            resume.save(model, optimizer, scheduler, scaler, history, best, best_state)
+            resume.save(model, optimizer, scheduler, scaler, history, best, best_state, last=epoch == config.epochs)
         if progress:
             tqdm.write(_epoch_line(config.cell, record, config.epochs))
         status, message = _epoch_end(record, best, config, on_epoch_end)

@@ -1,13 +1,13 @@
 """Resuming a run that was cut off: the training state saved after every epoch.
 
 A 30-epoch run on two CPU cores takes over an hour, and a study or a session can end in the
-middle of one. After every epoch the loop saves what the next epoch depends on (weights,
-optimizer, scheduler, loss scaler, random state, the history so far, the best epoch and its
-weights) to one file named by a hash of what decides the run: the whole config and the encoded
-data. The same run started again (the same command, a study's retry of a failed trial, a retrain
-cut off midway) finds the file and goes on from the next epoch; training is deterministic per
-seed on a given runtime, so the result equals an uninterrupted run's. A finished run deletes its
-file, so running a finished command again trains anew.
+middle of one. After every epoch (at most once in 30 s, and after the last) the loop saves what
+the next epoch depends on (weights, optimizer, scheduler, loss scaler, random state, the history
+so far, the best epoch and its weights) to one file named by a hash of what decides the run: the
+whole config and the encoded data. The same run started again (the same command, a study's retry
+of a failed trial, a retrain cut off midway) finds the file and goes on from the next epoch;
+training is deterministic per seed on a given runtime, so the result equals an uninterrupted
+run's. A finished run deletes its file, so running a finished command again trains anew.
 
 The file holds tensors and plain values only (``torch.load(weights_only=True)``), is replaced
 atomically (a kill mid-write leaves the previous epoch's file), and is locked while a process
@@ -21,7 +21,9 @@ import dataclasses
 import fcntl
 import hashlib
 import json
+import math
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -71,10 +73,16 @@ class Resumed:
 class ResumeFile:
     """The saved state of one run in ``directory``; ``None`` where a run saves nothing."""
 
+    # At most one save per this many seconds, and always after the last epoch. A full-data CPU
+    # epoch takes minutes (every epoch is saved); on a GPU an epoch can take seconds, and writing
+    # tens of MB after each would cost several percent. A cut-off run loses at most this much.
+    every_s = 30.0
+
     def __init__(self, directory: str | Path, config: TrainConfig, corpus):
         self.directory = Path(directory)
         self.config = config
         self.path = self.directory / (run_key(config, corpus) + SUFFIX)
+        self.saved_at = -math.inf
 
     @classmethod
     def of_run(cls, directory: str | Path, config: TrainConfig, runtime, corpus) -> ResumeFile:
@@ -100,7 +108,9 @@ class ResumeFile:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def save(self, model, optimizer, scheduler, scaler, history: list[dict], best: dict | None,
-             best_state: dict | None) -> None:
+             best_state: dict | None, last: bool = False) -> None:
+        if not last and time.monotonic() - self.saved_at < self.every_s:
+            return
         state = {
             "format": FORMAT, "config": self.config.to_dict(), "history": history, "best": best,
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
@@ -112,6 +122,7 @@ class ResumeFile:
         partial = self.path.with_suffix(".partial")
         torch.save(state, partial)
         os.replace(partial, self.path)  # atomic: a kill mid-write leaves the previous epoch's file
+        self.saved_at = time.monotonic()
 
     def load(self, model, optimizer, scheduler, scaler) -> Resumed | None:
         """Restore the saved state into the given objects; None (training starts at epoch 1) when
