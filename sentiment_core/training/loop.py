@@ -175,7 +175,7 @@ def _train(config: TrainConfig, corpus: Corpus, on_epoch_end, progress: bool, ru
     if resumed is not None:
         history, best, best_state = resumed.history, resumed.best, resumed.best_state
         print(f"{config.cell} seed {config.seed}: resuming after epoch {len(history)} of {config.epochs} "
-              f"(state left by an interrupted run: {resume.path})", flush=True)
+              f"(state saved by an earlier command that was cut off: {resume.path})", flush=True)
         status, message = _replay(history, best, config, on_epoch_end, progress)
     epochs_left = range(len(history) + 1, config.epochs + 1) if status == "completed" else range(0)
     for epoch in epochs_left:
