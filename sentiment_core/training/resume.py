@@ -105,6 +105,8 @@ class ResumeFile:
             try:
                 yield self
             finally:
+                if not self.path.exists():  # nothing left to resume: no lock file either (one per run would pile up)
+                    Path(handle.name).unlink(missing_ok=True)
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def save(self, model, optimizer, scheduler, scaler, history: list[dict], best: dict | None,
