@@ -137,6 +137,20 @@ def _runs(uri):
     return client, client.search_runs([experiment.experiment_id])
 
 
+def sigkill_when(victim: subprocess.Popen, ready, what: str, timeout: float = 240) -> None:
+    """SIGKILL ``victim`` as soon as ``ready()``; fail loudly if it exits first or the moment never comes."""
+    try:
+        deadline = time.time() + timeout
+        while not ready():
+            assert victim.poll() is None, victim.communicate()[1][-2000:]
+            assert time.time() < deadline, f"not in time: {what}"
+            time.sleep(0.2)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(30)
+    finally:
+        victim.kill()
+
+
 def test_runs_of_a_sigkilled_comparison_are_ended_killed_by_the_next(tmp_path):
     uri = store(tmp_path)
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "XDG_CACHE_HOME": str(tmp_path / "cache")}
@@ -144,16 +158,8 @@ def test_runs_of_a_sigkilled_comparison_are_ended_killed_by_the_next(tmp_path):
     victim = subprocess.Popen([sys.executable, str(COMPARE), *TINY, "--epochs", "500", "--models", "lstm",
                                "--no-baseline"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.time() + 240
-        while not any("valid_acc" in r.data.metrics for r in _runs(uri)[1]):  # mid-run: an epoch is logged
-            assert victim.poll() is None, victim.communicate()[1][-2000:]
-            assert time.time() < deadline, "no epoch was logged in time"
-            time.sleep(0.5)
-        victim.send_signal(signal.SIGKILL)
-        victim.wait(30)
-    finally:
-        victim.kill()
+    # Mid-run: an epoch is logged.
+    sigkill_when(victim, lambda: any("valid_acc" in r.data.metrics for r in _runs(uri)[1]), "an epoch was logged")
     client, runs = _runs(uri)
     assert {r.info.status for r in runs} == {"RUNNING"} and len(runs) == 2  # what SIGKILL leaves behind
     epochs = {r.info.run_id: len(client.get_metric_history(r.info.run_id, "valid_acc")) for r in runs}
@@ -194,16 +200,8 @@ def test_a_sigkilled_comparison_run_again_replays_its_finished_runs_and_goes_on_
     states = tmp_path / "cache" / "sentiment_core" / "interrupted-runs"
     victim = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                               text=True)
-    try:
-        deadline = time.time() + 240
-        while len(list(states.glob("*.pt"))) < 2:  # the RNN finished (its state kept), the LSTM mid-way
-            assert victim.poll() is None, victim.communicate()[1][-2000:]
-            assert time.time() < deadline, "no training state was saved in time"
-            time.sleep(0.2)
-        victim.send_signal(signal.SIGKILL)
-        victim.wait(30)
-    finally:
-        victim.kill()
+    # The RNN finished (its state kept), the LSTM mid-way.
+    sigkill_when(victim, lambda: len(list(states.glob("*.pt"))) >= 2, "two training states were saved")
 
     again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
