@@ -15,7 +15,7 @@ import time
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import mlflow
 from mlflow import MlflowClient
@@ -132,15 +132,23 @@ class RunTracker:
         A run is never left RUNNING by an exception that Python can see.
         """
         self._failed = False
-        try:
+        with ending(self.end, finished=lambda: "FAILED" if self._failed else "FINISHED"):
             yield self
-        except KeyboardInterrupt:
-            self.end("KILLED")
-            raise
-        except BaseException:
-            self.end("FAILED")
-            raise
-        self.end("FAILED" if self._failed else "FINISHED")
+
+
+@contextlib.contextmanager
+def ending(end: Callable[[str], object], finished: Callable[[], str] = lambda: "FINISHED") -> Iterator[None]:
+    """Run the block, then ``end`` with how it ended: ``finished()`` (FINISHED), KILLED (Ctrl-C,
+    SIGTERM) or FAILED on an error; re-raise."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        end("KILLED")
+        raise
+    except BaseException:
+        end("FAILED")
+        raise
+    end(finished())
 
 
 PROCESS_TAGS = {"worker_host": "process_host", "worker_pid": "process_pid", "worker_start": "process_start"}

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
 
 import optuna
 from optuna.trial import TrialState
@@ -16,7 +14,7 @@ from ..errors import UserError, first_line
 from ..system.locks import database_lock, file_lock
 from ..system.processes import is_alive, process_identity
 from ..system.workers import run_in_processes
-from ..tracking.runs import RunTracker, process_tags, reap_and_report
+from ..tracking.runs import RunTracker, ending, process_tags, reap_and_report
 from ..tracking.store import (
     open_experiment,
     resolve_experiment_name,
@@ -169,20 +167,6 @@ def report_only(spec: StudySpec, client, experiment_id: str) -> optuna.Study:
     with ending(lambda status: own_parent and client.set_terminated(parent_run_id, status)):
         report(spec, study, client, experiment_id, parent_run_id)
     return study
-
-
-@contextmanager
-def ending(end: Callable[[str], object]):
-    """Run the block, then ``end`` with how it ended: FINISHED, KILLED (Ctrl-C, SIGTERM) or FAILED."""
-    try:
-        yield
-    except KeyboardInterrupt:
-        end("KILLED")
-        raise
-    except BaseException:
-        end("FAILED")
-        raise
-    end("FINISHED")
 
 
 def reap_only(spec: StudySpec, client) -> list[int]:
