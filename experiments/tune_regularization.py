@@ -118,7 +118,8 @@ def main() -> int:
                              "worker and is failed, then retried once (default: %(default)s)")
     parser.add_argument("--reap-only", action="store_true",
                         help="only fail the RUNNING trials whose worker died on this host (their parameters are "
-                             "retried once by the next command that adds trials) and end their MLflow runs, then exit")
+                             "retried once by the next command that adds trials), end their MLflow runs and any other "
+                             "run of the experiment whose process is gone, then exit")
     add_run_arguments(parser, REPO_ROOT, writes="the study report and plots")
     add_config_arguments(parser, skip=("cell", "embedding_dropout", "weight_decay"), defaults=TrainConfig(**TUNING_DEFAULTS))
     args = parser.parse_args()

@@ -75,9 +75,11 @@ def mlflow_server(backend_store_uri: str, cwd, *extra: str, timeout: float = 120
 
 
 def kill_mid_trial(worker: subprocess.Popen, load_study: Callable[[], optuna.Study], timeout: float = 240,
-                   sig: int = signal.SIGKILL) -> None:
-    """Send ``sig`` (SIGKILL) to ``worker`` once its running trial has reported an epoch, and wait
-    for it to exit (never leave it behind).
+                   sig: int = signal.SIGKILL, before: Callable[[], object] | None = None,
+                   after: Callable[[], object] | None = None) -> tuple[str, str]:
+    """Send ``sig`` (SIGKILL) to ``worker`` once its running trial has reported an epoch (calling
+    ``before`` just before and ``after`` just after), and wait for it to exit (never leave it
+    behind); the rest of its (stdout, stderr).
 
     Fails loudly when that moment never comes (the worker exited, or the timeout passed), so a
     test cannot mistake "killed too early or too late" for "the kill left nothing RUNNING"."""
@@ -97,8 +99,12 @@ def kill_mid_trial(worker: subprocess.Popen, load_study: Callable[[], optuna.Stu
             if running and running[0].intermediate_values:
                 break
             time.sleep(0.5)
+        if before is not None:
+            before()
         worker.send_signal(sig)
-        worker.communicate(timeout=180)  # SIGTERM: the worker ends its runs first
+        if after is not None:
+            after()
+        return worker.communicate(timeout=180)  # SIGTERM: the worker ends its runs first
     finally:
         worker.kill()
 

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -14,10 +15,12 @@ from pathlib import Path
 
 import optuna
 import pytest
+import sqlalchemy
 from mlflow import MlflowClient
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
+from sqlalchemy.engine import Engine
 
 from helpers import TINY, store, tune
 from sentiment_core.errors import UserError
@@ -218,3 +221,29 @@ def test_a_sigkilled_comparison_run_again_replays_its_finished_runs_and_goes_on_
         assert run.info.status == "FINISHED"
         assert [m.step for m in client.get_metric_history(run.info.run_id, "valid_acc")] == list(range(1, 13))
     assert not list(states.glob("*.pt")), "a finished comparison keeps no state: the same command trains anew"
+
+
+def test_a_store_write_cut_off_by_ctrl_c_leaves_no_lock_and_the_run_ends_killed(tmp_path):
+    # Ctrl-C (or SIGTERM) landing inside a SQLite write, after its statement and before its
+    # commit: SQLAlchemy drops that connection without a rollback, and the write lock it holds
+    # would refuse every later write ("database is locked" after MLflow's 20 s busy timeout).
+    client, experiment_id = open_experiment(store(tmp_path), "cut-off")
+    tracker = RunTracker.create(client, experiment_id, run_name="r")
+    cut = []
+
+    def cut_off(connection):
+        if not cut:
+            cut.append(connection)
+            raise KeyboardInterrupt
+
+    sqlalchemy.event.listen(Engine, "commit", cut_off)
+    try:
+        with pytest.raises(KeyboardInterrupt), tracker.terminating():
+            client.log_metric(tracker.run_id, "valid_acc", 0.5, step=1)
+    finally:
+        sqlalchemy.event.remove(Engine, "commit", cut_off)
+    assert cut, "the write was not cut off"
+    assert client.get_run(tracker.run_id).info.status == "KILLED"
+    with sqlite3.connect(tmp_path / "mlflow.db", timeout=0.1) as other:  # no lock left behind
+        other.execute("BEGIN IMMEDIATE")
+        other.rollback()

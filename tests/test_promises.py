@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 
@@ -14,7 +15,7 @@ from mlflow import MlflowClient
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from helpers import COMPARE, REPO, TINY, kill_mid_trial, load_study, run_script, store, tune
+from helpers import COMPARE, ENDLESS, REPO, TINY, kill_mid_trial, load_study, run_script, store, tune
 from sentiment_core.tracking.models import should_register
 from sentiment_core.tracking.runs import RunTracker
 from sentiment_core.tracking.store import open_experiment
@@ -124,6 +125,36 @@ def test_sigterm_during_a_study_fails_its_trial_and_kills_its_run(tmp_path):
     assert trial.state == TrialState.FAIL
     run = MlflowClient(store(tmp_path)).get_run(trial.user_attrs["mlflow_run_id"])
     assert run.info.status == "KILLED" and run.data.tags["trial_state"] == "KILLED"
+
+
+def test_a_trial_stopped_while_another_process_locks_the_store_is_still_queued_again(tmp_path):
+    # The store refuses the KILLED status (MLflow waits 20 s on a locked SQLite database, then
+    # fails): the interruption must stay one, so the trial is queued again all the same.
+    endless = ("--n-trials", "1", *ENDLESS, "--pruner", "none")
+    worker = tune(tmp_path, *endless, background=True)
+    lock = sqlite3.connect(tmp_path / "mlflow.db", isolation_level=None)
+    said = []
+
+    def release_once_refused():  # waits on the worker's own words, not on a clock
+        while (line := worker.stderr.readline()) and "could not mark the run KILLED" not in line:
+            said.append(line)
+        said.append(line)
+        lock.execute("ROLLBACK")
+
+    _, err = kill_mid_trial(worker, lambda: load_study(tmp_path), sig=signal.SIGTERM,
+                            before=lambda: lock.execute("BEGIN IMMEDIATE"), after=release_once_refused)
+    said = "".join(said) + err
+    assert worker.returncode == 130, said[-3000:]
+    assert "could not mark the run KILLED now (OperationalError: database is locked)" in said
+    stopped, retry = load_study(tmp_path).trials
+    assert stopped.state == TrialState.FAIL and retry.state == TrialState.WAITING
+    assert retry.user_attrs["retried_from_trial"] == 0
+    assert retry.system_attrs["fixed_params"] == stopped.params
+    client = MlflowClient(store(tmp_path))
+    assert client.get_run(stopped.user_attrs["mlflow_run_id"]).info.status == "RUNNING"
+    reaped = tune(tmp_path, *endless, "--reap-only")  # what every command on the store does first
+    assert reaped.returncode == 0, reaped.stderr
+    assert client.get_run(stopped.user_attrs["mlflow_run_id"]).info.status == "KILLED"
 
 
 def test_a_trial_stopped_by_sigterm_goes_on_from_its_last_epoch_in_the_next_command(tmp_path):

@@ -8,10 +8,13 @@ threads) can be open at once without stepping on each other.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import subprocess
+import sys
 import time
+import traceback
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,6 +25,7 @@ from mlflow import MlflowClient
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 
 from ..data.corpus import Corpus
+from ..errors import first_line
 from ..system.processes import is_alive, process_identity
 from .store import open_experiment, resolve_experiment_name, resolve_tracking_uri
 
@@ -132,23 +136,55 @@ class RunTracker:
         A run is never left RUNNING by an exception that Python can see.
         """
         self._failed = False
-        with ending(self.end, finished=lambda: "FAILED" if self._failed else "FINISHED"):
+        with ending(self.end, self.client, finished=lambda: "FAILED" if self._failed else "FINISHED"):
             yield self
 
 
 @contextlib.contextmanager
-def ending(end: Callable[[str], object], finished: Callable[[], str] = lambda: "FINISHED") -> Iterator[None]:
+def ending(end: Callable[[str], object], client: MlflowClient,
+           finished: Callable[[], str] = lambda: "FINISHED") -> Iterator[None]:
     """Run the block, then ``end`` with how it ended: ``finished()`` (FINISHED), KILLED (Ctrl-C,
-    SIGTERM) or FAILED on an error; re-raise."""
+    SIGTERM) or FAILED on an error; re-raise. ``client``: the store ``end`` writes to.
+
+    An interruption stays one even when the store refuses the status (another process holds its
+    lock): an error raised here would turn Ctrl-C into a crash, and callers would not do what they
+    do on Ctrl-C (a study queues its trial again). The run then stays RUNNING until the next
+    command on the store ends it KILLED (:func:`reap_dead_runs`).
+    """
     try:
         yield
-    except KeyboardInterrupt:
-        end("KILLED")
+    except KeyboardInterrupt as interrupt:
+        release_cut_off_writes(client, interrupt)
+        try:
+            end("KILLED")
+        except Exception as error:  # noqa: BLE001 -- whatever the store says, this was an interruption
+            while error.__cause__ is not None:  # the driver's words ("database is locked"), not the wrappers'
+                error = error.__cause__
+            print(f"could not mark the run KILLED now ({type(error).__name__}: {first_line(error)}); the next "
+                  "command on this store will", file=sys.stderr, flush=True)
         raise
     except BaseException:
         end("FAILED")
         raise
     end(finished())
+
+
+def release_cut_off_writes(client: MlflowClient, interrupt: KeyboardInterrupt) -> None:
+    """Free the SQLite write lock that a write cut off by ``interrupt`` may still hold.
+
+    Ctrl-C or SIGTERM landing inside a SQLite write can leave its connection in a transaction:
+    kept alive by the interrupted frames, or returned to the engine's pool without a rollback.
+    Every later write of any connection then waits out MLflow's 20 s busy timeout and fails with
+    "database is locked" (seen on CI: the run could not be marked KILLED, nor the trial queued
+    again). Clearing the frames closes the first kind; disposing the pool rolls back the second
+    (the store opens new connections as it needs them).
+    """
+    traceback.clear_frames(interrupt.__traceback__)  # finished frames only; the traceback stays printable
+    gc.collect()
+    store = getattr(getattr(client, "_tracking_client", None), "store", None)  # no public way to the engine
+    engine = getattr(store, "engine", None)
+    if engine is not None:
+        engine.dispose()
 
 
 PROCESS_TAGS = {"worker_host": "process_host", "worker_pid": "process_pid", "worker_start": "process_start"}

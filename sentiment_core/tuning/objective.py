@@ -14,6 +14,7 @@ last epoch the cut-off run finished, where that run's saved state is still on th
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from pathlib import Path
 
@@ -140,12 +141,15 @@ class Objective:
                                on_epoch_end=report, progress=self.progress, system_metrics=self.system_metrics,
                                cpu=self.cpu, resume_dir=self.resume_dir)
         except BaseException as exc:
-            interrupted = isinstance(exc, KeyboardInterrupt)
-            tracker.set_tags({"trial_state": "KILLED" if interrupted else "FAIL"})
+            interrupted = was_interrupted(exc)
             if interrupted:  # stopped, not a bad setting: the next command goes on with it
+                # First, and in the journal or database of the study: the MLflow store may be
+                # locked by the write the signal cut off (RunTracker.terminating).
                 requeue(trial.study, trial.number, trial.params, trial.user_attrs)
                 print(f"trial {trial.number} interrupted: its parameters are queued again, and the same command "
                       "goes on from its last finished epoch", flush=True)
+            with contextlib.suppress(Exception):  # a courtesy: the error that counts is exc, raised next
+                tracker.set_tags({"trial_state": "KILLED" if interrupted else "FAIL"})
             raise
         result = run.result
         if result.status == "diverged":
@@ -161,3 +165,15 @@ class Objective:
         if single:
             return result.summary["best_valid_acc"]
         return result.summary["best_valid_acc"], result.summary["gap_at_best_valid"]
+
+
+def was_interrupted(error: BaseException) -> bool:
+    """Ctrl-C or SIGTERM, also when an error raised while handling it (a store that refused a
+    write) took its place."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False

@@ -164,7 +164,7 @@ def report_only(spec: StudySpec, client, experiment_id: str) -> optuna.Study:
     own_parent = parent_run_id is None or not _run_exists(client, parent_run_id)
     if own_parent:  # the study's run lives in another store (the journal came from another machine)
         parent_run_id = _new_parent_run(spec, client, experiment_id, f"study {spec.study_name} (report)", "study-report")
-    with ending(lambda status: own_parent and client.set_terminated(parent_run_id, status)):
+    with ending(lambda status: own_parent and client.set_terminated(parent_run_id, status), client):
         report(spec, study, client, experiment_id, parent_run_id)
     return study
 
@@ -261,12 +261,12 @@ def run_study(spec: StudySpec) -> optuna.Study:
     uri = resolve_tracking_uri(spec.repo_root)
     experiment_name = resolve_experiment_name(spec.experiment)
     client, experiment_id = open_experiment(uri, experiment_name)
-    if spec.reap_only:
-        reap_only(spec, client)
-        return None
     if spec.reads_only():
         return report_only(spec, client, experiment_id)
     reap_and_report(client, experiment_id, experiment_name)
+    if spec.reap_only:
+        reap_only(spec, client)
+        return None
     study, parent_run_id, failed = prepare_study(spec, client, experiment_id)
     counted = study.get_trials(deepcopy=False, states=TOWARDS_TOTAL)
     # RUNNING ones belong to other commands (prepare_study has just failed those of dead workers).
@@ -283,7 +283,7 @@ def run_study(spec: StudySpec) -> optuna.Study:
         print(f"marked trial(s) {failed} of dead workers as FAIL; their parameters are retried once", flush=True)
 
     # The command ends its share of the study however it stops (the last command ends the parent run).
-    with ending(lambda status: finish_command(study, client, parent_run_id, status)):
+    with ending(lambda status: finish_command(study, client, parent_run_id, status), client):
         if spec.workers == 1:
             run_worker(spec, parent_run_id, spec.n_trials, in_process=True)
         elif spec.n_trials:
