@@ -123,7 +123,7 @@ def test_workers_get_one_gpu_each_round_robin():
 
 
 def test_deterministic_mode_sets_the_backends_and_is_recorded(tiny_config):
-    from sentiment_core.tracking.tracked_run import resolved_config
+    from sentiment_core.training.runtime import resolved_config
 
     before = torch.are_deterministic_algorithms_enabled()
     try:

@@ -14,7 +14,7 @@ from optuna.trial import TrialState, create_trial
 from helpers import REPO, TUNE, load_study as load, store, tune
 from sentiment_core import tuning
 from sentiment_core.training.config import TrainConfig
-from sentiment_core.tracking.tracked_run import resolved_config
+from sentiment_core.training.runtime import resolved_config
 from sentiment_core.tuning.rungs import FROM_ATTR, REFERENCE_ATTR, RungPruner
 from sentiment_core.tuning.space import SearchSpace
 

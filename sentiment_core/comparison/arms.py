@@ -20,10 +20,11 @@ from ..tracking.store import (
     resolve_experiment_name,
     resolve_tracking_uri,
 )
-from ..tracking.tracked_run import TrackedRun, resolved_config, run_training
+from ..tracking.tracked_run import TrackedRun, run_training
 from ..training.config import TrainConfig
 from ..training.model import CELLS
 from ..training.resume import ResumeFile, resume_dir_of
+from ..training.runtime import resolved_config
 from . import yardstick
 
 # Under three minutes for both cells on a 2-core CPU, and the same story as the full run (LSTM

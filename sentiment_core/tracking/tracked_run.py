@@ -14,7 +14,7 @@ from ..system.cpu_share import CpuShare
 from ..training.checkpoint import save_checkpoint
 from ..training.config import TrainConfig
 from ..training.loop import TrainResult, confusion_counts, evaluate_predictions, train
-from ..training.runtime import Runtime, runtime_of
+from ..training.runtime import resolved_config, runtime_of
 from .runs import RunTracker, environment_tags, monitor_system
 
 
@@ -24,13 +24,6 @@ class TrackedRun:
     config: TrainConfig
     result: TrainResult
     test_predictions: np.ndarray | None = None  # the best-valid model's test labels, in corpus order
-
-
-def resolved_config(config: TrainConfig, runtime: Runtime | None = None) -> TrainConfig:
-    """The config with device, precision and sequence path resolved, so params say what ran."""
-    runtime = runtime or runtime_of(config)
-    return config.replace(device=runtime.device.type, precision=runtime.precision,
-                          sequence_path=runtime.sequence_path)
 
 
 def data_params(corpus: Corpus) -> dict:

@@ -174,6 +174,14 @@ def runtime_of(config) -> Runtime:
     return resolve_runtime(config.device, config.precision, config.sequence_path, config.deterministic)
 
 
+def resolved_config(config, runtime: Runtime | None = None):
+    """A TrainConfig with device, precision and sequence path resolved, so params say what ran
+    (untyped, like runtime_of: config.py imports this module)."""
+    runtime = runtime or runtime_of(config)
+    return config.replace(device=runtime.device.type, precision=runtime.precision,
+                          sequence_path=runtime.sequence_path)
+
+
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch (all CUDA devices too: torch.manual_seed covers them)."""
     random.seed(seed)

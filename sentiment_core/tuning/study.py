@@ -20,8 +20,8 @@ from ..tracking.store import (
     resolve_experiment_name,
     resolve_tracking_uri,
 )
-from ..tracking.tracked_run import resolved_config
 from ..training.resume import resume_dir_of
+from ..training.runtime import resolved_config
 from . import carry_over
 from .fingerprint import fingerprint_differences, study_fingerprint
 from .journal import check_journal
