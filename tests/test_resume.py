@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from sentiment_core.training.loop import train
-from sentiment_core.training.resume import SUFFIX, ResumeFile
+from sentiment_core.training.resume import SUFFIX, ResumeFile, corpus_digest
 from sentiment_core.training.runtime import runtime_of
 
 TIMING = ("epoch_seconds", "train_reviews_per_s", "train_tokens_per_s")
@@ -103,8 +103,8 @@ def test_an_unreadable_state_is_set_aside_and_training_starts_over(config, tiny_
 
 
 def test_a_second_process_on_the_same_run_saves_nothing(config, tiny_corpus, tmp_path):
-    first = ResumeFile(tmp_path, config, tiny_corpus)
+    first = ResumeFile(tmp_path, config, corpus_digest(tiny_corpus))
     with first.claimed() as mine:
         assert mine is first
-        with ResumeFile(tmp_path, config, tiny_corpus).claimed() as theirs:
+        with ResumeFile(tmp_path, config, corpus_digest(tiny_corpus)).claimed() as theirs:
             assert theirs is None

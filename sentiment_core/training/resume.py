@@ -17,7 +17,6 @@ trains the run: a second process with the same run trains without saving rather 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fcntl
 import hashlib
 import json
@@ -34,6 +33,7 @@ import torch
 from ..data.splits import default_cache_dir
 from ..errors import first_line
 from .config import TrainConfig
+from .runtime import resolved_config
 
 FORMAT = 1
 SUFFIX = ".pt"
@@ -55,10 +55,10 @@ def corpus_digest(corpus) -> str:
     return h.hexdigest()[:16]
 
 
-def run_key(config: TrainConfig, corpus) -> str:
+def run_key(config: TrainConfig, data_digest: str) -> str:
     """What identifies a run for resuming: the config with device and precision resolved (a state
-    saved on one runtime does not continue on another) and the data."""
-    text = json.dumps({"format": FORMAT, "config": config.to_dict(), "data": corpus_digest(corpus)}, sort_keys=True)
+    saved on one runtime does not continue on another) and the data (:func:`corpus_digest`)."""
+    text = json.dumps({"format": FORMAT, "config": config.to_dict(), "data": data_digest}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
@@ -78,17 +78,18 @@ class ResumeFile:
     # tens of MB after each would cost several percent. A cut-off run loses at most this much.
     every_s = 30.0
 
-    def __init__(self, directory: str | Path, config: TrainConfig, corpus):
+    def __init__(self, directory: str | Path, config: TrainConfig, data_digest: str):
+        """``config`` resolved (:func:`runtime.resolved_config`); ``data_digest``: :func:`corpus_digest`
+        (hashing a full corpus takes ~0.05 s: callers with many runs on one corpus hash it once)."""
         self.directory = Path(directory)
         self.config = config
-        self.path = self.directory / (run_key(config, corpus) + SUFFIX)
+        self.path = self.directory / (run_key(config, data_digest) + SUFFIX)
         self.saved_at = -math.inf
 
     @classmethod
     def of_run(cls, directory: str | Path, config: TrainConfig, runtime, corpus) -> ResumeFile:
-        """The file of ``config`` as it runs on ``runtime`` (device, precision and path resolved)."""
-        return cls(directory, dataclasses.replace(config, device=runtime.device.type, precision=runtime.precision,
-                                                  sequence_path=runtime.sequence_path), corpus)
+        """The file of ``config`` as it runs on ``runtime`` on ``corpus``."""
+        return cls(directory, resolved_config(config, runtime), corpus_digest(corpus))
 
     @contextlib.contextmanager
     def claimed(self) -> Iterator[ResumeFile | None]:
