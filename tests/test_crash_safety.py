@@ -22,11 +22,12 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from sqlalchemy.engine import Engine
 
-from helpers import TINY, store, tune
+from helpers import REPO, TINY, store, tune
 from sentiment_core.errors import UserError
 from sentiment_core.tuning.journal import check_journal
 from sentiment_core.tracking.runs import KILLED_REASON_TAG, RunTracker, reap_dead_runs
 from sentiment_core.tracking.store import open_experiment
+from sentiment_core.tracking.tracked_run import run_training
 
 REPO = Path(__file__).resolve().parents[1]
 COMPARE = REPO / "experiments" / "compare_rnn_lstm.py"
@@ -247,3 +248,28 @@ def test_a_store_write_cut_off_by_ctrl_c_leaves_no_lock_and_the_run_ends_killed(
     with sqlite3.connect(tmp_path / "mlflow.db", timeout=0.1) as other:  # no lock left behind
         other.execute("BEGIN IMMEDIATE")
         other.rollback()
+
+
+def test_a_run_cut_off_after_its_last_epoch_replays_it_instead_of_training_again(tiny_config, tiny_corpus, tmp_path):
+    client, experiment_id = open_experiment(store(tmp_path), "after-the-last-epoch")
+    config, state = tiny_config.replace(epochs=2, precision="fp32"), tmp_path / "state"
+
+    def run(name):
+        return run_training(RunTracker.create(client, experiment_id, run_name=name), config, tiny_corpus,
+                            repo_root=REPO, data_source="test", progress=False, system_metrics=False,
+                            resume_dir=state)
+
+    def cut_off(connection, cursor, statement, parameters, *rest):  # Ctrl-C while the outcome is logged
+        if "training_status" in str(parameters):
+            raise KeyboardInterrupt
+
+    sqlalchemy.event.listen(Engine, "after_cursor_execute", cut_off)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run("cut off")
+    finally:
+        sqlalchemy.event.remove(Engine, "after_cursor_execute", cut_off)
+    assert len(list(state.glob("*.pt"))) == 1
+    again = run("again")
+    assert again.result.resumed_epochs == 2 and len(again.result.history) == 2
+    assert list(state.iterdir()) == [], "a logged run leaves neither state nor lock"

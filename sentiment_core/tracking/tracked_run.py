@@ -14,6 +14,7 @@ from ..system.cpu_share import CpuShare
 from ..training.checkpoint import save_checkpoint
 from ..training.config import TrainConfig
 from ..training.loop import TrainResult, confusion_counts, evaluate_predictions, train
+from ..training.resume import ResumeFile
 from ..training.runtime import resolved_config, runtime_of
 from .runs import RunTracker, environment_tags, monitor_system
 
@@ -72,7 +73,7 @@ def run_training(
 
         with monitor_system(run, system_metrics, gpu=runtime.device.type == "cuda"):
             result = train(config, corpus, on_epoch_end=hook, progress=progress, runtime=runtime,
-                           resume_dir=resume_dir, keep_finished=keep_finished)
+                           resume_dir=resume_dir, keep_finished=True)
         confusion = predictions = None
         if result.best_epoch is not None:
             _, predictions = evaluate_predictions(result.model, corpus.test, runtime, config.eval_batch_size,
@@ -81,6 +82,11 @@ def run_training(
         log_training_outcome(run, config, corpus, result, confusion)
         if result.status == "diverged":
             run.fail_on_exit()
+    if resume_dir is not None and not keep_finished:
+        # Only now that the run is logged: one cut off between its last epoch and here (test
+        # predictions, artifacts, checkpoint: tens of seconds) replays its epochs on the next
+        # command instead of training them all again.
+        ResumeFile.of_run(resume_dir, config, runtime, corpus).discard()
     return TrackedRun(tracker.run_id, config, result, predictions)
 
 

@@ -7,7 +7,8 @@ so far, the best epoch and its weights) to one file named by a hash of what deci
 whole config and the encoded data. The same run started again (the same command, a study's retry
 of a failed trial, a retrain cut off midway) finds the file and goes on from the next epoch;
 training is deterministic per seed on a given runtime, so the result equals an uninterrupted
-run's. A finished run deletes its file, so running a finished command again trains anew.
+run's. A finished run deletes its file (a tracked run once it is logged), so running a finished
+command again trains anew.
 
 The file holds tensors and plain values only (``torch.load(weights_only=True)``), is replaced
 atomically (a kill mid-write leaves the previous epoch's file), and is locked while a process
@@ -156,7 +157,19 @@ class ResumeFile:
         return Resumed(history, best, best_state)
 
     def discard(self) -> None:
+        """Delete the state, and its lock file unless a process holds it (this one, while it trains)."""
         self.path.unlink(missing_ok=True)
+        lock = self.path.with_suffix(".lock")
+        try:
+            handle = open(lock)
+        except FileNotFoundError:
+            return
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return
+            lock.unlink(missing_ok=True)
 
 
 def clone_state(model) -> dict:
