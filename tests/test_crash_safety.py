@@ -22,7 +22,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from sqlalchemy.engine import Engine
 
-from helpers import REPO, TINY, store, tune
+from helpers import TINY, store, tune
 from sentiment_core.errors import UserError
 from sentiment_core.tuning.journal import check_journal
 from sentiment_core.tracking.runs import KILLED_REASON_TAG, RunTracker, reap_dead_runs
