@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import re
 
 import pandas as pd
@@ -9,7 +10,10 @@ import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-from helpers import ENDLESS, kill_mid_trial, load_study as load, tune
+from helpers import ENDLESS, REPO, kill_mid_trial, load_study as load, tune
+from sentiment_core.training.config import TrainConfig
+from sentiment_core.tuning.retraining import claim_path
+from sentiment_core.tuning.spec import StudySpec
 from sentiment_core.tuning.rungs import REFERENCE_ATTR
 from sentiment_core.tuning.space import SEED_PARAMS, SearchSpace
 from sentiment_core.errors import UserError
@@ -129,6 +133,50 @@ def test_two_commands_started_together(tmp_path):
     assert sum("baseline" in t.user_attrs for t in trials) == 1  # the seed setting enqueued once
     # Started at the same moment, the two commands still propose different points.
     assert len({tuple(sorted(t.params.items())) for t in trials}) == len(trials)
+
+
+def _read_until(proc, text: str, said: list[str]) -> None:
+    """Read ``proc``'s stdout into ``said`` up to a line holding ``text``; fail if it exits first."""
+    while line := proc.stdout.readline():
+        said.append(line)
+        if text in line:
+            return
+    raise AssertionError(f"exited without saying {text!r}:\n{''.join(said)[-2000:]}")
+
+
+def test_two_commands_divide_the_retrains_and_wait_for_each_others(tmp_path, monkeypatch, run_inprocess):
+    assert tune(tmp_path, "--n-trials", "2", runner=run_inprocess).returncode == 0
+    study = load(tmp_path)
+    groups = ["seed config"] + ([c] if (c := expected_challenger(study)) else [])
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # where tune() puts the cache
+    held = claim_path(StudySpec(TrainConfig(), SearchSpace(), "s", f"journal:{tmp_path / 'study.journal'}", REPO),
+                      "seed config", 1234)
+    held.parent.mkdir(parents=True, exist_ok=True)
+    said: list[list[str]] = [[], []]
+    with open(held, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # as if a third command were training it
+        procs = [tune(tmp_path, "--n-trials", "0", "--retrain-best", "2", "--register", background=True)
+                 for _ in range(2)]
+        try:
+            for proc, lines in zip(procs, said):  # each trains what it can claim, then waits for this one
+                _read_until(proc, "retrain seed config seed 1234: another process is training it", lines)
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)  # its claimant ended without keeping it: one of the two trains it
+        outputs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in outputs]
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_run(study.user_attrs["mlflow_parent_run_id"]).info.experiment_id],
+                              "tags.kind = 'retrain'")
+    assert sorted((r.data.tags["group"], r.data.params["seed"]) for r in runs) == sorted(
+        (g, s) for g in groups for s in ("1234", "1235")), "each retrain trained once, by one of the two"
+    assert all(r.info.status == "FINISHED" for r in runs)
+    trained = [sum(line.startswith("retrain ") and "best valid" in line for line in lines + out.splitlines())
+               for lines, (out, _) in zip(said, outputs)]
+    assert sum(trained) == len(runs)
+    registered = [v.run_id for v in client.search_model_versions("name = 'sentiment-imdb-lstm'")]
+    assert sorted(registered) == sorted(r.info.run_id for r in runs if r.data.tags["group"] == "tuned")
+    assert not list(held.parent.glob("retrain-*.lock")), "claims are removed once kept"
+    assert set(pd.read_csv(tmp_path / "out" / "study-s" / "seed_vs_tuned.csv").seeds) == {2}
 
 
 def test_retrain_best_reports_seed_vs_tuned_over_seeds(tmp_path, run_inprocess):

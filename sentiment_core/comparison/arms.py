@@ -129,11 +129,14 @@ def run_arms(arms: dict[str, TrainConfig], seeds: list[int], *, repo_root: Path,
 
 def register_run(client, run: TrackedRun, source_run_id: str) -> None:
     """Register a trained run's model as a new version of ``sentiment-<data>-<cell>`` (alias
-    ``best`` on the highest valid accuracy on the same validation split)."""
+    ``best`` on the highest valid accuracy on the same validation split), once per run."""
     if run.result.best_epoch is None or run.result.status == "diverged":
         return
+    logged = client.get_run(run.run_id).data
+    if "registered_model" in logged.tags:  # by another command that read the same run back
+        return
     name = mlflow_model.registered_name(run.config.data, run.config.cell)
-    valid_digest = client.get_run(run.run_id).data.params.get("valid_digest")
+    valid_digest = logged.params.get("valid_digest")
     version, best = mlflow_model.register(client, run.run_id, name, run.result.summary["best_valid_acc"],
                                           valid_digest, source_run_id)
     RunTracker(client, run.run_id).set_tags({"registered_model": f"{name}/{version}"})

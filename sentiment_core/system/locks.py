@@ -1,24 +1,35 @@
-"""An inter-process lock on a file: workers on one machine take turns at one-time setup."""
+"""Inter-process locks: workers on one machine (a file) or on several (PostgreSQL) take turns at
+one-time setup, or divide work."""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 
 @contextlib.contextmanager
-def file_lock(path: Path | None) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (created if needed); ``None`` locks nothing."""
+def file_lock(path: Path | None, wait: bool = True, on_wait: Callable[[], object] | None = None) -> Iterator[bool]:
+    """Hold an exclusive lock on ``path`` (created if needed); ``None`` locks nothing. Yields True
+    once held; with ``wait=False`` yields False at once if another process holds it. ``on_wait``
+    is called before waiting for another process (to say why nothing happens)."""
     if path is None:
-        yield
+        yield True
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            yield
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not wait:
+                yield False
+                return
+            if on_wait is not None:
+                on_wait()
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 

@@ -4,13 +4,19 @@ Each finished retrain is also kept in the study itself (a user attr per configur
 the recipe, the MLflow run id, its per-epoch history and summary), so the study's journal, the
 file that is committed and moved between machines, holds them. A retrain cut off midway is run
 again; the ones that finished are read back, not retrained, by the same command on any machine.
-The runs are independent: with several workers they train in parallel processes.
+The runs are independent: with several workers they train in parallel processes. Every process
+works through all the missing retrains and claims each one with a lock file before training it,
+so the workers of one command, and several commands on one machine, divide them; a process that
+runs out of unclaimed retrains waits for the claimed ones, and trains one itself if its claimant
+ended without keeping it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import optuna
@@ -18,6 +24,7 @@ import optuna
 from ..comparison.arms import data_source_label, register_run
 from ..data.corpus import load_corpus
 from ..errors import UserError
+from ..system.locks import file_lock
 from ..system.workers import run_in_processes
 from ..tracking import models as mlflow_model
 from ..tracking.runs import RunTracker
@@ -30,6 +37,7 @@ from ..tracking.tracked_run import TrackedRun, run_training
 from ..training.config import EXECUTION_FIELDS, TrainConfig
 from ..training.resume import resume_dir_of
 from .space import params_to_config
+from .storage import journal_path
 
 if TYPE_CHECKING:
     from .spec import StudySpec
@@ -108,7 +116,8 @@ def retrain(spec: StudySpec, study: optuna.Study, configurations: dict[str, dict
                 missing.append((label, config))
     workers = min(spec.workers, len(missing))
     if workers > 1:
-        shares = [(spec, missing[i::workers], parent_run_id, False) for i in range(workers)]
+        # Each worker gets every missing retrain, starting at its own: the claims divide them.
+        shares = [(spec, missing[i:] + missing[:i], parent_run_id, False) for i in range(workers)]
         bad = run_in_processes(train_and_keep, shares, spec.worker_threads(workers))
         if bad:
             raise UserError(f"{len(bad)} retrain worker(s) failed (exit codes {bad}); the study keeps every "
@@ -117,36 +126,67 @@ def retrain(spec: StudySpec, study: optuna.Study, configurations: dict[str, dict
         train_and_keep(spec, missing, parent_run_id, spec.progress, client=client, experiment_id=experiment_id,
                        study=study, cpu=spec.cpu)
     # Every run is read back from the study, whichever process trained it; new tuned models are
-    # registered from this one process (parallel registrations could race for a version number).
+    # registered from this one process (parallel registrations could race for a version number),
+    # under the retrain's claim, since another command may have read the same run back.
     groups = {label: [stored_run(study, label, config) for config in configs] for label, configs in wanted.items()}
     if mlflow_model.should_register(spec.register, spec.config.max_examples):
         for label, config in missing:
             if label == "tuned":
-                register_run(client, stored_run(study, label, config), parent_run_id)
+                claim = claim_path(spec, label, config.seed)
+                with file_lock(claim):
+                    register_run(client, stored_run(study, label, config), parent_run_id)
+                    claim.unlink(missing_ok=True)  # registered and tagged: whoever locks next sees the tag
     return groups
 
 
 def train_and_keep(spec: StudySpec, jobs: list[tuple[str, TrainConfig]], parent_run_id: str, progress: bool,
                    client=None, experiment_id: str | None = None, study: optuna.Study | None = None,
                    cpu=None) -> None:
-    """Train each (label, config) as a child run of the study's parent run and keep it in the
-    study; in a spawned worker the store and the study are opened here."""
+    """Train each (label, config) that no other process claims and the study does not keep yet,
+    as a child run of the study's parent run, and keep it in the study; then wait for the ones
+    other processes claimed. In a spawned worker the store and the study are opened here."""
     if client is None:
         client, experiment_id = open_experiment(resolve_tracking_uri(spec.repo_root),
                                                 resolve_experiment_name(spec.experiment))
     if study is None:
         study = optuna.load_study(study_name=spec.study_name, storage=spec.storage())
     corpus = load_corpus(spec.config, cache_dir=spec.cache_dir)
-    for label, config in jobs:
-        tracker = RunTracker.create(client, experiment_id, run_name=f"retrain {label} seed {config.seed}",
-                                    parent_run_id=parent_run_id, tags={"kind": "retrain", "group": label,
-                                                                       "study_name": spec.study_name})
-        run = run_training(tracker, config, corpus, repo_root=spec.repo_root, data_source=data_source_label(config),
-                           progress=progress, system_metrics=spec.system_metrics, cpu=cpu,
-                           resume_dir=resume_dir_of(spec.cache_dir))
-        keep_run(study, label, config, run)  # training is deterministic per seed: any finished outcome stands
-        summary = run.result.summary
-        outcome = (f"best valid {summary['best_valid_acc']:.2%}, test at best valid "
-                   f"{summary['test_acc_at_best_valid']:.2%}, gap {summary['gap_at_best_valid'] * 100:.1f} pts"
-                   if summary else run.result.status)
-        print(f"retrain {label} seed {config.seed}: {outcome} (MLflow run {run.run_id})", flush=True)
+    # First the retrains nobody has claimed; then, waiting, those that others were training.
+    for wait in (False, True):
+        for label, config in jobs:
+            def say_waiting(label=label, config=config):
+                print(f"retrain {label} seed {config.seed}: another process is training it; waiting for it "
+                      "to finish", flush=True)
+            claim = claim_path(spec, label, config.seed)
+            with file_lock(claim, wait=wait, on_wait=say_waiting) as claimed:
+                if not claimed:
+                    continue
+                if stored_run(study, label, config) is None:
+                    _train_one(spec, study, label, config, corpus, parent_run_id, progress, client, experiment_id,
+                               cpu)
+                # Kept: whoever takes this lock next, even on the unlinked file, finds it in the study.
+                claim.unlink(missing_ok=True)
+
+
+def claim_path(spec: StudySpec, label: str, seed: int) -> Path:
+    """The lock file of one retrain on this machine: the study's storage and name, and the key the
+    study keeps the retrain under."""
+    where = journal_path(spec.storage_url)
+    text = json.dumps([str(where.resolve()) if where else spec.storage_url, spec.study_name, attr_key(label, seed)])
+    return resume_dir_of(spec.cache_dir) / f"retrain-{hashlib.sha256(text.encode()).hexdigest()[:20]}.lock"
+
+
+def _train_one(spec: StudySpec, study: optuna.Study, label: str, config: TrainConfig, corpus, parent_run_id: str,
+               progress: bool, client, experiment_id: str, cpu) -> None:
+    tracker = RunTracker.create(client, experiment_id, run_name=f"retrain {label} seed {config.seed}",
+                                parent_run_id=parent_run_id, tags={"kind": "retrain", "group": label,
+                                                                   "study_name": spec.study_name})
+    run = run_training(tracker, config, corpus, repo_root=spec.repo_root, data_source=data_source_label(config),
+                       progress=progress, system_metrics=spec.system_metrics, cpu=cpu,
+                       resume_dir=resume_dir_of(spec.cache_dir))
+    keep_run(study, label, config, run)  # training is deterministic per seed: any finished outcome stands
+    summary = run.result.summary
+    outcome = (f"best valid {summary['best_valid_acc']:.2%}, test at best valid "
+               f"{summary['test_acc_at_best_valid']:.2%}, gap {summary['gap_at_best_valid'] * 100:.1f} pts"
+               if summary else run.result.status)
+    print(f"retrain {label} seed {config.seed}: {outcome} (MLflow run {run.run_id})", flush=True)
