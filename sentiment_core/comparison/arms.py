@@ -23,7 +23,7 @@ from ..tracking.store import (
 from ..tracking.tracked_run import TrackedRun, run_training
 from ..training.config import TrainConfig
 from ..training.model import CELLS
-from ..training.resume import ResumeFile, corpus_digest, resume_dir_of
+from ..training.resume import resume_dir_of
 from ..training.runtime import resolved_config
 from . import yardstick
 
@@ -110,9 +110,9 @@ def run_arms(arms: dict[str, TrainConfig], seeds: list[int], *, repo_root: Path,
         table, markdown = write_comparison(runs, labels, out, corpus, reference)
         # Every run is done: the same command now trains anew. Until here, a comparison run again
         # after an interruption replays its finished runs from their kept state (seconds each).
-        digest = corpus_digest(corpus)
         for _, run in runs:
-            ResumeFile(resume_dir_of(cache_dir), run.config, digest).discard()
+            if run.result.kept_state is not None:
+                run.result.kept_state.discard()
         for path in sorted(out.iterdir()):
             parent.log_artifact(path, "comparison")
         parent.log_metrics({"wall_seconds": time.perf_counter() - started})

@@ -14,7 +14,6 @@ from ..system.cpu_share import CpuShare
 from ..training.checkpoint import save_checkpoint
 from ..training.config import TrainConfig
 from ..training.loop import TrainResult, confusion_counts, evaluate_predictions, train
-from ..training.resume import ResumeFile
 from ..training.runtime import resolved_config, runtime_of
 from .runs import RunTracker, environment_tags, monitor_system
 
@@ -56,7 +55,7 @@ def run_training(
     when the loss diverged or an error escaped, KILLED on Ctrl-C / SIGTERM. ``cpu`` (threads that
     follow the machine's load) decides again after every epoch. ``resume_dir``: the run saves its
     state there every epoch and goes on from one an interrupted run of it left (``training.resume``);
-    ``keep_finished`` keeps it after the run finishes (the caller discards it).
+    ``keep_finished`` keeps it after the run finishes (the caller discards ``run.result.kept_state``).
     """
     runtime = runtime_of(config)
     config = resolved_config(config, runtime)
@@ -82,11 +81,11 @@ def run_training(
         log_training_outcome(run, config, corpus, result, confusion)
         if result.status == "diverged":
             run.fail_on_exit()
-    if resume_dir is not None and not keep_finished:
+    if result.kept_state is not None and not keep_finished:
         # Only now that the run is logged: one cut off between its last epoch and here (test
         # predictions, artifacts, checkpoint: tens of seconds) replays its epochs on the next
         # command instead of training them all again.
-        ResumeFile.of_run(resume_dir, config, runtime, corpus).discard()
+        result.kept_state.discard()
     return TrackedRun(tracker.run_id, config, result, predictions)
 
 

@@ -47,6 +47,7 @@ class TrainResult:
     message: str = ""
     summary: dict = field(default_factory=dict)
     resumed_epochs: int = 0  # epochs restored from an interrupted run's saved state
+    kept_state: ResumeFile | None = None  # with keep_finished: the state saved, for the caller to discard
 
 
 def build_model(config: TrainConfig, vocab: Vocabulary) -> RecurrentClassifier:
@@ -220,7 +221,7 @@ def _train(config: TrainConfig, corpus: Corpus, on_epoch_end, progress: bool, ru
     if best_state is not None:
         model.load_state_dict(best_state)
     result = TrainResult(history, status, best["epoch"] if best else None, model, runtime, message,
-                         resumed_epochs=restored)
+                         resumed_epochs=restored, kept_state=resume if keep_finished else None)
     result.summary = summarize(history, best)
     return result
 
