@@ -72,7 +72,7 @@ class Job:
         self.seconds: float | None = None
         self.threads = flags[flags.index("--threads") + 1] if "--threads" in flags else None
 
-    def wait(self, deadline: float) -> "Job":
+    def wait(self, deadline: float) -> Job:
         try:
             _, err = self.proc.communicate(timeout=max(1.0, deadline - time.perf_counter()))
         except subprocess.TimeoutExpired:
@@ -176,8 +176,8 @@ def main() -> None:
     import torch
 
     from sentiment_core.comparison.arms import QUICK_PRESET
-    from sentiment_core.training.config import TrainConfig
     from sentiment_core.data.corpus import load_corpus
+    from sentiment_core.training.config import TrainConfig
     from sentiment_core.training.runtime import cpu_name
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -40,7 +40,6 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 import torch  # noqa: E402
-
 from training_speed import in_subprocess  # noqa: E402
 
 FULL_TRAIN_REVIEWS = 17_432  # the embedded data's train split
@@ -52,8 +51,8 @@ OK, FAIL, NA, INFO = "ok", "FAIL", "n/a", "info"
 
 
 def device_precisions(device: str) -> list[str]:
-    from sentiment_core.training.runtime import cpu_precision, cuda_precision
     from sentiment_core.errors import UserError
+    from sentiment_core.training.runtime import cpu_precision, cuda_precision
 
     offered = []
     for precision in ("fp32", "tf32", "bf16", "fp16"):
@@ -82,9 +81,9 @@ def parity_one(cell: str, precision: str, device: str) -> tuple[float, float]:
     """Max |logits - CPU fp32 logits| and max |grad - CPU grad| / max |CPU grad| over uni- and
     bidirectional models and both sequence paths."""
     from sentiment_core.data.batching import Batch
+    from sentiment_core.training.loop import _forward
     from sentiment_core.training.model import RecurrentClassifier
     from sentiment_core.training.runtime import resolve_runtime
-    from sentiment_core.training.loop import _forward
 
     worst_logits = worst_grads = 0.0
     tokens, lengths, labels = _batch()
@@ -136,10 +135,10 @@ def check_syncs(device: str) -> list[tuple]:
     if device != "cuda":
         return [(label, "CUDA only", NA)]
     from sentiment_core.data.batching import make_batch
-    from sentiment_core.training.config import TrainConfig
     from sentiment_core.data.corpus import load_corpus
-    from sentiment_core.training.runtime import resolve_runtime
+    from sentiment_core.training.config import TrainConfig
     from sentiment_core.training.loop import build_model, make_optimizer, train_step
+    from sentiment_core.training.runtime import resolve_runtime
 
     config = TrainConfig(max_examples=400, max_len=120, device="cuda")
     corpus = load_corpus(config)
@@ -227,8 +226,8 @@ def check_run(device: str, smoke: bool, tmp: Path) -> list[tuple]:
 
 
 def check_extended(device: str, smoke: bool) -> list[tuple]:
-    from sentiment_core.training.config import TrainConfig
     from sentiment_core.data.corpus import load_corpus
+    from sentiment_core.training.config import TrainConfig
     from sentiment_core.training.loop import train
 
     sizes = {"max_examples": 200, "max_len": 60, "hidden_dim": 32, "embedding_dim": 16} if smoke else \

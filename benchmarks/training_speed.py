@@ -49,10 +49,10 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from sentiment_core.data.batching import batch_indices, make_batch  # noqa: E402
-from sentiment_core.training.config import TrainConfig  # noqa: E402
 from sentiment_core.data.corpus import load_corpus  # noqa: E402
-from sentiment_core.training.runtime import resolve_runtime  # noqa: E402
+from sentiment_core.training.config import TrainConfig  # noqa: E402
 from sentiment_core.training.loop import build_model, make_optimizer, train, train_step  # noqa: E402
+from sentiment_core.training.runtime import resolve_runtime  # noqa: E402
 
 
 class SeedLSTM(nn.Module):

@@ -21,11 +21,17 @@ from sentiment_core.system.cpu_allocator import use_huge_pages  # noqa: E402
 
 use_huge_pages()  # before torch allocates anything
 from sentiment_core import comparison  # noqa: E402
-from sentiment_core.cli import (add_config_arguments, add_run_arguments, config_overrides,  # noqa: E402
-                                parse_int_list, run_main, share_cpu)
+from sentiment_core.cli import (  # noqa: E402
+    add_config_arguments,
+    add_run_arguments,
+    config_overrides,
+    parse_int_list,
+    run_main,
+    share_cpu,
+)
+from sentiment_core.tracking.runs import reap_store  # noqa: E402
 from sentiment_core.training.config import PRESETS, TrainConfig  # noqa: E402
 from sentiment_core.training.model import CELLS  # noqa: E402
-from sentiment_core.tracking.runs import reap_store  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -29,10 +29,9 @@ from sentiment_core.system.cpu_allocator import use_huge_pages  # noqa: E402
 
 use_huge_pages()  # before torch allocates anything
 from sentiment_core import tuning  # noqa: E402
-from sentiment_core.cli import (add_config_arguments, add_run_arguments, config_overrides, run_main,  # noqa: E402
-                                share_cpu)
-from sentiment_core.training.config import TrainConfig  # noqa: E402
+from sentiment_core.cli import add_config_arguments, add_run_arguments, config_overrides, run_main, share_cpu  # noqa: E402
 from sentiment_core.errors import UserError  # noqa: E402
+from sentiment_core.training.config import TrainConfig  # noqa: E402
 from sentiment_core.training.model import CELLS  # noqa: E402
 from sentiment_core.tuning.rungs import RungPruner  # noqa: E402
 from sentiment_core.tuning.space import OBJECTIVES, SEARCHED_FIELDS, SPACES, SearchSpace  # noqa: E402

@@ -6,8 +6,8 @@ import argparse
 import dataclasses
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .data.sources import SOURCES
 from .data.text import TOKENIZERS

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import pandas as pd
+
 # Figure objects without pyplot: no global figure registry and no GUI backend, so plotting works
 # on servers and CI and never changes the backend of a user's notebook.
 from matplotlib.figure import Figure

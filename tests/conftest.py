@@ -11,8 +11,8 @@ import os
 import pytest
 import torch
 
-from sentiment_core.training.config import TrainConfig
 from sentiment_core.data.corpus import load_corpus
+from sentiment_core.training.config import TrainConfig
 
 # Keep test runs off the user's real store even if a test forgets its own URI.
 os.environ.pop("MLFLOW_TRACKING_URI", None)

@@ -7,15 +7,14 @@ import contextlib
 import functools
 import os
 import shutil
-import tempfile
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
-from typing import Callable, Iterator
-
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import optuna
@@ -109,7 +108,7 @@ def kill_mid_trial(worker: subprocess.Popen, load_study: Callable[[], optuna.Stu
         worker.kill()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _empty_store_template() -> Path:
     """An MLflow SQLite store with its schema, made once per test process: creating one runs
     MLflow's migrations (3.5-5 s), copying the file takes a millisecond."""

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from sentiment_core.training.checkpoint import load_checkpoint, predict, save_checkpoint
 from sentiment_core.errors import UserError
+from sentiment_core.training.checkpoint import load_checkpoint, predict, save_checkpoint
 from sentiment_core.training.loop import evaluate, train
 
 

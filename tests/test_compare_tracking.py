@@ -18,13 +18,14 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from helpers import COMPARE as SCRIPT, TINY, mlflow_server, run_script, store
-from sentiment_core.training.checkpoint import load_checkpoint
+from helpers import COMPARE as SCRIPT
+from helpers import TINY, mlflow_server, run_script, store
 from sentiment_core.data.corpus import load_corpus
-from sentiment_core.training.runtime import resolve_runtime
 from sentiment_core.tracking.models import download_checkpoint
 from sentiment_core.tracking.store import open_experiment
+from sentiment_core.training.checkpoint import load_checkpoint
 from sentiment_core.training.loop import evaluate
+from sentiment_core.training.runtime import resolve_runtime
 
 REPO = Path(__file__).resolve().parents[1]
 METRICS = ("train_loss", "train_acc", "train_eval_loss", "train_eval_acc", "valid_loss", "valid_acc", "test_loss",

@@ -10,12 +10,11 @@ import time
 import pytest
 import torch
 
+from helpers import REPO, store
 from sentiment_core.system.cpu_share import CpuSample, CpuShare, others_busy_cores, threads_for
-from sentiment_core.tracking.tracked_run import run_training
 from sentiment_core.tracking.runs import RunTracker
 from sentiment_core.tracking.store import open_experiment
-
-from helpers import REPO, store
+from sentiment_core.tracking.tracked_run import run_training
 
 
 def test_the_cores_others_leave():

@@ -24,10 +24,10 @@ from sqlalchemy.engine import Engine
 
 from helpers import TINY, store, tune
 from sentiment_core.errors import UserError
-from sentiment_core.tuning.journal import check_journal
 from sentiment_core.tracking.runs import KILLED_REASON_TAG, RunTracker, reap_dead_runs
 from sentiment_core.tracking.store import open_experiment
 from sentiment_core.tracking.tracked_run import run_training
+from sentiment_core.tuning.journal import check_journal
 
 REPO = Path(__file__).resolve().parents[1]
 COMPARE = REPO / "experiments" / "compare_rnn_lstm.py"

@@ -2,7 +2,8 @@ import tarfile
 
 import pytest
 
-from sentiment_core.data import aclimdb, splits as data
+from sentiment_core.data import aclimdb
+from sentiment_core.data import splits as data
 from sentiment_core.data.aclimdb import write_aclimdb_archive
 from sentiment_core.data.sources import load_splits, read_reviews_csv
 from sentiment_core.data.splits import Split

@@ -13,10 +13,10 @@ import urllib.request
 import mlflow
 import pytest
 from mlflow import MlflowClient
+from test_predictions import oracle
 
 from helpers import PREDICT, REPO, free_port, store
 from sentiment_core.tracking.models import download_checkpoint
-from test_predictions import oracle
 
 TEXTS = ["A wonderful, moving film with a superb cast.", "Two hours I will never get back. Dreadful."]
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from sentiment_core.training.config import TrainConfig
 from sentiment_core.errors import UserError
+from sentiment_core.training.config import TrainConfig
 from sentiment_core.training.model import RecurrentClassifier
 from sentiment_core.training.runtime import Runtime, accumulator_dtype, cpu_has_native_bf16, resolve_runtime
 
@@ -137,8 +137,8 @@ def test_deterministic_mode_sets_the_backends_and_is_recorded(tiny_config):
 
 
 def test_a_cuda_run_cannot_resume_a_cpu_study():
-    from sentiment_core.tuning.space import SearchSpace
     from sentiment_core.tuning.fingerprint import fingerprint_differences, study_fingerprint
+    from sentiment_core.tuning.space import SearchSpace
 
     config = TrainConfig(device="cpu", precision="fp32", sequence_path="padded")
     stored = study_fingerprint(config, SearchSpace())

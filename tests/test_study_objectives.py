@@ -12,12 +12,19 @@ from optuna.trial import TrialState
 
 from helpers import ENDLESS, load_study, store, tune
 from sentiment_core import reporting
+from sentiment_core.tracking.store import open_experiment
 from sentiment_core.tuning import pareto
 from sentiment_core.tuning.objective import Objective
-from sentiment_core.tuning.rungs import (EPOCH_VALUES_ATTR, REFERENCE_ATTR, RERUN_ATTR, RungPruner, epoch_values, rerun_spared)
-from sentiment_core.tuning.space import SEED_PARAMS, SearchSpace, config_values
 from sentiment_core.tuning.report import challenger_of, rung_check
-from sentiment_core.tracking.store import open_experiment
+from sentiment_core.tuning.rungs import (
+    EPOCH_VALUES_ATTR,
+    REFERENCE_ATTR,
+    RERUN_ATTR,
+    RungPruner,
+    epoch_values,
+    rerun_spared,
+)
+from sentiment_core.tuning.space import SEED_PARAMS, SearchSpace, config_values
 
 EXTENDED = {"embedding_dropout", "output_dropout", "word_dropout", "weight_drop", "weight_decay_on", "weight_decay_kind"}
 

@@ -11,7 +11,8 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from helpers import REPO, TUNE, load_study as load, store, tune
+from helpers import REPO, TUNE, store, tune
+from helpers import load_study as load
 from sentiment_core import tuning
 from sentiment_core.training.config import TrainConfig
 from sentiment_core.training.runtime import resolved_config

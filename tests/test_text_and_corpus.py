@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
 
-from sentiment_core.training.config import TrainConfig
 from sentiment_core.data.corpus import encode_splits, load_corpus
 from sentiment_core.data.sources import load_splits
 from sentiment_core.data.splits import Split, Splits
-from sentiment_core.errors import UserError
 from sentiment_core.data.text import Vocabulary, basic_tokenizer, get_tokenizer, split_tokenizer
+from sentiment_core.errors import UserError
+from sentiment_core.training.config import TrainConfig
 
 
 def test_split_tokenizer_is_the_seeds():

@@ -2,8 +2,8 @@ import math
 
 import pytest
 
-from sentiment_core.training.config import TrainConfig
 from sentiment_core.errors import UserError
+from sentiment_core.training.config import TrainConfig
 from sentiment_core.training.loop import evaluate, train, train_eval_sample
 
 

@@ -10,14 +10,15 @@ import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-from helpers import ENDLESS, REPO, kill_mid_trial, load_study as load, tune
-from sentiment_core.training.config import TrainConfig
-from sentiment_core.tuning.retraining import claim_path
-from sentiment_core.tuning.spec import StudySpec
-from sentiment_core.tuning.rungs import REFERENCE_ATTR
-from sentiment_core.tuning.space import SEED_PARAMS, SearchSpace
+from helpers import ENDLESS, REPO, kill_mid_trial, tune
+from helpers import load_study as load
 from sentiment_core.errors import UserError
 from sentiment_core.system.processes import is_alive, process_identity
+from sentiment_core.training.config import TrainConfig
+from sentiment_core.tuning.retraining import claim_path
+from sentiment_core.tuning.rungs import REFERENCE_ATTR
+from sentiment_core.tuning.space import SEED_PARAMS, SearchSpace
+from sentiment_core.tuning.spec import StudySpec
 
 
 def expected_challenger(study) -> str | None:

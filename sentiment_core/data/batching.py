@@ -7,8 +7,8 @@ random state.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -30,7 +30,7 @@ class Batch:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def to(self, device: torch.device) -> "Batch":
+    def to(self, device: torch.device) -> Batch:
         """On ``device``; on CUDA from pinned memory, so the copies do not make the CPU wait."""
         if device.type == "cpu":
             return Batch(self.tokens, self.lengths, self.labels, self.indices, self.lengths)

@@ -36,7 +36,7 @@ class EncodedSplit:
     def review(self, index: int) -> np.ndarray:
         return self.flat[self.offsets[index] : self.offsets[index + 1]]
 
-    def subset(self, indices: np.ndarray) -> "EncodedSplit":
+    def subset(self, indices: np.ndarray) -> EncodedSplit:
         """The reviews at ``indices``, in that order."""
         parts = [self.review(i) for i in indices]
         offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
@@ -44,7 +44,7 @@ class EncodedSplit:
         return EncodedSplit(flat, offsets, self.labels[np.asarray(indices, dtype=np.int64)])
 
     @classmethod
-    def from_token_ids(cls, token_ids: list[list[int]], labels: list[int]) -> "EncodedSplit":
+    def from_token_ids(cls, token_ids: list[list[int]], labels: list[int]) -> EncodedSplit:
         lengths = np.fromiter((len(ids) for ids in token_ids), dtype=np.int64, count=len(token_ids))
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         flat = np.fromiter((i for ids in token_ids for i in ids), dtype=np.int32, count=int(offsets[-1]))

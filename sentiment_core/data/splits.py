@@ -30,7 +30,7 @@ class Split:
             h.update(text.encode("utf-8", "surrogatepass"))
         return h.hexdigest()[:16]
 
-    def subset(self, indices) -> "Split":
+    def subset(self, indices) -> Split:
         return Split([self.texts[i] for i in indices], [self.labels[i] for i in indices])
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 from ..errors import UserError
 
@@ -66,7 +66,7 @@ class Vocabulary:
         return len(self.itos)
 
     @classmethod
-    def build(cls, token_lists: Iterable[list[str]], max_size: int = 25_000, min_freq: int = 1) -> "Vocabulary":
+    def build(cls, token_lists: Iterable[list[str]], max_size: int = 25_000, min_freq: int = 1) -> Vocabulary:
         """The ``max_size`` most frequent tokens seen at least ``min_freq`` times, plus specials.
 
         Ties are broken alphabetically so the vocabulary does not depend on iteration order.
@@ -85,7 +85,7 @@ class Vocabulary:
         Path(path).write_text(json.dumps({"itos": self.itos}, ensure_ascii=False))
 
     @classmethod
-    def load(cls, path: str | Path) -> "Vocabulary":
+    def load(cls, path: str | Path) -> Vocabulary:
         try:
             return cls(json.loads(Path(path).read_text())["itos"])
         except (OSError, ValueError, KeyError, TypeError) as exc:

@@ -24,8 +24,8 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 WINDOW_S = 0.5  # a sleep this long at start and at each epoch boundary (under 1% of an epoch)
 

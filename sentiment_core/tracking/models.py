@@ -21,7 +21,6 @@ from mlflow.exceptions import MlflowException
 
 from ..errors import UserError, first_line
 
-
 PACKAGE = Path(__file__).resolve().parents[1]  # the whole sentiment_core package travels with a model
 MODEL_CODE = Path(__file__).resolve().parent / "pyfunc_model.py"
 ARTIFACT = "model"

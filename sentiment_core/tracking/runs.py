@@ -16,9 +16,9 @@ import sys
 import time
 import traceback
 import warnings
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator
 
 import mlflow
 from mlflow import MlflowClient
@@ -71,7 +71,7 @@ class RunTracker:
 
     @classmethod
     def create(cls, client: MlflowClient, experiment_id: str, run_name: str, parent_run_id: str | None = None,
-               tags: dict[str, str] | None = None) -> "RunTracker":
+               tags: dict[str, str] | None = None) -> RunTracker:
         # The process that owns the run: if it dies without a word (SIGKILL, out of memory), the
         # next command on this store finds the run RUNNING with a dead owner and ends it KILLED.
         # MLflow's own context (script, source type, git commit and branch, user), which its fluent
@@ -130,7 +130,7 @@ class RunTracker:
         self._failed = True
 
     @contextlib.contextmanager
-    def terminating(self) -> Iterator["RunTracker"]:
+    def terminating(self) -> Iterator[RunTracker]:
         """End the run FINISHED, or KILLED on Ctrl-C / SIGTERM, or FAILED on an error; re-raise.
 
         A run is never left RUNNING by an exception that Python can see.
@@ -230,7 +230,7 @@ def reap_and_report(client: MlflowClient, experiment_id: str, experiment_name: s
 
 
 @contextlib.contextmanager
-def monitor_system(tracker: "RunTracker", enabled: bool = True, gpu: bool = False) -> Iterator[None]:
+def monitor_system(tracker: RunTracker, enabled: bool = True, gpu: bool = False) -> Iterator[None]:
     """Log MLflow system metrics (CPU, memory, disk, network; GPU with nvidia-ml-py) for the
     run while the block runs, when ``enabled`` and psutil is installed. On a GPU without
     nvidia-ml-py, one line says that the GPU's metrics are missing and how to get them."""

@@ -81,7 +81,7 @@ class TrainConfig:
     sequence_path: str = "auto"
     deterministic: bool = False  # cuDNN/cuBLAS deterministic kernels (CPU training is deterministic anyway)
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         choices = {"cell": CELLS, "data": SOURCES, "tokenizer": TOKENIZERS, "device": DEVICES,
                    "precision": PRECISIONS, "sequence_path": SEQUENCE_PATHS, "optimizer": OPTIMIZERS,
                    "scheduler_metric": SCHEDULER_METRICS, "truncate": TRUNCATIONS}
@@ -120,7 +120,7 @@ class TrainConfig:
         return (f"{self.cell} on {self.device} ({self.precision}, {self.sequence_path} sequences); "
                 + (f"the default recipe but {', '.join(differs)}" if differs else "the default recipe"))
 
-    def replace(self, **changes: Any) -> "TrainConfig":
+    def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **expand_dropout(changes)).validate()
 
     def to_dict(self) -> dict[str, Any]:
@@ -130,7 +130,7 @@ class TrainConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in expand_dropout(values).items() if k in known}).validate()
 

@@ -4,8 +4,8 @@ recommend from it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import optuna
 import pandas as pd

@@ -48,7 +48,7 @@ class SearchSpace:
     word_dropout: tuple[float, float] = (0.0, 0.3)  # extended only
     weight_drop: tuple[float, float] = (0.0, 0.6)  # extended only
 
-    def validate(self) -> "SearchSpace":
+    def validate(self) -> SearchSpace:
         if self.kind not in SPACES:
             raise UserError(f"unknown search space {self.kind!r}: choose one of {', '.join(SPACES)}")
         _check_range("--dropout-range", self.dropout)
