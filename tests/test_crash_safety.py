@@ -200,7 +200,8 @@ def test_only_runs_of_processes_gone_from_this_host_are_reaped(tmp_path):
 def test_a_sigkilled_comparison_run_again_replays_its_finished_runs_and_goes_on_with_the_cut_one(tmp_path):
     uri = store(tmp_path)
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    command = [sys.executable, str(COMPARE), *TINY, "--epochs", "12", "--models", "rnn,lstm", "--no-baseline"]
+    command = [sys.executable, str(COMPARE), *TINY, "--epochs", "12", "--models", "rnn,lstm", "--no-baseline",
+               "--register"]
     states = tmp_path / "cache" / "sentiment_core" / "interrupted-runs"
     victim = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                               text=True)
@@ -222,6 +223,12 @@ def test_a_sigkilled_comparison_run_again_replays_its_finished_runs_and_goes_on_
         assert run.info.status == "FINISHED"
         assert [m.step for m in client.get_metric_history(run.info.run_id, "valid_acc")] == list(range(1, 13))
     assert not list(states.glob("*.pt")), "a finished comparison keeps no state: the same command trains anew"
+    # The replayed RNN is the cut-off command's finished run again: its model is not registered twice.
+    versions = {(v.name, v.run_id) for v in client.search_model_versions()}
+    first_rnn = next(r for r in runs if r.data.tags.get("arm") == "rnn" and r.info.run_id != children["rnn"].info.run_id)
+    assert versions == {("sentiment-imdb-rnn", first_rnn.info.run_id), ("sentiment-imdb-lstm", children["lstm"].info.run_id)}
+    assert children["rnn"].data.tags["registered_model"] == first_rnn.data.tags["registered_model"] == "sentiment-imdb-rnn/1"
+    assert "rnn seed 1234: replayed from the run a cut-off command had finished" in again.stdout
 
 
 def test_a_store_write_cut_off_by_ctrl_c_leaves_no_lock_and_the_run_ends_killed(tmp_path):

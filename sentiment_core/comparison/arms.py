@@ -132,16 +132,32 @@ def register_run(client, run: TrackedRun, source_run_id: str) -> None:
     ``best`` on the highest valid accuracy on the same validation split), once per run."""
     if run.result.best_epoch is None or run.result.status == "diverged":
         return
-    logged = client.get_run(run.run_id).data
-    if "registered_model" in logged.tags:  # by another command that read the same run back
+    logged = client.get_run(run.run_id)
+    if "registered_model" in logged.data.tags:  # by another command that read the same run back
+        return
+    replayed_whole = 0 < run.result.resumed_epochs == len(run.result.history)
+    if replayed_whole and (earlier := _registered_original(client, logged)) is not None:
+        RunTracker(client, run.run_id).set_tags({"registered_model": earlier})
+        print(f"{run.config.cell} seed {run.config.seed}: replayed from the run a cut-off command had finished; "
+              f"its model is already registered as {earlier}", flush=True)
         return
     name = mlflow_model.registered_name(run.config.data, run.config.cell)
-    valid_digest = logged.params.get("valid_digest")
+    valid_digest = logged.data.params.get("valid_digest")
     version, best = mlflow_model.register(client, run.run_id, name, run.result.summary["best_valid_acc"],
                                           valid_digest, source_run_id)
     RunTracker(client, run.run_id).set_tags({"registered_model": f"{name}/{version}"})
     best_note = f" (alias {mlflow_model.BEST_ALIAS}: best valid accuracy so far)" if best else ""
     print(f"registered {name} version {version}{best_note}", flush=True)
+
+
+def _registered_original(client, logged) -> str | None:
+    """The registered model (name/version) of an earlier run of the same state (tag ``run_key``): a
+    run replayed whole from what a cut-off command kept is that command's finished run again."""
+    key = logged.data.tags.get("run_key")
+    if key is None:
+        return None
+    runs = client.search_runs([logged.info.experiment_id], f"tags.run_key = '{key}'")
+    return next((r.data.tags["registered_model"] for r in runs if "registered_model" in r.data.tags), None)
 
 
 def run_baseline(client, experiment_id: str, parent_run_id: str, config: TrainConfig, corpus,

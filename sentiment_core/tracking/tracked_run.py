@@ -94,7 +94,9 @@ def log_training_outcome(tracker: RunTracker, config: TrainConfig, corpus: Corpu
     from .. import reporting
 
     tracker.set_tags({"training_status": result.status, **({"training_message": result.message} if result.message else {}),
-                      **({"resumed_epochs": result.resumed_epochs} if result.resumed_epochs else {})})
+                      **({"resumed_epochs": result.resumed_epochs} if result.resumed_epochs else {}),
+                      # what the training state is saved under: the same for a replay of this run
+                      **({"run_key": result.kept_state.key} if result.kept_state is not None else {})})
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if result.history:

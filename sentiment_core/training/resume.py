@@ -84,7 +84,8 @@ class ResumeFile:
         (hashing a full corpus takes ~0.05 s: callers with many runs on one corpus hash it once)."""
         self.directory = Path(directory)
         self.config = config
-        self.path = self.directory / (run_key(config, data_digest) + SUFFIX)
+        self.key = run_key(config, data_digest)
+        self.path = self.directory / (self.key + SUFFIX)
         self.saved_at = -math.inf
 
     @classmethod
