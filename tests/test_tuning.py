@@ -212,10 +212,12 @@ def test_retrain_best_reports_seed_vs_tuned_over_seeds(tmp_path, run_inprocess):
         assert [m.step for m in client.get_metric_history(run.info.run_id, "valid_acc")] == [1, 2]
     table = pd.read_csv(tmp_path / "out" / "study-s" / "seed_vs_tuned.csv")
     assert table.configuration.tolist() == groups and set(table.seeds) == {3}
+    assert [len(epochs.split()) for epochs in table["best epoch per seed"]] == [3] * len(groups)
     report = {a.path for a in client.list_artifacts(parent_id, "report")}
     assert {"report/report.md", "report/seed_vs_tuned.csv", "report/learning_curves_seed_vs_tuned.png",
             "report/landscape_dropout_weight_decay.png", "report/optimization_history.png"} <= report
     assert (f"{challenger} - seed config, paired over seeds 1234, 1235, 1236:" in proc.stdout) == bool(challenger)
+    assert ("  train-valid gap at the last epoch: " in proc.stdout) == bool(challenger)
     text = (tmp_path / "out" / "study-s" / "report.md").read_text()
     assert re.search(r"time in trials: [0-9.]+ min for 3 complete or pruned trial\(s\), [0-9]+ epochs", text)
     assert 0 < client.get_run(parent_id).data.metrics["trial_hours"] < 1

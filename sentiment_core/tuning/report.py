@@ -151,12 +151,15 @@ def seed_vs_tuned_table(groups: dict[str, list]) -> pd.DataFrame:
             "gap at best valid pts": reporting.mean_spread(s["gap_at_best_valid"] for s in summaries),
             "final gap (last epoch) pts": reporting.mean_spread(
                 r.result.history[-1]["generalization_gap"] for r in runs if r.result.history),
+            "test acc at last epoch %": reporting.mean_spread(s["final_test_acc"] for s in summaries),
+            "best epoch per seed": " ".join(str(s["best_epoch"]) for s in summaries),
         })
     return pd.DataFrame(rows)
 
 
 PAIRED_METRICS = {"best_valid_acc": "best valid acc", "test_acc_at_best_valid": "test acc at best valid",
-                  "gap_at_best_valid": "train-valid gap at best valid"}
+                  "gap_at_best_valid": "train-valid gap at best valid",
+                  "final_test_acc": "test acc at the last epoch", "final_gap": "train-valid gap at the last epoch"}
 
 
 def paired_seed_differences(groups: dict[str, list], label: str) -> list[str]:
