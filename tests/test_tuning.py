@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import re
+import threading
 
 import pandas as pd
 import pytest
@@ -136,12 +137,18 @@ def test_two_commands_started_together(tmp_path):
     assert len({tuple(sorted(t.params.items())) for t in trials}) == len(trials)
 
 
-def _read_until(proc, text: str, said: list[str]) -> None:
-    """Read ``proc``'s stdout into ``said`` up to a line holding ``text``; fail if it exits first."""
-    while line := proc.stdout.readline():
-        said.append(line)
-        if text in line:
-            return
+def _read_until(proc, text: str, said: list[str], timeout: float = 400) -> None:
+    """Read ``proc``'s stdout into ``said`` up to a line holding ``text``; fail if it exits first
+    (or hangs: it is killed after ``timeout`` seconds, which ends the read)."""
+    watchdog = threading.Timer(timeout, proc.kill)
+    watchdog.start()
+    try:
+        while line := proc.stdout.readline():
+            said.append(line)
+            if text in line:
+                return
+    finally:
+        watchdog.cancel()
     raise AssertionError(f"exited without saying {text!r}:\n{''.join(said)[-2000:]}")
 
 
