@@ -57,6 +57,13 @@ class StoredResult:
     def best_epoch(self) -> int | None:
         return self.summary.get("best_epoch")
 
+    @property
+    def resumed_epochs(self) -> int:
+        # Registration asks whether a run replays one that was registered already. A retrain is
+        # registered only after the study keeps it, so a run the study keeps never replays a
+        # registered one, even if it resumed a cut-off process's saved state.
+        return 0
+
 
 def recipe(config: TrainConfig) -> dict:
     """Everything that decides what a retrain learns: the config without where it ran."""
