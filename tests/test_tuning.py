@@ -200,7 +200,9 @@ def test_retrain_best_reports_seed_vs_tuned_over_seeds(tmp_path, run_inprocess):
     experiment_id = client.get_run(parent_id).info.experiment_id
     before = {r.info.run_id for r in client.search_runs([experiment_id], "tags.kind = 'retrain'")}
     assert len(before) == 2 * len(groups)
-    proc = tune(tmp_path, "--n-trials", "0", "--retrain-best", "3", runner=run_inprocess)
+    # --register this time: the tuned retrains read back from the study are registered too, not only
+    # the one this command trains (a --max-examples study registers only when asked).
+    proc = tune(tmp_path, "--n-trials", "0", "--retrain-best", "3", "--register", runner=run_inprocess)
     assert proc.returncode == 0, proc.stderr
     assert [line.split(":")[0] for line in proc.stdout.splitlines() if "finished before" in line] == [
         f"retrain {g} seed {s}" for g in groups for s in (1234, 1235)]
@@ -230,6 +232,18 @@ def test_retrain_best_reports_seed_vs_tuned_over_seeds(tmp_path, run_inprocess):
     assert 0 < client.get_run(parent_id).data.metrics["trial_hours"] < 1
     title = f"seed config vs {challenger}" if challenger else "seed config"
     assert re.search(re.escape(title) + r", 3 seed\(s\) each, 2 epochs \([0-9.]+ min of training in all\)", text)
+    registered = {v.run_id for v in client.search_model_versions("name = 'sentiment-imdb-lstm'")}
+    assert registered == {r.info.run_id for r in runs if r.data.tags["group"] == "tuned"}
+    assert len(registered) == (3 if challenger == "tuned" else 0)
+    # The journal moves to a machine whose MLflow store never saw these runs: the report still comes,
+    # and the tuned models are left unregistered with a line that says why.
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    (moved / "study.journal").write_bytes((tmp_path / "study.journal").read_bytes())
+    elsewhere = tune(moved, "--n-trials", "0", "--retrain-best", "3", "--register", runner=run_inprocess)
+    assert elsewhere.returncode == 0, elsewhere.stderr
+    assert elsewhere.stdout.count("is not in this tracking store") == (3 if challenger == "tuned" else 0)
+    assert set(pd.read_csv(moved / "out" / "study-s" / "seed_vs_tuned.csv").seeds) == {3}
 
 
 @pytest.mark.parametrize("args, message", [

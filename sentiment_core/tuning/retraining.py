@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import optuna
+from mlflow.exceptions import MlflowException
 
 from ..comparison.arms import data_source_label, register_run
 from ..data.corpus import load_corpus
@@ -132,18 +133,29 @@ def retrain(spec: StudySpec, study: optuna.Study, configurations: dict[str, dict
     elif missing:
         train_and_keep(spec, missing, parent_run_id, spec.progress, client=client, experiment_id=experiment_id,
                        study=study, cpu=spec.cpu)
-    # Every run is read back from the study, whichever process trained it; new tuned models are
+    # Every run is read back from the study, whichever process trained it; tuned models are
     # registered from this one process (parallel registrations could race for a version number),
-    # under the retrain's claim, since another command may have read the same run back.
+    # under the retrain's claim, since another command may have read the same run back. Read-back
+    # runs too: a command cut off between keeping and registering, or run without --register,
+    # left them unregistered (register_run skips the ones that are registered).
     groups = {label: [stored_run(study, label, config) for config in configs] for label, configs in wanted.items()}
     if mlflow_model.should_register(spec.register, spec.config.max_examples):
-        for label, config in missing:
-            if label == "tuned":
-                claim = claim_path(spec, label, config.seed)
-                with file_lock(claim):
-                    register_run(client, stored_run(study, label, config), parent_run_id)
-                    claim.unlink(missing_ok=True)  # registered and tagged: whoever locks next sees the tag
+        for config, run in zip(wanted.get("tuned", []), groups.get("tuned", [])):
+            claim = claim_path(spec, "tuned", config.seed)
+            with file_lock(claim):
+                _register_kept(client, run, parent_run_id)
+                claim.unlink(missing_ok=True)  # registered and tagged: whoever locks next sees the tag
     return groups
+
+
+def _register_kept(client, run: TrackedRun, parent_run_id: str) -> None:
+    try:
+        client.get_run(run.run_id)
+    except MlflowException:  # the journal travels between machines; an MLflow store may not
+        print(f"retrain tuned seed {run.config.seed}: its MLflow run {run.run_id} is not in this tracking store "
+              "(trained against another one), so its model is not registered from here", flush=True)
+        return
+    register_run(client, run, parent_run_id)
 
 
 def train_and_keep(spec: StudySpec, jobs: list[tuple[str, TrainConfig]], parent_run_id: str, progress: bool,
