@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import re
 import signal
 import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import optuna
 import pytest
@@ -125,6 +128,44 @@ def test_sigterm_during_a_study_fails_its_trial_and_kills_its_run(tmp_path):
     assert trial.state == TrialState.FAIL
     run = MlflowClient(store(tmp_path)).get_run(trial.user_attrs["mlflow_run_id"])
     assert run.info.status == "KILLED" and run.data.tags["trial_state"] == "KILLED"
+
+
+def _worker_processes(pid: int) -> list[int]:
+    """The worker processes ``pid`` spawned (from /proc: the tests run on Linux, as CI does);
+    not multiprocessing's resource tracker, which ends on its own once its parent has."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state_and_parent = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError):
+            continue  # a process that ended while we looked
+        if int(state_and_parent[1]) == pid and b"spawn_main" in command:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_sigterm_to_a_study_command_alone_stops_its_worker_processes(tmp_path):
+    # `kill PID` or a batch scheduler signals the command, not its process group: its workers must
+    # stop too (ending their trials and runs) rather than train on unseen while it waits for them.
+    proc = tune(tmp_path, "--n-trials", "2", "--workers", "2", *ENDLESS, "--pruner", "none", background=True)
+    workers = []
+    try:
+        kill_mid_trial(proc, lambda: load_study(tmp_path), sig=signal.SIGTERM,
+                       before=lambda: workers.extend(_worker_processes(proc.pid)))
+        assert proc.returncode == 130
+        assert workers, "the command had no worker processes when it was signalled"
+        alive = [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+        assert not alive, f"worker process(es) {alive} outlived the command"
+        trials = load_study(tmp_path).trials
+        assert trials and not [t.number for t in trials if t.state == TrialState.RUNNING]
+        client = MlflowClient(store(tmp_path))
+        runs = [client.get_run(t.user_attrs["mlflow_run_id"]) for t in trials if "mlflow_run_id" in t.user_attrs]
+        assert runs and {r.info.status for r in runs} == {"KILLED"}
+    finally:
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_a_trial_stopped_while_another_process_locks_the_store_is_still_queued_again(tmp_path):

@@ -44,17 +44,38 @@ def run_in_processes(target: Callable, argument_lists: list[tuple], threads: int
              for i, arguments in enumerate(argument_lists)]
     for proc in procs:
         proc.start()
-    for proc in procs:
-        proc.join()
+    try:
+        for proc in procs:
+            proc.join()
+    except KeyboardInterrupt:
+        # Ctrl-C reaches the whole process group, but SIGTERM (`kill PID`, a batch scheduler) only
+        # this process: pass it on, so that the workers end their trials and runs and save their
+        # state, and wait for them, instead of leaving them training unseen.
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()
+        for proc in procs:
+            proc.join()
+        raise
     return [proc.exitcode for proc in procs if proc.exitcode]
 
 
+def stop_once(signum, frame):
+    """A worker's Ctrl-C or SIGTERM: one interruption. On Ctrl-C the worker gets SIGINT from the
+    terminal and SIGTERM from its parent; a second KeyboardInterrupt would cut its clean-up short
+    (ending its runs, queueing its trial again, saving its state)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def _spawned(target: Callable, arguments: tuple, threads: int, gpu: str | None = None) -> None:
+    signal.signal(signal.SIGTERM, stop_once)
+    signal.signal(signal.SIGINT, stop_once)
     if gpu is not None:  # before anything initializes CUDA in this process
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     import torch
 
-    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
     quiet_libraries()
     torch.set_num_threads(threads)
     try:
