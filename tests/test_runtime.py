@@ -11,7 +11,7 @@ import torch
 from sentiment_core.errors import UserError
 from sentiment_core.training.config import TrainConfig
 from sentiment_core.training.model import RecurrentClassifier
-from sentiment_core.training.runtime import Runtime, accumulator_dtype, cpu_has_native_bf16, resolve_runtime
+from sentiment_core.training.runtime import Runtime, accumulator_dtype, cpu_has_native_bf16, cpu_name, resolve_runtime
 
 
 def test_bf16_on_a_cpu_runs_only_where_its_kernels_exist():
@@ -50,6 +50,21 @@ def test_precision_resolution_on_a_cpu_follows_its_family():
     assert cpu_has_native_bf16("flags : fpu avx2 avx512f avx512_bf16 ")
     assert cpu_has_native_bf16("flags : fpu amx_bf16 amx_tile")
     assert not cpu_has_native_bf16("flags : fpu sse4_2 avx2 fma")  # AMD Zen 2
+
+
+def test_an_amd_cpu_is_named_with_its_microarchitecture():
+    def cpuinfo(family, model, flags, name="AMD EPYC", vendor="AuthenticAMD"):
+        return (f"processor\t: 0\nvendor_id\t: {vendor}\ncpu family\t: {family}\nmodel\t\t: {model}\n"
+                f"model name\t: {name}\nflags\t\t: fpu {flags}\n\nprocessor\t: 1\nmodel name\t: other\n")
+
+    # The masked model names of this project's virtual machines, told apart.
+    assert cpu_name(cpuinfo(23, 49, "avx2 fma")) == "AMD EPYC (family 23 model 49: Zen 2)"
+    assert cpu_name(cpuinfo(25, 17, "avx2 avx512f avx512_bf16")) == "AMD EPYC (family 25 model 17: Zen 4)"
+    assert cpu_name(cpuinfo(25, 1, "avx2 fma")) == "AMD EPYC (family 25 model 1: Zen 3)"
+    assert cpu_name(cpuinfo(26, 2, "avx2 avx512f avx512_vp2intersect")) == "AMD EPYC (family 26 model 2: Zen 5)"
+    assert cpu_name(cpuinfo(29, 0, "avx2")) == "AMD EPYC (family 29 model 0)"  # a family to come
+    intel = "Intel(R) Xeon(R) Platinum 8480+"
+    assert cpu_name(cpuinfo(6, 143, "amx_bf16", name=intel, vendor="GenuineIntel")) == intel
 
 
 def test_what_each_precision_runs_in():

@@ -86,16 +86,43 @@ def accumulator_dtype(device: torch.device) -> torch.dtype:
     return torch.float32 if device.type == "mps" else torch.float64
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
+def cpu_name(cpuinfo: str | None = None) -> str:
+    """The CPU as figures should name it. Virtual machines may show only "AMD EPYC" as the model
+    name, which covers Zen 2 to Zen 5 (2-3x apart per core in this project's epochs): for AMD the
+    family, model and microarchitecture follow, e.g. "AMD EPYC (family 26 model 2: Zen 5)"."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        if not line.strip():
+            break  # the first processor is enough
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name")
+    if name is None:
+        import platform
 
-    return platform.processor() or "cpu"
+        return platform.processor() or "cpu"
+    if fields.get("vendor_id") == "AuthenticAMD" and fields.get("cpu family", "").isdigit():
+        family, model = int(fields["cpu family"]), int(fields.get("model", "0") or 0)
+        generation = amd_microarchitecture(family, model, fields.get("flags", "").split())
+        return f"{name} (family {family} model {model}{f': {generation}' if generation else ''})"
+    return name
+
+
+def amd_microarchitecture(family: int, model: int, flags: list[str]) -> str | None:
+    """AMD's microarchitecture from /proc/cpuinfo's decimal family: 23 (17h) is Zen to Zen 2
+    (Zen 2 from model 30h), 25 (19h) Zen 3 or Zen 4 (Zen 4 has AVX-512), 26 (1Ah) Zen 5."""
+    if family == 23:
+        return "Zen 2" if model >= 0x30 else "Zen or Zen+"
+    if family == 25:
+        return "Zen 4" if "avx512f" in flags else "Zen 3"
+    if family == 26:
+        return "Zen 5"
+    return None
 
 
 def cpu_has_native_bf16(flags: str | None = None) -> bool:
