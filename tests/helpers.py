@@ -149,3 +149,31 @@ def load_study(tmp_path) -> optuna.Study:
     from sentiment_core.tuning.storage import make_storage
 
     return optuna.load_study(study_name="s", storage=make_storage(f"journal:{tmp_path / 'study.journal'}"))
+
+
+def log_same_datasets(tracking_uri: str, experiment_id: str, rounds: int, start, results) -> None:
+    """A race test's worker (a process of its own): each round, a new run of its own that logs
+    the round's datasets, the same datasets that every other worker logs, all set off together
+    by ``start`` (a multiprocessing barrier). Puts the list of its failures on ``results``."""
+    from types import SimpleNamespace
+
+    from mlflow import MlflowClient
+
+    from sentiment_core.data.splits import Split, Splits
+    from sentiment_core.errors import first_line
+    from sentiment_core.tracking.runs import RunTracker
+
+    client, failures = MlflowClient(tracking_uri), []
+    for round_number in range(rounds):
+        def split(name, n=round_number):
+            return Split([f"round {n}, {name} review {i}" for i in range(4)], [0, 1, 0, 1])
+
+        corpus = SimpleNamespace(splits=Splits("race", split("train"), split("valid"), split("test")))
+        run = RunTracker(client, client.create_run(experiment_id).info.run_id)
+        start.wait(timeout=300)
+        try:
+            run.log_datasets(corpus, "race-test")
+        except Exception as error:  # noqa: BLE001 -- every failure is reported, none stops the rounds
+            failures.append(f"round {round_number}: {type(error).__name__}: {first_line(error)}")
+        run.end("FINISHED")
+    results.put(failures)

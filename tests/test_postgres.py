@@ -134,3 +134,34 @@ def test_connection_problems_are_one_clear_line(tmp_path, break_url, message):
     proc = tune(tmp_path, break_url(ADMIN_URL), f"sqlite:///{tmp_path / 'mlflow.db'}", "--n-trials", "1")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert message in proc.stderr.strip().splitlines()[-1]
+
+
+def test_workers_logging_the_same_datasets_at_once_all_succeed(tmp_path, tracking_server):
+    """The tracking server checks for a dataset, then inserts it: workers that log the same one at
+    the same moment collide on its key. Each of 4 processes logs the round's datasets to a run of
+    its own, all released by one barrier, 20 rounds; every run must end up with all three."""
+    import multiprocessing
+
+    from helpers import log_same_datasets
+
+    workers, rounds = 4, 20
+    experiment_id = MlflowClient(tracking_server).create_experiment("race")
+    spawn = multiprocessing.get_context("spawn")  # fresh interpreters, as real workers are
+    start, results = spawn.Barrier(workers), spawn.Queue()
+    processes = [spawn.Process(target=log_same_datasets, args=(tracking_server, experiment_id, rounds, start, results))
+                 for _ in range(workers)]
+    for process in processes:
+        process.start()
+    try:
+        failures = [failure for _ in processes for failure in results.get(timeout=300)]
+    finally:
+        for process in processes:
+            process.join(timeout=60)
+            process.kill()
+    assert not failures, f"{len(failures)} of {workers * rounds} dataset logs failed:\n" + "\n".join(failures[:10])
+    client = MlflowClient(tracking_server)
+    runs = client.search_runs([experiment_id], max_results=1000)
+    assert len(runs) == workers * rounds
+    assert all(len(run.inputs.dataset_inputs) == 3 for run in runs)
+    # One dataset row per round and split, shared by the runs that logged it.
+    assert len({(d.dataset.name, d.dataset.digest) for run in runs for d in run.inputs.dataset_inputs}) == 3 * rounds

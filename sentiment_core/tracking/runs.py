@@ -27,6 +27,7 @@ from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from ..data.corpus import Corpus
 from ..errors import first_line
 from ..system.processes import is_alive, process_identity
+from .races import repeat_on_duplicate_key
 from .store import open_experiment, resolve_experiment_name, resolve_tracking_uri
 
 # MLflow caps a param value at 6000 characters and a batch at 100 params / 1000 metrics.
@@ -120,7 +121,8 @@ class RunTracker:
                                                   name=f"{corpus.splits.source}-{name}", digest=split.digest())
                 entity = dataset._to_mlflow_entity()
             inputs.append(DatasetInput(entity, [InputTag("mlflow.data.context", name)]))
-        self.client.log_inputs(self.run_id, datasets=inputs)
+        # Workers starting together on one experiment race to insert the same dataset rows.
+        repeat_on_duplicate_key(lambda: self.client.log_inputs(self.run_id, datasets=inputs))
 
     def end(self, status: str) -> None:
         self.client.set_terminated(self.run_id, status)

@@ -10,6 +10,7 @@ from mlflow.exceptions import MlflowException
 
 from ..errors import UserError, first_line
 from ..system.locks import file_lock
+from .races import repeat_on_duplicate_key
 
 DEFAULT_EXPERIMENT = "rnn-vs-lstm"
 # MLflow 3 opens an experiment in its GenAI view (traces) unless told it holds model training:
@@ -53,7 +54,8 @@ def open_experiment(uri: str, experiment_name: str) -> tuple[MlflowClient, str]:
             if experiment is not None:
                 if experiment.tags.get("mlflow.experimentKind") is None:
                     for key, value in EXPERIMENT_KIND.items():
-                        client.set_experiment_tag(experiment.experiment_id, key, value)
+                        repeat_on_duplicate_key(  # workers opening the experiment together
+                            lambda k=key, v=value: client.set_experiment_tag(experiment.experiment_id, k, v))
                 return client, experiment.experiment_id
             artifact_location = None
             db = sqlite_path(uri)

@@ -1,0 +1,51 @@
+"""Writes that two workers may make at the same moment, made safe to repeat.
+
+MLflow's SQL store checks whether some rows exist and then inserts them (a run's dataset inputs:
+the experiment's dataset row, then the run's link to it; an experiment tag through
+``session.merge``). Two workers doing the same write at once both find nothing and both insert:
+the database keeps one row and refuses the other with a unique-key violation (PostgreSQL's
+``UniqueViolation ... dataset_pk``, SQLite's ``UNIQUE constraint failed``), which reaches the
+client as an ``MlflowException`` (BAD_REQUEST through a tracking server). The row the loser
+wanted is then there, written by the winner with the same content (a dataset is keyed by
+experiment, name and content digest), so writing again finds it and only adds what is missing.
+
+Only that refusal is retried; every other error is raised at once.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from mlflow.exceptions import MlflowException
+
+T = TypeVar("T")
+
+# How each backend words a unique-key refusal (PostgreSQL through psycopg, SQLite, MySQL), as
+# the store's message carries it to the client.
+_DUPLICATE_KEY = ("uniqueviolation", "duplicate key value", "unique constraint failed", "duplicate entry")
+
+
+def is_duplicate_key(error: BaseException) -> bool:
+    """Whether ``error`` (or what it wraps) is a database's refusal of a second identical key."""
+    while error is not None:
+        if any(marker in str(error).lower() for marker in _DUPLICATE_KEY):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def repeat_on_duplicate_key(write: Callable[[], T], attempts: int = 6, first_wait: float = 0.05) -> T:
+    """``write()``, written again after a unique-key refusal (another worker wrote the same row in
+    between), with a short random backoff; at most ``attempts`` times, then the refusal is raised."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return write()
+        except MlflowException as error:
+            if attempt == attempts or not is_duplicate_key(error):
+                raise
+            # Random, so workers that collided once do not collide again in step.
+            time.sleep(first_wait * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))
+    raise AssertionError("unreachable")

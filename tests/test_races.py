@@ -1,0 +1,53 @@
+"""Writes that another worker may have made first are repeated; anything else fails at once.
+(The real race, 4 processes on a tracking server over PostgreSQL: tests/test_postgres.py.)"""
+
+from __future__ import annotations
+
+import pytest
+from mlflow.exceptions import MlflowException
+
+from sentiment_core.tracking.races import is_duplicate_key, repeat_on_duplicate_key
+
+POSTGRES = ('BAD_REQUEST: (psycopg.errors.UniqueViolation) duplicate key value violates unique constraint '
+            '"dataset_pk"\nDETAIL:  Key (experiment_id, name, digest)=(1, embedded-train, 4be5) already exists.')
+SQLITE = "(sqlite3.IntegrityError) UNIQUE constraint failed: datasets.experiment_id, datasets.name, datasets.digest"
+
+
+def writes_failing(times: int, message: str):
+    calls = []
+
+    def write():
+        calls.append(1)
+        if len(calls) <= times:
+            raise MlflowException(message)
+        return "written"
+
+    return write, calls
+
+
+@pytest.mark.parametrize("message", [POSTGRES, SQLITE])
+def test_a_duplicate_key_refusal_is_written_again(message):
+    write, calls = writes_failing(2, message)
+    assert repeat_on_duplicate_key(write, first_wait=0) == "written" and len(calls) == 3
+
+
+def test_other_errors_fail_at_once_and_a_lasting_refusal_is_raised():
+    write, calls = writes_failing(5, "RESOURCE_DOES_NOT_EXIST: Run 'abc' not found")
+    with pytest.raises(MlflowException, match="not found"):
+        repeat_on_duplicate_key(write, first_wait=0)
+    assert len(calls) == 1
+    write, calls = writes_failing(10, POSTGRES)
+    with pytest.raises(MlflowException, match="dataset_pk"):
+        repeat_on_duplicate_key(write, attempts=4, first_wait=0)
+    assert len(calls) == 4
+
+
+def test_a_wrapped_refusal_is_recognised():
+    try:
+        try:
+            raise RuntimeError(SQLITE)
+        except RuntimeError as inner:
+            raise MlflowException("INTERNAL_ERROR: could not log inputs") from inner
+    except MlflowException as outer:
+        assert is_duplicate_key(outer)
+    assert not is_duplicate_key(MlflowException("FOREIGN KEY constraint failed"))
