@@ -21,6 +21,7 @@ from torch.func import functional_call
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..errors import UserError
+from .dropout import Dropout, dropout
 
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 PATHS = ("packed", "padded")
@@ -78,8 +79,8 @@ class RecurrentClassifier(nn.Module):
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_index)
         # The seed's dropout sat on the embeddings only. Output dropout (between layers and
         # before the head) acts in a 1-layer model too, unlike nn.LSTM's own `dropout` argument.
-        self.embedding_dropout = nn.Dropout(embedding_dropout)
-        self.output_dropout = nn.Dropout(output_dropout)
+        self.embedding_dropout = Dropout(embedding_dropout)
+        self.output_dropout = Dropout(output_dropout)
         self.word_dropout, self.weight_drop = word_dropout, weight_drop
         self.pad_index, self.unk_index = pad_index, unk_index
         self.layers = nn.ModuleList()
@@ -130,7 +131,7 @@ class RecurrentClassifier(nn.Module):
         # DropConnect: the cell runs with a dropped copy of its hidden-to-hidden matrix
         # (functional_call swaps the parameter for this call only), so the fused kernels (oneDNN
         # bf16 on CPU, cuDNN on GPU) still run the whole sequence: no Python loop over time steps.
-        dropped = ({"weight_hh_l0": nn.functional.dropout(rnn.weight_hh_l0, self.weight_drop)}
+        dropped = ({"weight_hh_l0": dropout(rnn.weight_hh_l0, self.weight_drop)}
                    if self.training and self.weight_drop else None)
 
         def call(inputs):
