@@ -22,6 +22,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..errors import UserError
 from .dropout import Dropout, dropout
+from .fast_rnn import tanh_rnn
 
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 PATHS = ("packed", "padded")
@@ -137,6 +138,10 @@ class RecurrentClassifier(nn.Module):
         def call(inputs):
             return functional_call(rnn, dropped, (inputs,), strict=False) if dropped else rnn(inputs)
 
+        if path == "padded" and self.cell == "rnn" and x.device.type == "cpu":
+            # nn.RNN's CPU loop is op by op; this one does the work of all steps at once where it can.
+            weights = {**dict(rnn.named_parameters()), **(dropped or {})}
+            return tanh_rnn(x, *(weights[f"{kind}_l0"] for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")))
         if path == "padded":
             return call(x)[0]
         packed = pack_padded_sequence(x, lengths_cpu, batch_first=True, enforce_sorted=longest_first)
