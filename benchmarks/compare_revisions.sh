@@ -25,10 +25,11 @@ for _ in $(seq "$rounds"); do
     label=$([ "$side" = "$here" ] && echo "working tree" || echo "$rev")
     echo "$label $(cd "$side" && python benchmarks/training_speed.py --child "$spec" | tail -n 1)"
   done
-done | tee /dev/stderr | python -c "
+done | python -c "
 import json, sys, statistics
 rows = {}
 for line in sys.stdin:
+    print(line, end='', flush=True)
     label, _, record = line.partition(' {')
     rows.setdefault(label, []).append(json.loads('{' + record)['tokens_per_s'])
 (old, a), (new, b) = rows.items()
