@@ -1,6 +1,6 @@
 """Score reviews with a trained model: a registered model, a run's MLflow Model, or a checkpoint folder.
 
-    python experiments/predict.py --model models:/sentiment-lstm@best "A wonderful film." "Dull and too long."
+    python experiments/predict.py --model models:/sentiment-imdb-lstm@best "A wonderful film." "Dull and too long."
     python experiments/predict.py --model runs:/RUN_ID/model --file reviews.txt   # one review per line
     python experiments/predict.py --run-id RUN_ID "A wonderful film."
     python experiments/predict.py --checkpoint path/to/checkpoint "A wonderful film."
@@ -24,7 +24,7 @@ from sentiment_core.training.checkpoint import load_checkpoint, predict  # noqa:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", metavar="URI", help="models:/<name>@<alias> (e.g. models:/sentiment-lstm@best), "
+    source.add_argument("--model", metavar="URI", help="models:/<name>@<alias> (e.g. models:/sentiment-imdb-lstm@best), "
                                                       "models:/<name>/<version> or runs:/<run id>/model")
     source.add_argument("--checkpoint", type=Path, help="folder with weights.pt, vocab.json, config.json")
     source.add_argument("--run-id", help="MLflow run whose model to use (same as --model runs:/<id>/model; "

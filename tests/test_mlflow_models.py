@@ -226,3 +226,14 @@ def test_predict_on_a_local_store_prints_the_table_and_nothing_else(compared):
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     assert len(proc.stdout.splitlines()) == 1 + len(TEXTS)
+
+
+def test_predict_help_names_the_models_that_runs_register(run_inprocess, tmp_path):
+    import re
+
+    from sentiment_core.tracking.models import registered_name
+
+    proc = run_inprocess(PREDICT, ["--help"], cwd=tmp_path)
+    assert proc.returncode == 0
+    names = set(re.findall(r"models:/([\w-]+)@best", proc.stdout))
+    assert names == {registered_name("embedded", "lstm")}, names
