@@ -1,6 +1,7 @@
 """Training, without MLflow or Optuna: every knob of a run (``config``), the device and precision
-it runs in (``runtime``), the one model whose recurrent cell is a parameter (``model``), the loop
-with its per-epoch history (``loop``) and safe checkpoints with ``predict`` (``checkpoint``)."""
+it runs in (``runtime``), the one model whose recurrent cell is a parameter (``model``; its CPU
+dropout mask in ``dropout``, its CPU tanh RNN in ``fast_rnn``), the loop with its per-epoch history
+(``loop``) and safe checkpoints with ``predict`` (``checkpoint``)."""
 
 from .checkpoint import load_checkpoint, predict, save_checkpoint
 from .config import PRESETS, TrainConfig
