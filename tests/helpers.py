@@ -50,12 +50,15 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def mlflow_server(backend_store_uri: str, cwd, *extra: str, timeout: float = 120) -> Iterator[str]:
-    """A real `mlflow server` on 127.0.0.1 (free port); yields its URL once /health answers."""
-    port = free_port()
+def mlflow_server(backend_store_uri: str, cwd, *extra: str, timeout: float = 120, env: dict | None = None,
+                  port: int | None = None) -> Iterator[str]:
+    """A real `mlflow server` on 127.0.0.1 (a free port unless given; ``env``: added to this
+    process's environment); yields its URL once /health answers."""
+    port = port or free_port()
     server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_store_uri,
                                "--host", "127.0.0.1", "--port", str(port), *extra],
-                              cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, **(env or {})})
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + timeout

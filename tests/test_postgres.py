@@ -18,7 +18,7 @@ import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-from helpers import ENDLESS, TINY, kill_mid_trial, mlflow_server
+from helpers import ENDLESS, TINY, free_port, kill_mid_trial, mlflow_server
 from sentiment_core import tuning
 
 ADMIN_URL = os.environ.get("SENTIMENT_POSTGRES_URL")
@@ -49,9 +49,9 @@ def tracking_server(tmp_path):
         yield url
 
 
-def tune(tmp_path, storage, tracking_uri, *args, background=False):
+def tune(tmp_path, storage, tracking_uri, *args, background=False, env=None):
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "XDG_CACHE_HOME": str(tmp_path / "cache"),
-           "OMP_NUM_THREADS": "1"}
+           "OMP_NUM_THREADS": "1", **(env or {})}
     command = [sys.executable, str(SCRIPT), *TINY, *SHARED, "--storage", storage, "--output-dir", str(tmp_path / "out"), *args]
     if background:
         return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -165,3 +165,102 @@ def test_workers_logging_the_same_datasets_at_once_all_succeed(tmp_path, trackin
     assert all(len(run.inputs.dataset_inputs) == 3 for run in runs)
     # One dataset row per round and split, shared by the runs that logged it.
     assert len({(d.dataset.name, d.dataset.digest) for run in runs for d in run.inputs.dataset_inputs}) == 3 * rounds
+
+
+def _sourced(path: Path) -> dict[str, str]:
+    """The environment after `. path` in bash, as a user of the recipe gets it."""
+    out = subprocess.run(["bash", "-c", f". '{path}' && env -0"], capture_output=True, text=True, check=True).stdout
+    return dict(item.split("=", 1) for item in out.split("\0") if "=" in item)
+
+
+def _status(url: str, user: tuple[str, str] | None = None, host: str | None = None) -> int:
+    import base64
+    import urllib.error
+    import urllib.request
+
+    headers = {"Host": host} if host else {}
+    if user:
+        headers["Authorization"] = "Basic " + base64.b64encode(":".join(user).encode()).decode()
+    try:
+        return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30).status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def _database_text(url: str) -> str:
+    """Every row of every table of the database at ``url``, as text (what a leak would sit in)."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        tables = [row[0] for row in conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")]
+        return "\n".join(repr(row) for table in tables for row in conn.execute(f'SELECT * FROM "{table}"'))
+
+
+def test_the_scale_out_recipe_lets_no_one_in_and_leaks_no_password(tmp_path, monkeypatch):
+    """docs/scaling.md's recipe as written: roles per database without superuser rights, passwords
+    in a libpq password file only, MLflow's basic auth with host checks; then a study through it,
+    and every secret searched for wherever a run, a study or a console could have put it."""
+    import psycopg
+    from mlflow.server import get_app_client
+
+    prefix, folder = f"t{uuid.uuid4().hex[:8]}", tmp_path / "scale-out"
+    setup = subprocess.run([sys.executable, str(REPO / "experiments" / "setup_scale_out.py"), ADMIN_URL, "--dir",
+                            str(folder), "--prefix", prefix], capture_output=True, text=True, timeout=120)
+    assert setup.returncode == 0, setup.stderr
+    role_passwords = {line.split(":")[3]: line.rsplit(":", 1)[1] for line in (folder / "pgpass").read_text().splitlines()}
+    assert sorted(role_passwords) == [f"{prefix}_auth", f"{prefix}_mlflow", f"{prefix}_optuna"]
+    assert all(oct((folder / name).stat().st_mode)[-3:] == "600" for name in ("pgpass", "admin-password",
+                                                                              "flask-secret-key"))
+    with psycopg.connect(ADMIN_URL) as conn:
+        rights = conn.execute("SELECT rolsuper, rolcreatedb, rolcreaterole, rolcanlogin FROM pg_roles "
+                              "WHERE rolname LIKE %s", (f"{prefix}\\_%",)).fetchall()
+    assert rights == [(False, False, False, True)] * 3
+    workers, server = _sourced(folder / "env"), _sourced(folder / "server.env")
+    storage = workers["OPTUNA_STORAGE"]
+    assert "@" in storage and ":" not in storage.split("://", 1)[1].split("@")[0]  # no password in the URL
+    # PostgreSQL: a wrong password is refused; a role cannot enter another role's database.
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        psycopg.connect(storage.replace("@", ":wrong@", 1))
+    with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
+        psycopg.connect(storage.replace(f"{prefix}_optuna@", f"{prefix}_mlflow:{role_passwords[prefix + '_mlflow']}@"))
+
+    port = free_port()
+    admin = ("admin", (folder / "admin-password").read_text().strip())
+    team_a, team_b = ("team-a", f"a-{uuid.uuid4().hex}"), ("team-b", f"b-{uuid.uuid4().hex}")
+    with mlflow_server(server["MLFLOW_BACKEND_URL"], tmp_path, "--app-name", "basic-auth", "--serve-artifacts",
+                       "--artifacts-destination", str(tmp_path / "artifacts"), "--allowed-hosts",
+                       f"127.0.0.1:{port},localhost:{port}", env=server, port=port) as url:
+        search = f"{url}/api/2.0/mlflow/experiments/search?max_results=1"
+        assert _status(search) == 401
+        assert _status(search, ("admin", "wrong")) == 401
+        assert _status(search, admin) == 200
+        assert _status(search, admin, host=f"attacker.example:{port}") == 403  # DNS rebinding
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", admin[0])
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", admin[1])
+        accounts = get_app_client("basic-auth", tracking_uri=url)
+        for user in (team_a, team_b):
+            accounts.create_user(*user)
+        as_team_a = {"PGPASSFILE": workers["PGPASSFILE"], "MLFLOW_TRACKING_USERNAME": team_a[0],
+                     "MLFLOW_TRACKING_PASSWORD": team_a[1]}
+        first = tune(tmp_path, storage, url, "--n-trials", "2", env=as_team_a)
+        assert first.returncode == 0, first.stderr[-3000:]
+        # The same study with the password typed into the URL (the recipe says not to): still no leak.
+        typed = storage.replace("@", f":{role_passwords[prefix + '_optuna']}@", 1)
+        second = tune(tmp_path, typed, url, "--n-trials", "1", env=as_team_a)
+        assert second.returncode == 0, second.stderr[-3000:]
+        experiment = optuna.load_study(study_name="shared", storage=typed).user_attrs["mlflow_parent_run_id"]
+        run = f"{url}/api/2.0/mlflow/runs/get?run_id={experiment}"
+        assert _status(run, team_a) == 200 and _status(run, team_b) == 403  # the other team sees nothing
+        assert _status(run) == 401
+
+    secrets = {*role_passwords.values(), admin[1], team_a[1], team_b[1], (folder / "flask-secret-key").read_text().strip()}
+    consoles = setup.stdout + setup.stderr + first.stdout + first.stderr + second.stdout + second.stderr
+    files = [path for place in ("out", "artifacts", "cache") for path in (tmp_path / place).rglob("*") if path.is_file()]
+    assert files, "the study wrote no report, artifact or cache file to search"
+    stores = {kind: _database_text(ADMIN_URL.rsplit("/", 1)[0] + f"/{prefix}_{kind}") for kind in ("mlflow", "optuna")}
+    assert "valid_acc" in stores["mlflow"] and "shared" in stores["optuna"]  # the dumps hold the study
+    leaks = [f"console: {secret[:4]}..." for secret in secrets if secret in consoles]
+    leaks += [f"{path}: {secret[:4]}..." for path in files for secret in secrets if secret.encode() in path.read_bytes()]
+    leaks += [f"{kind} database: {secret[:4]}..." for kind, text in stores.items() for secret in secrets if secret in text]
+    assert not leaks, leaks
