@@ -31,6 +31,7 @@ use_huge_pages()  # before torch allocates anything
 from sentiment_core import tuning  # noqa: E402
 from sentiment_core.cli import add_config_arguments, add_run_arguments, config_overrides, run_main, share_cpu  # noqa: E402
 from sentiment_core.errors import UserError  # noqa: E402
+from sentiment_core.system.outages import OUTAGE_WAIT_S  # noqa: E402
 from sentiment_core.training.config import TrainConfig  # noqa: E402
 from sentiment_core.training.model import CELLS  # noqa: E402
 from sentiment_core.tuning.rungs import RungPruner  # noqa: E402
@@ -115,6 +116,10 @@ def main() -> int:
     parser.add_argument("--heartbeat-grace", type=int, default=tuning.GRACE_PERIOD_S, metavar="S",
                         help="RDB storages: a RUNNING trial without a heartbeat for this long belongs to a dead "
                              "worker and is failed, then retried once (default: %(default)s)")
+    parser.add_argument("--outage-wait", type=float, default=OUTAGE_WAIT_S, metavar="S",
+                        help="RDB storages: how long a worker waits for a study database that is away (restarting, "
+                             "failing over) before its trial fails; the tracking server is waited for by MLflow's own "
+                             "retries, MLFLOW_HTTP_REQUEST_MAX_RETRIES (default: %(default)s)")
     parser.add_argument("--reap-only", action="store_true",
                         help="only fail the RUNNING trials whose worker died on this host (their parameters are "
                              "retried once by the next command that adds trials), end their MLflow runs and any other "
@@ -129,6 +134,8 @@ def main() -> int:
         raise UserError("--total-trials must be >= 0")
     if args.heartbeat_interval < 1 or args.heartbeat_grace <= args.heartbeat_interval:
         raise UserError("--heartbeat-interval must be >= 1 and --heartbeat-grace longer than it")
+    if args.outage_wait < 0:
+        raise UserError(f"--outage-wait must be >= 0 seconds (got {args.outage_wait})")
     if not 0 <= args.seed_margin <= 100:
         raise UserError(f"--seed-margin is in accuracy points, 0 to 100 (got {args.seed_margin})")
     if args.first_rung < 1 or args.enqueue_best < 1:
@@ -158,7 +165,7 @@ def main() -> int:
                         output_dir=args.output_dir, retrain_best=args.retrain_best,
                         retrain_epochs=args.retrain_epochs, progress=not args.quiet,
                         heartbeat_interval=args.heartbeat_interval, heartbeat_grace=args.heartbeat_grace,
-                        register=args.register, system_metrics=args.system_metrics, threads=args.threads,
+                        outage_wait=args.outage_wait, register=args.register, system_metrics=args.system_metrics, threads=args.threads,
                         cpu=cpu, reap_only=args.reap_only))
     if not args.reap_only:
         print(f"resume or extend: run the same command again (study {study_name!r})")

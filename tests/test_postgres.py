@@ -264,3 +264,103 @@ def test_the_scale_out_recipe_lets_no_one_in_and_leaks_no_password(tmp_path, mon
     leaks += [f"{path}: {secret[:4]}..." for path in files for secret in secrets if secret.encode() in path.read_bytes()]
     leaks += [f"{kind} database: {secret[:4]}..." for kind, text in stores.items() for secret in secrets if secret in text]
     assert not leaks, leaks
+
+
+def _wait_for_an_epoch(worker: subprocess.Popen, storage: str, timeout: float = 240) -> None:
+    """Until the worker's running trial has reported an epoch (fails if the worker exits first)."""
+    deadline = time.time() + timeout
+    while True:
+        assert worker.poll() is None, f"the worker exited ({worker.returncode}) before a trial reported an epoch"
+        assert time.time() < deadline, f"no running trial reported an epoch within {timeout:.0f} s"
+        try:
+            running = optuna.load_study(study_name="shared", storage=storage).get_trials(states=(TrialState.RUNNING,))
+        except KeyError:  # no study yet
+            running = []
+        if running and running[0].intermediate_values:
+            return
+        time.sleep(0.5)
+
+
+def _read_until(worker: subprocess.Popen, words: str) -> str:
+    """The worker's stderr up to the line with ``words`` (all of it, should it end first)."""
+    said = []
+    while (line := worker.stderr.readline()) and words not in line:
+        said.append(line)
+    said.append(line)
+    return "".join(said)
+
+
+def _assert_whole(tmp_path, storage: str, tracking_uri: str, epochs: int) -> None:
+    """Every trial finished with every epoch reported; every run finished with every epoch logged."""
+    study = optuna.load_study(study_name="shared", storage=storage)
+    assert study.trials and all(t.state == TrialState.COMPLETE for t in study.trials), \
+        [t.state.name for t in study.trials]
+    client = MlflowClient(tracking_uri)
+    for trial in study.trials:
+        assert sorted(trial.intermediate_values) == list(range(1, epochs + 1))
+        run = client.get_run(trial.user_attrs["mlflow_run_id"])
+        assert run.info.status == "FINISHED"
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "valid_acc")] == list(range(1, epochs + 1))
+    experiment = client.get_run(study.trials[0].user_attrs["mlflow_run_id"]).info.experiment_id
+    assert not client.search_runs([experiment], "attributes.status = 'RUNNING'")
+
+
+OUTAGE_STUDY = ["--n-trials", "2", "--epochs", "20", "--early-stopping-patience", "0", "--pruner", "none"]
+
+
+def test_a_tracking_server_away_for_20_s_mid_trial_is_waited_for(tmp_path):
+    backend, storage, port = create_database(), create_database(), free_port()
+    serve = ("--serve-artifacts", "--artifacts-destination", str(tmp_path / "served-artifacts"), "--workers", "1")
+    with mlflow_server(backend, tmp_path, *serve, port=port) as url:
+        worker = tune(tmp_path, storage, url, *OUTAGE_STUDY, background=True)
+        _wait_for_an_epoch(worker, storage)
+    stopped = time.monotonic()  # the server is gone: the worker's next write waits
+    said = _read_until(worker, "the tracking server does not answer")
+    assert "the tracking server does not answer" in said, _without_progress_bars(said)[-3000:]
+    time.sleep(max(0.0, 20 - (time.monotonic() - stopped)))  # the outage itself: 20 s, as the scenario says
+    with mlflow_server(backend, tmp_path, *serve, port=port) as url:
+        out, err = worker.communicate(timeout=600)
+        assert worker.returncode == 0, _without_progress_bars(err)[-3000:]
+        assert "the tracking server answered again after" in err
+        _assert_whole(tmp_path, storage, url, epochs=20)
+
+
+def _postgres(action: str) -> None:
+    """pg_ctl stop/start of the throwaway server .ci/postgres.sh made (as its owner)."""
+    import glob
+    import shutil
+
+    data = os.environ.get("SENTIMENT_PG_DIR", "/tmp/sentiment-postgres")
+    port = ADMIN_URL.rsplit(":", 1)[1].split("/")[0]
+    pg_ctl = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))[-1]
+    command = [pg_ctl, "-D", data, "-w", "-m", "fast", action]
+    if action == "start":
+        command += ["-l", f"{data}/server.log", "-o",
+                    f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c max_connections=200"]
+    if os.getuid() == 0 and shutil.which("runuser"):
+        command = ["runuser", "-u", "postgres", "--", *command]
+    subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+
+@pytest.mark.skipif(not os.path.isfile(os.path.join(os.environ.get("SENTIMENT_PG_DIR", "/tmp/sentiment-postgres"),
+                                                    "PG_VERSION")),
+                    reason="needs the throwaway server of .ci/postgres.sh on this machine (it is stopped and started)")
+def test_postgresql_stopped_mid_study_is_waited_for(tmp_path):
+    """The study's database goes away for 10 s mid-trial (the runs go to a local store, so the
+    worker keeps training and reporting epochs meanwhile): it says it waits, goes on once the
+    database is back, and no epoch or trial is lost."""
+    storage, tracking = create_database(), f"sqlite:///{tmp_path / 'mlflow.db'}"
+    worker = tune(tmp_path, storage, tracking, *OUTAGE_STUDY, background=True)
+    try:
+        _wait_for_an_epoch(worker, storage)
+        _postgres("stop")
+        stopped = time.monotonic()
+        said = _read_until(worker, "is unreachable")
+        time.sleep(max(0.0, 10 - (time.monotonic() - stopped)))  # the outage itself
+    finally:
+        _postgres("start")
+    assert "the study database postgresql://postgres:***@" in said, _without_progress_bars(said)[-3000:]
+    out, err = worker.communicate(timeout=600)
+    assert worker.returncode == 0, _without_progress_bars(err)[-3000:]
+    assert "answered again after" in err
+    _assert_whole(tmp_path, storage, tracking, epochs=20)

@@ -8,6 +8,7 @@ threads) can be open at once without stepping on each other.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import logging
 import os
@@ -63,12 +64,52 @@ def context_tags() -> dict[str, str]:
         return {k: str(v) for k, v in resolve_tags().items()}
 
 
+class TrackingOutageNotice(logging.Handler):
+    """MLflow's REST client retries a tracking server that does not answer (connection refused,
+    HTTP 5xx) with backoff, for MLFLOW_HTTP_REQUEST_MAX_RETRIES tries; urllib3 logs each retry.
+    This turns them into one line when the wait starts and one when a write goes through again."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.since: float | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.since is None and record.getMessage().startswith("Retrying"):
+            from mlflow.environment_variables import (
+                MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR,
+                MLFLOW_HTTP_REQUEST_MAX_RETRIES,
+            )
+
+            retries, factor = MLFLOW_HTTP_REQUEST_MAX_RETRIES.get(), MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.get()
+            bound = sum(min(factor * 2**k, 120) for k in range(retries))  # urllib3 caps one wait at 120 s
+            self.since = time.monotonic()
+            print(f"the tracking server does not answer: MLflow retries for up to about {bound:.0f} s "
+                  f"(MLFLOW_HTTP_REQUEST_MAX_RETRIES={retries})", file=sys.stderr, flush=True)
+
+    def back(self) -> None:
+        if self.since is not None:
+            print(f"the tracking server answered again after {time.monotonic() - self.since:.0f} s: going on",
+                  file=sys.stderr, flush=True)
+            self.since = None
+
+
+@functools.cache
+def tracking_outage_notice() -> TrackingOutageNotice:
+    """The process's notice (urllib3's logger is the process's too), installed once."""
+    notice = TrackingOutageNotice()
+    logger = logging.getLogger("urllib3.connectionpool")
+    logger.addHandler(notice)
+    logger.propagate = False  # its raw retry lines would repeat ours, once per retry
+    return notice
+
+
 class RunTracker:
     """One MLflow run: params, tags, per-epoch metrics, artifacts, and a terminal status."""
 
     def __init__(self, client: MlflowClient, run_id: str):
         """Attach to an existing run."""
         self.client, self.run_id = client, run_id
+        self.outage = tracking_outage_notice()
 
     @classmethod
     def create(cls, client: MlflowClient, experiment_id: str, run_name: str, parent_run_id: str | None = None,
@@ -95,6 +136,7 @@ class RunTracker:
         now = int(time.time() * 1000)
         self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step, model_id=model_id)
                                                     for k, v in metrics.items()])
+        self.outage.back()
 
     def log_epoch(self, record: dict) -> None:
         """The ``on_epoch_end`` hook: every metric of the record at ``step`` = epoch (from 1)."""

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..system.cpu_share import CpuShare, usable_cpus
+from ..system.outages import OUTAGE_WAIT_S
 from ..training.config import TrainConfig
 from .objective import rung_pruner
 from .rungs import RungPruner
@@ -38,6 +39,7 @@ class StudySpec:
     progress: bool = True
     heartbeat_interval: int = HEARTBEAT_INTERVAL_S
     heartbeat_grace: int = GRACE_PERIOD_S
+    outage_wait: float = OUTAGE_WAIT_S  # RDB storages: seconds a call waits for a database that is away
     register: bool | None = None  # register the tuned retrains' models (None: unless --max-examples)
     system_metrics: bool = True
     threads: int | None = None  # torch threads per worker (default: the cores divided among the workers)
@@ -58,4 +60,4 @@ class StudySpec:
         return rung_pruner(self.pruner, self.seed_margin, self.first_rung)
 
     def storage(self):
-        return make_storage(self.storage_url, self.heartbeat_interval, self.heartbeat_grace)
+        return make_storage(self.storage_url, self.heartbeat_interval, self.heartbeat_grace, self.outage_wait)

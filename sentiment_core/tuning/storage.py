@@ -4,12 +4,16 @@ several machines.
 
 from __future__ import annotations
 
+import functools
+import sys
 import warnings
 from pathlib import Path
 
 import optuna
+from optuna.storages import RDBStorage
 
 from ..errors import UserError, first_line
+from ..system.outages import OUTAGE_WAIT_S, OutageWaiter
 
 HEARTBEAT_INTERVAL_S, GRACE_PERIOD_S = 30, 90
 
@@ -25,8 +29,10 @@ def journal_path(url: str) -> Path | None:
     return None
 
 
-def make_storage(url: str, heartbeat_interval: int = HEARTBEAT_INTERVAL_S, grace_period: int = GRACE_PERIOD_S):
-    """``journal:PATH`` (or a path ending in .journal), or an RDB URL with heartbeats."""
+def make_storage(url: str, heartbeat_interval: int = HEARTBEAT_INTERVAL_S, grace_period: int = GRACE_PERIOD_S,
+                 outage_wait: float = OUTAGE_WAIT_S):
+    """``journal:PATH`` (or a path ending in .journal), or an RDB URL with heartbeats whose
+    calls wait up to ``outage_wait`` seconds for a database that is away (restarting, failing over)."""
     path = journal_path(url)
     if path is not None:
         from optuna.storages import JournalStorage
@@ -34,7 +40,7 @@ def make_storage(url: str, heartbeat_interval: int = HEARTBEAT_INTERVAL_S, grace
 
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
-    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
 
     from ..system.locks import database_lock
 
@@ -43,9 +49,11 @@ def make_storage(url: str, heartbeat_interval: int = HEARTBEAT_INTERVAL_S, grace
         # (duplicate key in pg_type): one at a time.
         with warnings.catch_warnings(), database_lock(url, "optuna-storage-tables"):
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats are "experimental"
-            return RDBStorage(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
-                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
-                              engine_kwargs={"pool_pre_ping": True})
+            storage = PatientRDBStorage(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+                                        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+                                        engine_kwargs={"pool_pre_ping": True})
+            storage.outages = OutageWaiter(f"the study database {redact_url(url)}", outage_wait, say=_say)
+            return storage
     except Exception as exc:  # sqlalchemy: bad URL, unreachable host, wrong password, missing database
         raise UserError(f"cannot open Optuna storage {redact_url(url)}: {first_line(exc)}") from None
 
@@ -58,3 +66,50 @@ def redact_url(url: str) -> str:
         user = credentials.split(":", 1)[0]
         return f"{scheme}://{user}:***@{host}"
     return url
+
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+class PatientRDBStorage(RDBStorage):
+    """Optuna's RDBStorage whose every call waits out a database that is away (``outages``).
+
+    A call whose connection broke mid-write is made again; the writes a study makes then (a
+    trial's state, an epoch's value, an attribute) set the same values again, except creating a
+    trial, which could make a second one if the first reached the database just before it went.
+    Past the wait, the error goes on: the trial's heartbeat then stops, and the next worker fails
+    it and queues it again after the grace period."""
+
+    outages = OutageWaiter("the study database", say=_say)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("outages", None)  # holds a lock; a copy gets its own
+        return {**state, "_outage_settings": (self.outages.what, self.outages.patience_s)}
+
+    def __setstate__(self, state):
+        what, patience = state.pop("_outage_settings")
+        super().__setstate__(state)
+        self.outages = OutageWaiter(what, patience, say=_say)
+
+
+def _waiting(name: str):
+    method = getattr(RDBStorage, name)
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        return self.outages.call(lambda: method(self, *args, **kwargs))
+
+    return call
+
+
+for _name in ("create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr",
+              "get_study_id_from_name", "get_study_name_from_id", "get_study_directions", "get_study_user_attrs",
+              "get_study_system_attrs", "get_all_studies", "create_new_trial", "set_trial_param",
+              "get_trial_id_from_study_id_trial_number", "get_trial_number_from_id", "get_trial_param",
+              "set_trial_state_values", "set_trial_intermediate_value", "set_trial_user_attr", "set_trial_system_attr",
+              "get_trial", "get_all_trials", "get_n_trials", "get_best_trial", "record_heartbeat",
+              "_get_stale_trial_ids"):
+    setattr(PatientRDBStorage, _name, _waiting(_name))

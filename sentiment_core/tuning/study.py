@@ -12,6 +12,7 @@ from ..comparison.arms import data_source_label
 from ..data.corpus import load_corpus
 from ..errors import UserError, first_line
 from ..system.locks import database_lock, file_lock
+from ..system.outages import is_connection_error
 from ..system.processes import is_alive, process_identity
 from ..system.workers import run_in_processes
 from ..tracking.runs import RunTracker, ending, process_tags, reap_and_report
@@ -193,8 +194,13 @@ def other_live_commands(study: optuna.Study) -> list[dict]:
 def finish_command(study: optuna.Study, client, parent_run_id: str, status: str) -> None:
     """This command is done with the study; the parent run ends only if no other command still
     works on it (the last one to finish ends it, with its own status)."""
-    study.set_user_attr(_command_key(), "done")
-    others = other_live_commands(study)
+    try:
+        study.set_user_attr(_command_key(), "done")
+        others = other_live_commands(study)
+    except Exception as error:
+        if not is_connection_error(error):
+            raise
+        others = []  # the study's database is away: no word of other commands; the run ends with this one
     if others:
         # Hand the parent run to a command still at work: reaping (tracking.reap_dead_runs) would
         # otherwise end it as KILLED once this process is gone.
@@ -232,7 +238,17 @@ def run_worker(spec: StudySpec, parent_run_id: str, n_trials: int, in_process: b
             # the same study, and each would otherwise add its own share. Two trials that end at the
             # same instant can still both start another: one trial over per extra worker at most.
             callbacks.append(optuna.study.MaxTrialsCallback(spec.total_trials, states=TOWARDS_TOTAL))
-        study.optimize(objective, n_trials=n_trials, catch=(TrialDiverged,), callbacks=callbacks)
+        try:
+            study.optimize(objective, n_trials=n_trials, catch=(TrialDiverged,), callbacks=callbacks)
+        except Exception as error:
+            if not is_connection_error(error) or journal_path(spec.storage_url) is not None:
+                raise
+            # The database stayed away past --outage-wait: the trial could not even be marked FAIL.
+            # Its heartbeat has stopped, so the next worker fails it and queues it again.
+            raise UserError(f"the study database {redact_url(spec.storage_url)} was unreachable for more than "
+                            f"{spec.outage_wait:.0f} s (--outage-wait): this worker stops; its running trial is "
+                            f"failed and queued again by the next command on the study once its heartbeat is "
+                            f"{spec.heartbeat_grace} s old") from None
 
 
 def _print_trial(study: optuna.Study, trial) -> None:
