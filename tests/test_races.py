@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from mlflow.exceptions import MlflowException
 
-from sentiment_core.tracking.races import is_duplicate_key, repeat_on_duplicate_key
+from sentiment_core.tracking.races import is_duplicate_key, repeat_on_duplicate_key, upload_again_if_cut
 
 POSTGRES = ('BAD_REQUEST: (psycopg.errors.UniqueViolation) duplicate key value violates unique constraint '
             '"dataset_pk"\nDETAIL:  Key (experiment_id, name, digest)=(1, embedded-train, 4be5) already exists.')
@@ -51,3 +51,16 @@ def test_a_wrapped_refusal_is_recognised():
     except MlflowException as outer:
         assert is_duplicate_key(outer)
     assert not is_duplicate_key(MlflowException("FOREIGN KEY constraint failed"))
+
+
+def test_an_upload_cut_by_a_reused_connection_is_made_again():
+    # What MLflow raised on CI when urllib3 retried a PUT whose file body it had already read.
+    cut = "400 Client Error: Bad Request for url: http://127.0.0.1:1/api/2.0/mlflow-artifacts/artifacts/x.png. " \
+          "Response text: Invalid HTTP request received."
+    upload, calls = writes_failing(2, cut)
+    upload_again_if_cut(upload, first_wait=0)
+    assert len(calls) == 3
+    upload, calls = writes_failing(1, "PERMISSION_DENIED: Permission denied")
+    with pytest.raises(MlflowException, match="Permission denied"):
+        upload_again_if_cut(upload, first_wait=0)
+    assert len(calls) == 1

@@ -20,6 +20,7 @@ from mlflow.entities import LoggedModelStatus
 from mlflow.exceptions import MlflowException
 
 from ..errors import UserError, first_line
+from .races import upload_again_if_cut
 
 PACKAGE = Path(__file__).resolve().parents[1]  # the whole sentiment_core package travels with a model
 MODEL_CODE = Path(__file__).resolve().parent / "pyfunc_model.py"
@@ -76,8 +77,8 @@ def log_model(client: MlflowClient, run_id: str, checkpoint_dir: Path, params: d
                                        params={k: str(v) for k, v in params.items()})
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            client.log_model_artifacts(model.model_id, str(save_model(Path(tmp) / ARTIFACT, checkpoint_dir,
-                                                                      model.model_id)))
+            saved = str(save_model(Path(tmp) / ARTIFACT, checkpoint_dir, model.model_id))
+            upload_again_if_cut(lambda: client.log_model_artifacts(model.model_id, saved))
     except BaseException:
         client.finalize_logged_model(model.model_id, "FAILED")
         raise

@@ -1,4 +1,5 @@
-"""Writes that two workers may make at the same moment, made safe to repeat.
+"""Writes that two workers may make at the same moment, or that a broken connection cut, made safe
+to repeat.
 
 MLflow's SQL store checks whether some rows exist and then inserts them (a run's dataset inputs:
 the experiment's dataset row, then the run's link to it; an experiment tag through
@@ -20,6 +21,8 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from mlflow.exceptions import MlflowException
+
+from ..system.outages import is_connection_error
 
 T = TypeVar("T")
 
@@ -49,3 +52,20 @@ def repeat_on_duplicate_key(write: Callable[[], T], attempts: int = 6, first_wai
             # Random, so workers that collided once do not collide again in step.
             time.sleep(first_wait * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))
     raise AssertionError("unreachable")
+
+
+def upload_again_if_cut(upload: Callable[[], object], attempts: int = 4, first_wait: float = 1.0) -> None:
+    """An artifact upload through a tracking server, made again (the file read anew) when its
+    connection broke: the server closes an idle kept-alive connection (uvicorn, after 5 s) just
+    as the client reuses it, and urllib3 then retries the PUT with a file body already read,
+    which the server refuses as "Invalid HTTP request received" (seen on CI: a study's report
+    upload after its last trial). Uploading the same file to the same path again is harmless."""
+    for attempt in range(attempts):
+        try:
+            upload()
+            return
+        except Exception as error:
+            if attempt + 1 == attempts or not (is_connection_error(error)
+                                               or "Invalid HTTP request received" in str(error)):
+                raise
+            time.sleep(first_wait * 2**attempt)

@@ -28,7 +28,7 @@ from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from ..data.corpus import Corpus
 from ..errors import first_line
 from ..system.processes import is_alive, process_identity
-from .races import repeat_on_duplicate_key
+from .races import repeat_on_duplicate_key, upload_again_if_cut
 from .store import open_experiment, resolve_experiment_name, resolve_tracking_uri
 
 # MLflow caps a param value at 6000 characters and a batch at 100 params / 1000 metrics.
@@ -143,10 +143,10 @@ class RunTracker:
         self.log_metrics({k: v for k, v in record.items() if k != "epoch"}, step=record["epoch"])
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
-        self.client.log_artifact(self.run_id, str(path), artifact_path)
+        upload_again_if_cut(lambda: self.client.log_artifact(self.run_id, str(path), artifact_path))
 
     def log_artifacts(self, directory: str | Path, artifact_path: str | None = None) -> None:
-        self.client.log_artifacts(self.run_id, str(directory), artifact_path)
+        upload_again_if_cut(lambda: self.client.log_artifacts(self.run_id, str(directory), artifact_path))
 
     def log_datasets(self, corpus: Corpus, data_source: str) -> None:
         """The three splits as MLflow dataset inputs, with this project's content digests."""
