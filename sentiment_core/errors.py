@@ -5,6 +5,9 @@ else is a bug and keeps its traceback.
 """
 
 
+from collections.abc import Iterator
+
+
 class UserError(Exception):
     """A problem with the user's input or environment, with a message that names the fix."""
 
@@ -15,3 +18,20 @@ def first_line(exc: BaseException) -> str:
     links), and some are empty (then the exception's type)."""
     text = str(exc).strip()
     return text.splitlines()[0].rstrip(":") if text else type(exc).__name__
+
+
+def causes(error: BaseException | None) -> Iterator[BaseException]:
+    """``error``, then what it was raised from or while handling, and so on, each once (a
+    wrapper's wrapped error, an error raised in an ``except`` block's own error)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+def root_cause(error: BaseException) -> BaseException:
+    """The innermost error ``error`` was raised from: the driver's own words, not its wrappers'."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return error

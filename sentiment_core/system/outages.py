@@ -9,33 +9,21 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from ..errors import first_line
+from ..errors import causes, first_line, root_cause
 
 T = TypeVar("T")
 OUTAGE_WAIT_S = 300
+# The drivers' and SQLAlchemy's words for "no connection" (by name: neither is needed to import this).
+_CONNECTION_ERRORS = {"sqlalchemy.exc.OperationalError", "sqlalchemy.exc.InterfaceError",
+                      "sqlalchemy.exc.DisconnectionError", "psycopg.OperationalError", "psycopg.InterfaceError"}
 
 
 def is_connection_error(error: BaseException | None) -> bool:
     """Whether ``error`` (or what it wraps) says the server could not be reached or dropped the
     connection, as opposed to a refusal of what was asked (a unique key, a bad value)."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        kind = f"{type(error).__module__}.{type(error).__name__}"
-        if kind in ("sqlalchemy.exc.OperationalError", "sqlalchemy.exc.InterfaceError",
-                    "sqlalchemy.exc.DisconnectionError", "psycopg.OperationalError", "psycopg.InterfaceError") \
-                or isinstance(error, ConnectionError):
-            return True
-        if getattr(error, "connection_invalidated", False):
-            return True
-        error = error.__cause__ or error.__context__
-    return False
-
-
-def _root(error: BaseException) -> BaseException:
-    while error.__cause__ is not None:
-        error = error.__cause__
-    return error
+    return any(f"{type(cause).__module__}.{type(cause).__name__}" in _CONNECTION_ERRORS
+               or isinstance(cause, ConnectionError) or getattr(cause, "connection_invalidated", False)
+               for cause in causes(error))
 
 
 class OutageWaiter:
@@ -61,7 +49,7 @@ class OutageWaiter:
                 with self._lock:
                     if self._since is None:
                         self._since = now
-                        self.say(f"{self.what} is unreachable ({first_line(_root(error))}): retrying for up to "
+                        self.say(f"{self.what} is unreachable ({first_line(root_cause(error))}): retrying for up to "
                                  f"{self.patience_s:.0f} s")
                     waited = now - self._since
                 if waited >= self.patience_s:

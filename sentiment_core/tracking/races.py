@@ -22,6 +22,7 @@ from typing import TypeVar
 
 from mlflow.exceptions import MlflowException
 
+from ..errors import causes
 from ..system.outages import is_connection_error
 
 T = TypeVar("T")
@@ -33,11 +34,7 @@ _DUPLICATE_KEY = ("uniqueviolation", "duplicate key value", "unique constraint f
 
 def is_duplicate_key(error: BaseException) -> bool:
     """Whether ``error`` (or what it wraps) is a database's refusal of a second identical key."""
-    while error is not None:
-        if any(marker in str(error).lower() for marker in _DUPLICATE_KEY):
-            return True
-        error = error.__cause__ or error.__context__
-    return False
+    return any(marker in str(cause).lower() for cause in causes(error) for marker in _DUPLICATE_KEY)
 
 
 def repeat_on_duplicate_key(write: Callable[[], T], attempts: int = 6, first_wait: float = 0.05) -> T:

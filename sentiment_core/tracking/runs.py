@@ -26,7 +26,7 @@ from mlflow import MlflowClient
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 
 from ..data.corpus import Corpus
-from ..errors import first_line
+from ..errors import first_line, root_cause
 from ..system.processes import is_alive, process_identity
 from .races import repeat_on_duplicate_key, upload_again_if_cut
 from .store import open_experiment, resolve_experiment_name, resolve_tracking_uri
@@ -202,8 +202,7 @@ def ending(end: Callable[[str], object], client: MlflowClient,
         try:
             end("KILLED")
         except Exception as error:  # noqa: BLE001 -- whatever the store says, this was an interruption
-            while error.__cause__ is not None:  # the driver's words ("database is locked"), not the wrappers'
-                error = error.__cause__
+            error = root_cause(error)  # the driver's words ("database is locked"), not the wrappers'
             print(f"could not mark the run KILLED now ({type(error).__name__}: {first_line(error)}); the next "
                   "command on this store will", file=sys.stderr, flush=True)
         raise

@@ -21,7 +21,7 @@ from pathlib import Path
 import optuna
 
 from ..data.corpus import Corpus
-from ..errors import UserError
+from ..errors import UserError, causes
 from ..system.cpu_share import CpuShare
 from ..tracking.runs import RunTracker
 from ..tracking.tracked_run import run_training
@@ -170,10 +170,4 @@ class Objective:
 def was_interrupted(error: BaseException) -> bool:
     """Ctrl-C or SIGTERM, also when an error raised while handling it (a store that refused a
     write) took its place."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        if isinstance(error, KeyboardInterrupt):
-            return True
-        seen.add(id(error))
-        error = error.__cause__ or error.__context__
-    return False
+    return any(isinstance(cause, KeyboardInterrupt) for cause in causes(error))
