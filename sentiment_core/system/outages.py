@@ -37,6 +37,12 @@ class OutageWaiter:
         self._since: float | None = None
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict:  # a copy in another process waits on its own
+        return {**self.__dict__, "_since": None, "_lock": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _lock=threading.Lock())
+
     def call(self, operation: Callable[[], T]) -> T:
         delay = self.first_delay
         while True:

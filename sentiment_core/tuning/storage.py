@@ -49,11 +49,10 @@ def make_storage(url: str, heartbeat_interval: int = HEARTBEAT_INTERVAL_S, grace
         # (duplicate key in pg_type): one at a time.
         with warnings.catch_warnings(), database_lock(url, "optuna-storage-tables"):
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats are "experimental"
-            storage = PatientRDBStorage(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
-                                        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
-                                        engine_kwargs={"pool_pre_ping": True})
-            storage.outages = OutageWaiter(f"the study database {redact_url(url)}", outage_wait, say=_say)
-            return storage
+            return PatientRDBStorage(url, OutageWaiter(f"the study database {redact_url(url)}", outage_wait, say=_say),
+                                     heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+                                     heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+                                     engine_kwargs={"pool_pre_ping": True})
     except Exception as exc:  # sqlalchemy: bad URL, unreachable host, wrong password, missing database
         raise UserError(f"cannot open Optuna storage {redact_url(url)}: {first_line(exc)}") from None
 
@@ -66,7 +65,6 @@ def redact_url(url: str) -> str:
         user = credentials.split(":", 1)[0]
         return f"{scheme}://{user}:***@{host}"
     return url
-
 
 
 def _say(line: str) -> None:
@@ -82,17 +80,9 @@ class PatientRDBStorage(RDBStorage):
     Past the wait, the error goes on: the trial's heartbeat then stops, and the next worker fails
     it and queues it again after the grace period."""
 
-    outages = OutageWaiter("the study database", say=_say)
-
-    def __getstate__(self):
-        state = super().__getstate__()
-        state.pop("outages", None)  # holds a lock; a copy gets its own
-        return {**state, "_outage_settings": (self.outages.what, self.outages.patience_s)}
-
-    def __setstate__(self, state):
-        what, patience = state.pop("_outage_settings")
-        super().__setstate__(state)
-        self.outages = OutageWaiter(what, patience, say=_say)
+    def __init__(self, url: str, outages: OutageWaiter, **kwargs):
+        self.outages = outages  # before RDBStorage's own setup, which already reads the database
+        super().__init__(url, **kwargs)
 
 
 def _waiting(name: str):
