@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sentiment_core.cli import run_main  # noqa: E402
 from sentiment_core.errors import UserError, first_line  # noqa: E402
+from sentiment_core.tuning.storage import redact_url  # noqa: E402
 
 DATABASES = ("mlflow", "auth", "optuna")
 
@@ -82,18 +83,11 @@ def connect_admin(admin_url: str):
         if "no password supplied" not in str(error) or not sys.stdin.isatty():
             fix = "; put the admin's password in PGPASSFILE (or ~/.pgpass), or run this in a terminal to type it" \
                 if "password" in str(error) else ""
-            raise UserError(f"cannot connect to {redact(admin_url)}: {first_line(error)}{fix}") from None
+            raise UserError(f"cannot connect to {redact_url(admin_url)}: {first_line(error)}{fix}") from None
     try:
         return psycopg.connect(admin_url, autocommit=True, password=getpass.getpass("PostgreSQL admin password: "))
     except psycopg.OperationalError as error:
-        raise UserError(f"cannot connect to {redact(admin_url)}: {first_line(error)}") from None
-
-
-def redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return url.replace(f":{parts.password}@", ":***@", 1)
+        raise UserError(f"cannot connect to {redact_url(admin_url)}: {first_line(error)}") from None
 
 
 def main(args: argparse.Namespace) -> None:
