@@ -86,21 +86,7 @@ def kill_mid_trial(worker: subprocess.Popen, load_study: Callable[[], optuna.Stu
     Fails loudly when that moment never comes (the worker exited, or the timeout passed), so a
     test cannot mistake "killed too early or too late" for "the kill left nothing RUNNING"."""
     try:
-        deadline = time.time() + timeout
-        while True:
-            if worker.poll() is not None:
-                _, err = worker.communicate()
-                raise AssertionError(f"the worker exited ({worker.returncode}) before it could be killed "
-                                     f"mid-trial:\n{err[-3000:]}")
-            if time.time() > deadline:
-                raise AssertionError(f"no running trial reported an epoch within {timeout:.0f} s")
-            try:
-                running = load_study().get_trials(states=(TrialState.RUNNING,))
-            except KeyError:  # the study does not exist yet
-                running = []
-            if running and running[0].intermediate_values:
-                break
-            time.sleep(0.5)
+        wait_for_an_epoch(worker, load_study, timeout)
         if before is not None:
             before()
         worker.send_signal(sig)
@@ -109,6 +95,36 @@ def kill_mid_trial(worker: subprocess.Popen, load_study: Callable[[], optuna.Stu
         return worker.communicate(timeout=180)  # SIGTERM: the worker ends its runs first
     finally:
         worker.kill()
+
+
+def wait_for_an_epoch(worker: subprocess.Popen, load_study: Callable[[], optuna.Study], timeout: float = 240) -> None:
+    """Until ``worker``'s running trial has reported an epoch; fails loudly if the worker exits
+    first (with its stderr) or the timeout passes."""
+    deadline = time.time() + timeout
+    while True:
+        if worker.poll() is not None:
+            _, err = worker.communicate()
+            raise AssertionError(f"the worker exited ({worker.returncode}) before a trial reported an epoch:\n"
+                                 f"{err[-3000:]}")
+        if time.time() > deadline:
+            raise AssertionError(f"no running trial reported an epoch within {timeout:.0f} s")
+        try:
+            running = load_study().get_trials(states=(TrialState.RUNNING,))
+        except KeyError:  # the study does not exist yet
+            running = []
+        if running and running[0].intermediate_values:
+            return
+        time.sleep(0.5)
+
+
+def read_until(stream, words: str) -> str:
+    """What ``stream`` (a worker's stdout or stderr) says up to and including the first line with
+    ``words``; everything, should it end first (the caller then finds the words missing)."""
+    said = []
+    while (line := stream.readline()) and words not in line:
+        said.append(line)
+    said.append(line)
+    return "".join(said)
 
 
 @functools.cache

@@ -18,7 +18,7 @@ import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-from helpers import ENDLESS, TINY, free_port, kill_mid_trial, mlflow_server
+from helpers import ENDLESS, TINY, free_port, kill_mid_trial, mlflow_server, read_until, wait_for_an_epoch
 from sentiment_core import tuning
 
 ADMIN_URL = os.environ.get("SENTIMENT_POSTGRES_URL")
@@ -266,30 +266,6 @@ def test_the_scale_out_recipe_lets_no_one_in_and_leaks_no_password(tmp_path, mon
     assert not leaks, leaks
 
 
-def _wait_for_an_epoch(worker: subprocess.Popen, storage: str, timeout: float = 240) -> None:
-    """Until the worker's running trial has reported an epoch (fails if the worker exits first)."""
-    deadline = time.time() + timeout
-    while True:
-        assert worker.poll() is None, f"the worker exited ({worker.returncode}) before a trial reported an epoch"
-        assert time.time() < deadline, f"no running trial reported an epoch within {timeout:.0f} s"
-        try:
-            running = optuna.load_study(study_name="shared", storage=storage).get_trials(states=(TrialState.RUNNING,))
-        except KeyError:  # no study yet
-            running = []
-        if running and running[0].intermediate_values:
-            return
-        time.sleep(0.5)
-
-
-def _read_until(worker: subprocess.Popen, words: str) -> str:
-    """The worker's stderr up to the line with ``words`` (all of it, should it end first)."""
-    said = []
-    while (line := worker.stderr.readline()) and words not in line:
-        said.append(line)
-    said.append(line)
-    return "".join(said)
-
-
 def _assert_whole(tmp_path, storage: str, tracking_uri: str, epochs: int) -> None:
     """Every trial finished with every epoch reported; every run finished with every epoch logged."""
     study = optuna.load_study(study_name="shared", storage=storage)
@@ -313,9 +289,9 @@ def test_a_tracking_server_away_for_20_s_mid_trial_is_waited_for(tmp_path):
     serve = ("--serve-artifacts", "--artifacts-destination", str(tmp_path / "served-artifacts"), "--workers", "1")
     with mlflow_server(backend, tmp_path, *serve, port=port) as url:
         worker = tune(tmp_path, storage, url, *OUTAGE_STUDY, background=True)
-        _wait_for_an_epoch(worker, storage)
+        wait_for_an_epoch(worker, lambda: optuna.load_study(study_name="shared", storage=storage))
     stopped = time.monotonic()  # the server is gone: the worker's next write waits
-    said = _read_until(worker, "the tracking server does not answer")
+    said = read_until(worker.stderr, "the tracking server does not answer")
     assert "the tracking server does not answer" in said, _without_progress_bars(said)[-3000:]
     time.sleep(max(0.0, 20 - (time.monotonic() - stopped)))  # the outage itself: 20 s, as the scenario says
     with mlflow_server(backend, tmp_path, *serve, port=port) as url:
@@ -352,10 +328,10 @@ def test_postgresql_stopped_mid_study_is_waited_for(tmp_path):
     storage, tracking = create_database(), f"sqlite:///{tmp_path / 'mlflow.db'}"
     worker = tune(tmp_path, storage, tracking, *OUTAGE_STUDY, background=True)
     try:
-        _wait_for_an_epoch(worker, storage)
+        wait_for_an_epoch(worker, lambda: optuna.load_study(study_name="shared", storage=storage))
         _postgres("stop")
         stopped = time.monotonic()
-        said = _read_until(worker, "is unreachable")
+        said = read_until(worker.stderr, "is unreachable")
         time.sleep(max(0.0, 10 - (time.monotonic() - stopped)))  # the outage itself
     finally:
         _postgres("start")

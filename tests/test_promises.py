@@ -18,7 +18,7 @@ from mlflow import MlflowClient
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from helpers import COMPARE, ENDLESS, REPO, TINY, kill_mid_trial, load_study, run_script, store, tune
+from helpers import COMPARE, ENDLESS, REPO, TINY, kill_mid_trial, load_study, read_until, run_script, store, tune
 from sentiment_core.tracking.models import should_register
 from sentiment_core.tracking.runs import RunTracker
 from sentiment_core.tracking.store import open_experiment
@@ -177,9 +177,7 @@ def test_a_trial_stopped_while_another_process_locks_the_store_is_still_queued_a
     said = []
 
     def release_once_refused():  # waits on the worker's own words, not on a clock
-        while (line := worker.stderr.readline()) and "could not mark the run KILLED" not in line:
-            said.append(line)
-        said.append(line)
+        said.append(read_until(worker.stderr, "could not mark the run KILLED"))
         lock.execute("ROLLBACK")
 
     _, err = kill_mid_trial(worker, lambda: load_study(tmp_path), sig=signal.SIGTERM,
