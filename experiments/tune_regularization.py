@@ -165,8 +165,8 @@ def main() -> int:
                         output_dir=args.output_dir, retrain_best=args.retrain_best,
                         retrain_epochs=args.retrain_epochs, progress=not args.quiet,
                         heartbeat_interval=args.heartbeat_interval, heartbeat_grace=args.heartbeat_grace,
-                        outage_wait=args.outage_wait, register=args.register, system_metrics=args.system_metrics, threads=args.threads,
-                        cpu=cpu, reap_only=args.reap_only))
+                        outage_wait=args.outage_wait, register=args.register, system_metrics=args.system_metrics,
+                        threads=args.threads, cpu=cpu, reap_only=args.reap_only))
     if not args.reap_only:
         print(f"resume or extend: run the same command again (study {study_name!r})")
     return 0
