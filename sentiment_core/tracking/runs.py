@@ -275,7 +275,8 @@ def reap_and_report(client: MlflowClient, experiment_id: str, experiment_name: s
 @contextlib.contextmanager
 def monitor_system(tracker: RunTracker, enabled: bool = True, gpu: bool = False) -> Iterator[None]:
     """Log MLflow system metrics (CPU, memory, disk, network; GPU with nvidia-ml-py) for the
-    run while the block runs, when ``enabled`` and psutil is installed. On a GPU without
+    run while the block runs, when ``enabled`` and psutil is installed (the last, partial
+    interval too, unless the block was interrupted). On a GPU without
     nvidia-ml-py, one line says that the GPU's metrics are missing and how to get them."""
     monitor = None
     if enabled and gpu:
@@ -297,12 +298,19 @@ def monitor_system(tracker: RunTracker, enabled: bool = True, gpu: bool = False)
             monitor.start()
         except ImportError:
             monitor = None
+    interrupted = False
     try:
         yield
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
     finally:
         if monitor is not None:
             monitor.finish()
-            _log_last_window(monitor)
+            # Not after Ctrl-C / SIGTERM: a store that another process locks makes this write wait
+            # out MLflow's 20 s busy timeout before the run's KILLED status waits out its own.
+            if not interrupted:
+                _log_last_window(monitor)
 
 
 def _log_last_window(monitor) -> None:
