@@ -15,7 +15,7 @@ from sentiment_core import reporting
 from sentiment_core.tracking.store import open_experiment
 from sentiment_core.tuning import pareto
 from sentiment_core.tuning.objective import Objective
-from sentiment_core.tuning.report import challenger_of, rung_check
+from sentiment_core.tuning.report import MIN_TRIALS_FOR_IMPORTANCES, challenger_of, importances_of, rung_check
 from sentiment_core.tuning.rungs import (
     EPOCH_VALUES_ATTR,
     REFERENCE_ATTR,
@@ -297,3 +297,24 @@ def test_optunas_pruners_stop_a_hopeless_trial(pruner, rung_store, tiny_config, 
     study.optimize(objective_fn, n_trials=1)
     trial = study.trials[-1]
     assert trial.state == TrialState.PRUNED and len(trial.intermediate_values) < 8
+
+
+def test_importances_wait_for_enough_complete_trials():
+    # Dropout decides valid accuracy here and weight decay nothing: fANOVA must say so, once enough
+    # trials completed for a forest to mean anything.
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import create_trial
+
+    study = optuna.create_study(direction="maximize")
+    distributions = {"dropout": FloatDistribution(0.0, 0.8), "weight_decay": FloatDistribution(0.0, 1e-3)}
+    for i in range(MIN_TRIALS_FOR_IMPORTANCES + 3):
+        if i == MIN_TRIALS_FOR_IMPORTANCES - 1:
+            assert importances_of(study) == {}  # one trial short
+        dropout, decay = i / 10, (i * 7 % 5) * 1e-4
+        study.add_trial(create_trial(state=TrialState.COMPLETE, value=0.7 + dropout / 4, distributions=distributions,
+                                     params={"dropout": dropout, "weight_decay": decay},
+                                     user_attrs={"gap_at_best_valid": 10 - 10 * dropout}))
+    found = importances_of(study)
+    assert set(found) == {"best valid accuracy", "honest gap"}
+    for importances in found.values():
+        assert importances["dropout"] > 0.5 > importances["weight_decay"]

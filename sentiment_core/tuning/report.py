@@ -85,9 +85,17 @@ def rung_check(study: optuna.Study, pruner: RungPruner, max_epochs: int, path: P
     return lines
 
 
+# fANOVA fits a random forest to the trials: with fewer points its importances are noise (and
+# importing scikit-learn for them costs a small study's report most of a second).
+MIN_TRIALS_FOR_IMPORTANCES = 5
+
+
 def importances_of(study: optuna.Study) -> dict[str, dict]:
     """Param importances for best valid accuracy and for the honest gap (whatever the objective:
-    the gap is a user attr of every trial). Empty when too few trials finished."""
+    the gap is a user attr of every trial). Empty when fewer than MIN_TRIALS_FOR_IMPORTANCES
+    trials completed."""
+    if len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) < MIN_TRIALS_FOR_IMPORTANCES:
+        return {}
     targets = {"best valid accuracy": lambda t: t.values[0],
                "honest gap": lambda t: t.user_attrs.get("gap_at_best_valid", float("nan"))}
     found = {}
@@ -218,6 +226,9 @@ def report(spec, study: optuna.Study, client, experiment_id: str, parent_run_id:
             plot_importances(importances, out / "param_importances.png")
             for target, values in importances.items():
                 lines.append(f"importances for {target}: " + ", ".join(f"{k} {v:.2f}" for k, v in values.items()))
+        elif len(complete) < MIN_TRIALS_FOR_IMPORTANCES:
+            lines.append(f"parameter importances: not yet ({len(complete)} complete trial(s); they need "
+                         f"{MIN_TRIALS_FOR_IMPORTANCES})")
         recommended, why = pareto.recommend(study)
         knobs = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
                           for k, v in config_values(recommended.params).items())
