@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from multiprocessing import get_context
 from pathlib import Path
 
 import pandas as pd
@@ -160,10 +159,11 @@ def test_predict_scores_texts_from_a_run_id(compared):
     assert len(lines) == 2 and all(("positive" in line or "negative" in line) for line in lines)
 
 
-def test_three_seeds_add_the_paired_lstm_minus_rnn_interval(tmp_path):
+def test_three_seeds_add_the_paired_lstm_minus_rnn_interval(tmp_path, run_inprocess):
     uri = store(tmp_path)
-    proc = run_script([*TINY, "--epochs", "1", "--seeds", "1,2,3", "--output-dir", str(tmp_path / "out")], uri,
-                      tmp_path, tmp_path / "cache")
+    proc = run_inprocess(SCRIPT, [*TINY, "--epochs", "1", "--seeds", "1,2,3", "--no-baseline", "--output-dir",
+                                  tmp_path / "out"], {"MLFLOW_TRACKING_URI": uri, "XDG_CACHE_HOME": tmp_path / "cache"},
+                         cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     client, runs = _runs(uri)
     assert sorted((r.data.params["cell"], r.data.params["seed"]) for r in runs if "cell" in r.data.params) == [
@@ -198,14 +198,12 @@ def test_without_the_variable_it_writes_the_repositorys_mlflow_db(tmp_path):
     assert (repo / "mlruns").is_dir() and not (elsewhere / "mlruns").exists()
 
 
-def test_experiment_name_from_environment(tmp_path):
+def test_experiment_name_from_environment(tmp_path, run_inprocess):
     uri = store(tmp_path)
     env_name = "from-env"
-    proc = subprocess.run([sys.executable, str(SCRIPT), *TINY, "--epochs", "1", "--models", "rnn", "--no-baseline"],
-                          cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_NAME": env_name,
-                               "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    proc = run_inprocess(SCRIPT, [*TINY, "--epochs", "1", "--models", "rnn", "--no-baseline"],
+                         {"MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_NAME": env_name,
+                          "XDG_CACHE_HOME": tmp_path / "cache"}, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     _, runs = _runs(uri, env_name)
     assert len(runs) == 2
@@ -235,18 +233,13 @@ def test_sigterm_ends_runs_killed_and_keeps_the_history(tmp_path):
     assert len(client.get_metric_history(child.info.run_id, "valid_acc")) >= 1
 
 
-def _open(path):
-    open_experiment(f"sqlite:///{path}", "race")
-
-
 def test_several_processes_creating_the_store_at_once(tmp_path):
-    context = get_context("spawn")
-    procs = [context.Process(target=_open, args=(tmp_path / "mlflow.db",)) for _ in range(4)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(120)
-    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    # Processes that import only the store's code (a spawned test process would import torch and
+    # the whole test module first), all racing to create the schema and the experiment.
+    code = f"from sentiment_core.tracking.store import open_experiment; open_experiment('sqlite:///{tmp_path}/mlflow.db', 'race')"
+    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], errors
     assert len(MlflowClient(store(tmp_path)).search_experiments(filter_string="name = 'race'")) == 1
 
 

@@ -18,7 +18,7 @@ from mlflow import MlflowClient
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from helpers import COMPARE, ENDLESS, REPO, TINY, kill_mid_trial, load_study, read_until, run_script, store, tune
+from helpers import COMPARE, ENDLESS, REPO, TINY, kill_mid_trial, load_study, read_until, store, tune
 from sentiment_core.tracking.models import should_register
 from sentiment_core.tracking.runs import RunTracker
 from sentiment_core.tracking.store import open_experiment
@@ -47,11 +47,11 @@ def test_reap_only_ends_the_runs_of_a_dead_process(tmp_path, run_inprocess):
     assert "killed_reason" in client.get_run(run_id).data.tags
 
 
-def test_compare_presets_trains_each_recipe_paired_by_seed(tmp_path):
+def test_compare_presets_trains_each_recipe_paired_by_seed(tmp_path, run_inprocess):
     uri = store(tmp_path)
-    proc = run_script([*TINY, "--epochs", "1", "--presets", "default,previous-default", "--seeds", "1,2",
-                       "--no-baseline", "--output-dir", str(tmp_path / "out")], uri, tmp_path, tmp_path / "cache",
-                      script=PRESETS_SCRIPT)
+    proc = run_inprocess(PRESETS_SCRIPT, [*TINY, "--epochs", "1", "--presets", "default,previous-default", "--seeds",
+                                          "1,2", "--no-baseline", "--output-dir", tmp_path / "out"],
+                         {"MLFLOW_TRACKING_URI": uri, "XDG_CACHE_HOME": tmp_path / "cache"}, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("rnn-vs-lstm").experiment_id])
@@ -69,10 +69,11 @@ def test_registering_follows_the_flags():
     assert should_register(True, 200) and not should_register(False, None)
 
 
-def test_no_register_keeps_the_registry_empty(tmp_path):
+def test_no_register_keeps_the_registry_empty(tmp_path, run_inprocess):
     uri = store(tmp_path)
-    proc = run_script([*TINY, "--epochs", "1", "--models", "rnn", "--no-baseline", "--register", "--no-register",
-                       "--output-dir", str(tmp_path / "out")], uri, tmp_path, tmp_path / "cache")
+    proc = run_inprocess(COMPARE, [*TINY, "--epochs", "1", "--models", "rnn", "--no-baseline", "--register",
+                                   "--no-register", "--output-dir", tmp_path / "out"],
+                         {"MLFLOW_TRACKING_URI": uri, "XDG_CACHE_HOME": tmp_path / "cache"}, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert not MlflowClient(uri).search_registered_models()
     assert "models not registered (--no-register" in proc.stdout

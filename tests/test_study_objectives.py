@@ -29,8 +29,8 @@ from sentiment_core.tuning.space import SEED_PARAMS, SearchSpace, config_values
 EXTENDED = {"embedding_dropout", "output_dropout", "word_dropout", "weight_drop", "weight_decay_on", "weight_decay_kind"}
 
 
-def test_accuracy_gap_study_over_the_extended_space(tmp_path):
-    proc = tune(tmp_path, "--objective", "accuracy-gap", "--space", "extended", "--n-trials", "3")
+def test_accuracy_gap_study_over_the_extended_space(tmp_path, run_inprocess):
+    proc = tune(tmp_path, "--objective", "accuracy-gap", "--space", "extended", "--n-trials", "3", runner=run_inprocess)
     assert proc.returncode == 0, proc.stderr
     study = load_study(tmp_path)
     assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
