@@ -23,6 +23,26 @@ os.environ["OMP_NUM_THREADS"] = "1"
 torch.set_num_threads(1)
 
 
+# Fixtures that run a script in a process of its own: a test that uses one starts processes too.
+PROCESS_FIXTURES = {"compared", "learned"}
+
+
+def pytest_addoption(parser):
+    parser.addoption("--quick", action="store_true",
+                     help="the inner loop: leave out the tests that start the scripts as processes (marked "
+                          "processes; about 30 s on 2 cores); the full tiers before a submission")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.processes)
+    if config.getoption("--quick"):
+        slow = [item for item in items if item.get_closest_marker("processes")]
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("processes")]
+
+
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("token-cache")

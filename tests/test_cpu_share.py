@@ -93,6 +93,7 @@ def run_pinned(cpu: int, window: float = 0.05) -> list[str]:
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
                     reason="needs CPU affinity and two CPUs")
+@pytest.mark.processes
 def test_a_job_pinned_to_some_cores_takes_those_and_no_more():
     cores, worker_threads, _ = run_pinned(min(os.sched_getaffinity(0)))
     assert (cores, worker_threads) == ("1", "1"), "os.cpu_count() would say every core of the machine"
@@ -106,10 +107,10 @@ def others_now() -> float:
     return others_busy_cores(first, sample())
 
 
-@pytest.mark.integration
+@pytest.mark.alone
 def test_a_busy_core_is_seen_and_given_back(tmp_path):
     # A real process burning one core: measured by the real policy while it runs and after it ends.
-    # (Integration tier: it runs alone, -n 0, so no other test process spoils the measurement.)
+    # (Marked alone: run with -n 0 after the other tiers, so no other test process spoils the measurement.)
     cores = os.cpu_count() or 1
     if cores < 2:
         pytest.skip("one core: nothing to give up")
@@ -137,7 +138,7 @@ def test_a_busy_core_is_seen_and_given_back(tmp_path):
                                                          f"{cores - 1} -> {cores} torch thread(s)"]
 
 
-@pytest.mark.integration
+@pytest.mark.alone
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
                     reason="needs CPU affinity and two CPUs")
 def test_a_pinned_job_reads_only_its_own_cores():

@@ -6,11 +6,16 @@ Needs a PostgreSQL server: `export SENTIMENT_POSTGRES_URL=$(bash .ci/postgres.sh
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import optuna
@@ -32,13 +37,15 @@ SCRIPT = REPO / "experiments" / "tune_regularization.py"
 SHARED = ["--epochs", "2", "--study-name", "shared", "--heartbeat-interval", "2", "--heartbeat-grace", "10"]
 
 
-def create_database() -> str:
+def create_database(admin_url: str | None = None) -> str:
+    """A new database on the shared server (or on ``admin_url``'s); its URL."""
     import psycopg
 
+    admin_url = admin_url or ADMIN_URL
     name = f"test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(ADMIN_URL.replace("postgresql://", "postgresql://", 1), autocommit=True) as conn:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
-    return ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    return admin_url.rsplit("/", 1)[0] + "/" + name
 
 
 @pytest.fixture
@@ -49,10 +56,14 @@ def tracking_server(tmp_path):
         yield url
 
 
-def tune(tmp_path, storage, tracking_uri, *args, background=False, env=None):
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "XDG_CACHE_HOME": str(tmp_path / "cache"),
-           "OMP_NUM_THREADS": "1", **(env or {})}
-    command = [sys.executable, str(SCRIPT), *TINY, *SHARED, "--storage", storage, "--output-dir", str(tmp_path / "out"), *args]
+def tune(tmp_path, storage, tracking_uri, *args, background=False, env=None, runner=None):
+    """The tuning command on study "shared" (in this process when ``runner`` is run_inprocess)."""
+    variables = {"MLFLOW_TRACKING_URI": tracking_uri, "XDG_CACHE_HOME": str(tmp_path / "cache"), **(env or {})}
+    arguments = [*TINY, *SHARED, "--storage", storage, "--output-dir", str(tmp_path / "out"), *args]
+    if runner is not None:
+        return runner(SCRIPT, arguments, variables, cwd=tmp_path)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **variables}
+    command = [sys.executable, str(SCRIPT), *arguments]
     if background:
         return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
@@ -98,16 +109,17 @@ def test_three_workers_share_a_study_and_a_tracking_server(tmp_path, tracking_se
     assert (checkpoint_of(local) / "weights.pt").is_file()
 
 
-def test_a_killed_worker_is_failed_by_the_next_workers_heartbeat_check(tmp_path, tracking_server):
+def test_a_killed_worker_is_failed_by_the_next_workers_heartbeat_check(tmp_path, tracking_server, run_inprocess):
     storage = create_database()
     worker = tune(tmp_path, storage, tracking_server, "--n-trials", "1", *ENDLESS, background=True)
     kill_mid_trial(worker, lambda: optuna.load_study(study_name="shared", storage=storage))
     study = optuna.load_study(study_name="shared", storage=storage)
     assert study.get_trials(states=(TrialState.RUNNING,)), "SIGKILL left the trial RUNNING"
-    # The next command fails the trial once its heartbeat is older than the grace: try until then.
+    # The next command fails the trial once its heartbeat is older than the grace: try until then
+    # (in this process: a command every 2 s would spend seconds importing each time).
     deadline = time.time() + 180
     while True:
-        again = tune(tmp_path, storage, tracking_server, "--reap-only", *ENDLESS)
+        again = tune(tmp_path, storage, tracking_server, "--reap-only", *ENDLESS, runner=run_inprocess)
         assert again.returncode == 0, again.stderr
         if "marked trial(s) [0] of dead workers as FAIL" in again.stdout:
             break
@@ -127,11 +139,12 @@ def test_a_killed_worker_is_failed_by_the_next_workers_heartbeat_check(tmp_path,
     (lambda url: url.replace(":postgres@", ":wrong-password@"), "password authentication failed"),
     (lambda url: url.rsplit("/", 1)[0] + "/no_such_database", 'database "no_such_database" does not exist'),
 ])
-def test_connection_problems_are_one_clear_line(tmp_path, break_url, message):
+def test_connection_problems_are_one_clear_line(tmp_path, break_url, message, run_inprocess):
     with pytest.raises(Exception) as caught:
         tuning.make_storage(break_url(ADMIN_URL))
     assert message in str(caught.value) and "wrong-password" not in str(caught.value)
-    proc = tune(tmp_path, break_url(ADMIN_URL), f"sqlite:///{tmp_path / 'mlflow.db'}", "--n-trials", "1")
+    proc = tune(tmp_path, break_url(ADMIN_URL), f"sqlite:///{tmp_path / 'mlflow.db'}", "--n-trials", "1",
+                runner=run_inprocess)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert message in proc.stderr.strip().splitlines()[-1]
 
@@ -301,40 +314,56 @@ def test_a_tracking_server_away_for_20_s_mid_trial_is_waited_for(tmp_path):
         _assert_whole(tmp_path, storage, url, epochs=20)
 
 
-def _postgres(action: str) -> None:
-    """pg_ctl stop/start of the throwaway server .ci/postgres.sh made (as its owner)."""
-    import glob
-    import shutil
+@contextlib.contextmanager
+def private_postgres() -> Iterator[tuple[str, Callable[[str], None]]]:
+    """A PostgreSQL server of this test's own (.ci/postgres.sh with a fresh data folder and port),
+    so stopping it disturbs no other test; yields its admin URL and ``pg_ctl(action)``."""
+    data, port = Path(tempfile.mkdtemp(prefix="sentiment-pg-")), free_port()
+    data.chmod(0o755)  # the postgres user (the server's owner when tests run as root) must reach db/
+    env = {**os.environ, "SENTIMENT_PG_DIR": str(data / "db"), "SENTIMENT_PG_PORT": str(port)}
+    made = subprocess.run(["bash", str(REPO / ".ci" / "postgres.sh")], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert made.returncode == 0, made.stderr
 
-    data = os.environ.get("SENTIMENT_PG_DIR", "/tmp/sentiment-postgres")
-    port = ADMIN_URL.rsplit(":", 1)[1].split("/")[0]
-    pg_ctl = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))[-1]
-    command = [pg_ctl, "-D", data, "-w", "-m", "fast", action]
-    if action == "start":
-        command += ["-l", f"{data}/server.log", "-o",
-                    f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c max_connections=200"]
-    if os.getuid() == 0 and shutil.which("runuser"):
-        command = ["runuser", "-u", "postgres", "--", *command]
-    subprocess.run(command, check=True, capture_output=True, timeout=120)
+    def pg_ctl(action: str) -> None:
+        pg = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))[-1]
+        command = [pg, "-D", str(data / "db"), "-w", "-m", "fast", action]
+        if action == "start":
+            command += ["-l", f"{data}/db/server.log", "-o",
+                        f"-p {port} -k {data}/db -c listen_addresses=127.0.0.1 -c max_connections=200"]
+        if os.getuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+    try:
+        yield made.stdout.strip(), pg_ctl
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            pg_ctl("stop")
+        shutil.rmtree(data, ignore_errors=True)
 
 
-@pytest.mark.skipif(not os.path.isfile(os.path.join(os.environ.get("SENTIMENT_PG_DIR", "/tmp/sentiment-postgres"),
-                                                    "PG_VERSION")),
-                    reason="needs the throwaway server of .ci/postgres.sh on this machine (it is stopped and started)")
+@pytest.mark.skipif(not glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
+                    reason="needs PostgreSQL's own binaries (initdb, pg_ctl) for a server of its own to stop")
 def test_postgresql_stopped_mid_study_is_waited_for(tmp_path):
     """The study's database goes away for 10 s mid-trial (the runs go to a local store, so the
     worker keeps training and reporting epochs meanwhile): it says it waits, goes on once the
     database is back, and no epoch or trial is lost."""
-    storage, tracking = create_database(), f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with private_postgres() as (admin_url, pg_ctl):
+        _stopped_mid_study(tmp_path, create_database(admin_url), pg_ctl)
+
+
+def _stopped_mid_study(tmp_path, storage: str, pg_ctl: Callable[[str], None]) -> None:
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
     worker = tune(tmp_path, storage, tracking, *OUTAGE_STUDY, background=True)
     try:
         wait_for_an_epoch(worker, lambda: optuna.load_study(study_name="shared", storage=storage))
-        _postgres("stop")
+        pg_ctl("stop")
         stopped = time.monotonic()
         said = read_until(worker.stderr, "is unreachable")
         time.sleep(max(0.0, 10 - (time.monotonic() - stopped)))  # the outage itself
     finally:
-        _postgres("start")
+        pg_ctl("start")
     assert "the study database postgresql://postgres:***@" in said, _without_progress_bars(said)[-3000:]
     out, err = worker.communicate(timeout=600)
     assert worker.returncode == 0, _without_progress_bars(err)[-3000:]
