@@ -106,6 +106,7 @@ def _cut_at_the_last_trial_end(journal: Path) -> int:
     return json.loads(lines[last])["trial_id"]
 
 
+@pytest.mark.processes
 def test_the_tuning_command_repairs_a_torn_journal_and_resumes(tmp_path, run_inprocess):
     # Its own process: the one that "died" writing the record must be gone for the next command.
     first = tune(tmp_path, "--n-trials", "3")
@@ -155,32 +156,6 @@ def sigkill_when(victim: subprocess.Popen, ready, what: str, timeout: float = 24
         victim.kill()
 
 
-def test_runs_of_a_sigkilled_comparison_are_ended_killed_by_the_next(tmp_path):
-    uri = store(tmp_path)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    open_experiment(uri, "rnn-vs-lstm")  # the store exists before this test polls it
-    victim = subprocess.Popen([sys.executable, str(COMPARE), *TINY, "--epochs", "500", "--models", "lstm",
-                               "--no-baseline"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True)
-    # Mid-run: an epoch is logged.
-    sigkill_when(victim, lambda: any("valid_acc" in r.data.metrics for r in _runs(uri)[1]), "an epoch was logged")
-    client, runs = _runs(uri)
-    assert {r.info.status for r in runs} == {"RUNNING"} and len(runs) == 2  # what SIGKILL leaves behind
-    epochs = {r.info.run_id: len(client.get_metric_history(r.info.run_id, "valid_acc")) for r in runs}
-
-    after = subprocess.run([sys.executable, str(COMPARE), *TINY, "--epochs", "1", "--models", "rnn", "--no-baseline"],
-                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert after.returncode == 0, after.stderr
-    assert "ended 2 run(s)" in after.stdout
-    client, runs = _runs(uri)
-    dead = [r for r in runs if r.info.run_id in epochs]
-    assert {r.info.status for r in dead} == {"KILLED"}
-    for run in dead:
-        assert f"pid {victim.pid}" in run.data.tags[KILLED_REASON_TAG]
-        assert len(client.get_metric_history(run.info.run_id, "valid_acc")) == epochs[run.info.run_id]  # intact
-    assert {r.info.status for r in runs if r.info.run_id not in epochs} == {"FINISHED"}
-
-
 def test_only_runs_of_processes_gone_from_this_host_are_reaped(tmp_path):
     client, experiment_id = open_experiment(store(tmp_path), "reap")
     alive = RunTracker.create(client, experiment_id, "mine, alive")
@@ -197,7 +172,8 @@ def test_only_runs_of_processes_gone_from_this_host_are_reaped(tmp_path):
     assert reap_dead_runs(client, experiment_id) == []  # nothing twice
 
 
-def test_a_sigkilled_comparison_run_again_replays_its_finished_runs_and_goes_on_with_the_cut_one(tmp_path):
+@pytest.mark.processes
+def test_a_sigkilled_comparison_run_again_ends_its_runs_killed_replays_the_finished_and_resumes_the_cut(tmp_path):
     uri = store(tmp_path)
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     command = [sys.executable, str(COMPARE), *TINY, "--epochs", "12", "--models", "rnn,lstm", "--no-baseline",
@@ -207,9 +183,19 @@ def test_a_sigkilled_comparison_run_again_replays_its_finished_runs_and_goes_on_
                               text=True)
     # The RNN finished (its state kept), the LSTM mid-way.
     sigkill_when(victim, lambda: len(list(states.glob("*.pt"))) >= 2, "two training states were saved")
+    client, runs = _runs(uri)
+    cut = {r.info.run_id: len(client.get_metric_history(r.info.run_id, "valid_acc"))
+           for r in runs if r.info.status == "RUNNING"}  # what SIGKILL leaves behind: the parent, the LSTM
+    assert len(cut) == 2, [(r.info.run_name, r.info.status) for r in runs]
 
     again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
+    # The next command on the store ends the dead command's runs KILLED first, their epochs intact.
+    assert "ended 2 run(s)" in again.stdout
+    for run_id, epochs in cut.items():
+        run = client.get_run(run_id)
+        assert run.info.status == "KILLED" and f"pid {victim.pid}" in run.data.tags[KILLED_REASON_TAG]
+        assert len(client.get_metric_history(run_id, "valid_acc")) == epochs
     assert "rnn seed 1234: resuming after epoch 12 of 12" in again.stdout, "the finished RNN is replayed, not retrained"
     found = re.search(r"lstm seed 1234: resuming after epoch (\d+) of 12", again.stdout)
     assert found, again.stdout[-3000:]

@@ -82,6 +82,7 @@ def test_the_best_alias_moves_only_to_a_better_version_on_the_same_split(tmp_pat
     assert str(best.version) == "5" and best.tags["valid_digest"] == "split-a"
 
 
+@pytest.mark.processes
 def test_two_processes_registering_at_once_end_on_the_better_version(tmp_path):
     # Both processes wait for a start file, then register: a better and a worse version of one model.
     from sentiment_core.tracking.store import open_experiment
@@ -132,6 +133,7 @@ def test_a_trained_run_logs_a_ready_logged_model_that_its_version_points_at(comp
         assert len(child.data.tags["mlflow.source.git.commit"]) == 40
 
 
+@pytest.mark.processes
 def test_a_fresh_process_loads_the_registered_model_and_scores_as_predict_py(compared, run_inprocess):
     uri, _, tmp = compared
     code = ("import json, sys, mlflow, pandas as pd\n"
@@ -217,6 +219,7 @@ def test_mlflow_models_serve_answers_as_the_oracle(compared, run_inprocess):
         server.wait(30)
 
 
+@pytest.mark.processes
 def test_predict_on_a_local_store_prints_the_table_and_nothing_else(compared):
     # A real process (MLflow's download progress bar goes to its stderr), as a user runs it.
     uri, _, tmp = compared

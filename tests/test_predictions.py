@@ -87,6 +87,7 @@ def oracle(checkpoint, texts: list[str]) -> list[tuple[str, float]]:
     return answers
 
 
+@pytest.mark.processes
 def test_the_model_learned_and_every_prediction_matches_the_oracle(learned):
     from sentiment_core.training.checkpoint import load_checkpoint, predict
 
@@ -104,7 +105,7 @@ def test_the_model_learned_and_every_prediction_matches_the_oracle(learned):
     assert correct / len(labels) == pytest.approx(run.data.metrics["test_acc_at_best_valid"], abs=0.5 / len(labels))
 
 
-def test_predict_py_answers_as_the_oracle_from_a_file_and_a_checkpoint(learned, tmp_path):
+def test_predict_py_answers_as_the_oracle_from_a_file_and_a_checkpoint(learned, tmp_path, run_inprocess):
     uri, _, run, checkpoint = learned
     # One review per line: reviews holding a line break of any kind cannot be written so.
     texts = [t for t in load_splits("embedded", seed=1234, max_examples=MAX_EXAMPLES).test.texts
@@ -114,21 +115,20 @@ def test_predict_py_answers_as_the_oracle_from_a_file_and_a_checkpoint(learned, 
     expected = oracle(checkpoint, texts)
     for source in (["--checkpoint", str(checkpoint)], ["--model", f"runs:/{run.info.run_id}/model"],
                    ["--model", "models:/sentiment-imdb-lstm@best"]):
-        proc = subprocess.run([sys.executable, str(PREDICT), *source, "--file", str(reviews)], capture_output=True,
-                              text=True, env={**os.environ, "MLFLOW_TRACKING_URI": uri}, timeout=180)
+        proc = run_inprocess(PREDICT, [*source, "--file", reviews], {"MLFLOW_TRACKING_URI": uri}, cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr
         rows = [line.split(None, 2)[:2] for line in proc.stdout.splitlines()[1:]]
         assert [(label, round(p, 3)) for label, p in expected] == [(label, float(p)) for label, p in rows], source
 
 
-def test_an_empty_review_is_exit_2_with_one_line(learned):
+def test_an_empty_review_is_exit_2_with_one_line(learned, run_inprocess):
     _, _, _, checkpoint = learned
-    proc = subprocess.run([sys.executable, str(PREDICT), "--checkpoint", str(checkpoint), "A fine film.", "   "],
-                          capture_output=True, text=True, timeout=120)
+    proc = run_inprocess(PREDICT, ["--checkpoint", checkpoint, "A fine film.", "   "])
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "review 2 is empty after tokenization" in proc.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.processes
 def test_the_pyfunc_model_answers_as_the_oracle(learned):
     uri, tmp, run, checkpoint = learned
     texts = load_splits("embedded", seed=1234, max_examples=MAX_EXAMPLES).test.texts[:20]

@@ -30,6 +30,7 @@ from sentiment_core.tuning.rungs import REFERENCE_ATTR
 PRESETS_SCRIPT = REPO / "experiments" / "compare_presets.py"
 
 
+@pytest.mark.processes
 def test_reap_only_ends_the_runs_of_a_dead_process(tmp_path, run_inprocess):
     uri = store(tmp_path)
     # A process that opens a run and dies without ending it.
@@ -121,16 +122,6 @@ def test_a_diverged_loss_ends_its_run_failed(tiny_config, tiny_corpus, tmp_path)
     assert logged.info.status == "FAILED" and logged.data.tags["training_status"] == "diverged"
 
 
-def test_sigterm_during_a_study_fails_its_trial_and_kills_its_run(tmp_path):
-    proc = tune(tmp_path, "--n-trials", "1", "--epochs", "500", "--early-stopping-patience", "0", background=True)
-    kill_mid_trial(proc, lambda: load_study(tmp_path), sig=signal.SIGTERM)
-    assert proc.returncode == 130
-    trial = load_study(tmp_path).trials[0]
-    assert trial.state == TrialState.FAIL
-    run = MlflowClient(store(tmp_path)).get_run(trial.user_attrs["mlflow_run_id"])
-    assert run.info.status == "KILLED" and run.data.tags["trial_state"] == "KILLED"
-
-
 def _worker_processes(pid: int) -> list[int]:
     """The worker processes ``pid`` spawned (from /proc: the tests run on Linux, as CI does);
     not multiprocessing's resource tracker, which ends on its own once its parent has."""
@@ -146,6 +137,7 @@ def _worker_processes(pid: int) -> list[int]:
     return found
 
 
+@pytest.mark.processes
 def test_sigterm_to_a_study_command_alone_stops_its_worker_processes(tmp_path):
     # `kill PID` or a batch scheduler signals the command, not its process group: its workers must
     # stop too (ending their trials and runs) rather than train on unseen while it waits for them.
@@ -169,6 +161,8 @@ def test_sigterm_to_a_study_command_alone_stops_its_worker_processes(tmp_path):
                 os.kill(pid, signal.SIGKILL)
 
 
+# Integration tier, with the other outages: it waits out MLflow's 20 s busy timeout, idle.
+@pytest.mark.integration
 def test_a_trial_stopped_while_another_process_locks_the_store_is_still_queued_again(tmp_path):
     # The store refuses the KILLED status (MLflow waits 20 s on a locked SQLite database, then
     # fails): the interruption must stay one, so the trial is queued again all the same.
@@ -199,12 +193,17 @@ def test_a_trial_stopped_while_another_process_locks_the_store_is_still_queued_a
     assert client.get_run(stopped.user_attrs["mlflow_run_id"]).info.status == "KILLED"
 
 
-def test_a_trial_stopped_by_sigterm_goes_on_from_its_last_epoch_in_the_next_command(tmp_path):
+@pytest.mark.processes
+def test_sigterm_fails_the_trial_kills_its_run_and_the_next_command_goes_on_from_its_last_epoch(tmp_path):
     epochs = 25  # tiny epochs: ample room for the kill to land mid-trial on a slow machine
     endless = ("--n-trials", "1", "--epochs", str(epochs), "--early-stopping-patience", "0", "--pruner", "none")
-    kill_mid_trial(tune(tmp_path, *endless, background=True), lambda: load_study(tmp_path), sig=signal.SIGTERM)
+    stopped_command = tune(tmp_path, *endless, background=True)
+    kill_mid_trial(stopped_command, lambda: load_study(tmp_path), sig=signal.SIGTERM)
+    assert stopped_command.returncode == 130
     stopped = load_study(tmp_path).trials[0]
     assert stopped.state == TrialState.FAIL
+    run = MlflowClient(store(tmp_path)).get_run(stopped.user_attrs["mlflow_run_id"])
+    assert run.info.status == "KILLED" and run.data.tags["trial_state"] == "KILLED"
     proc = tune(tmp_path, *endless)
     assert proc.returncode == 0, proc.stderr
     done = re.search(rf"resuming after epoch (\d+) of {epochs}", proc.stdout)
@@ -250,6 +249,7 @@ def test_rerun_spared_runs_again_what_another_margin_pruned(tmp_path, run_inproc
     assert again.returncode == 0 and "no pruned trial to run again" in again.stdout
 
 
+@pytest.mark.processes
 def test_a_dead_workers_trial_is_retried_and_the_retry_runs(tmp_path, run_inprocess):
     created = tune(tmp_path, "--total-trials", "0", runner=run_inprocess)
     assert created.returncode == 0, created.stderr

@@ -245,6 +245,7 @@ def test_asha_prunes_a_hopeless_trial_at_epoch_2(objective, rung_store, tiny_con
     assert [m.step for m in client.get_metric_history(run.info.run_id, "valid_acc")] == [1, 2]
 
 
+@pytest.mark.processes
 def test_the_parent_run_ends_with_the_last_command_on_the_study(tmp_path):
     long = tune(tmp_path, "--n-trials", "1", *ENDLESS, background=True)
     try:

@@ -31,6 +31,7 @@ def expected_challenger(study) -> str | None:
     return "runner-up" if others else None
 
 
+@pytest.mark.processes
 def test_running_twice_resumes_with_the_seed_setting_first(tmp_path, run_inprocess):
     first = tune(tmp_path, "--n-trials", "2", runner=run_inprocess)
     assert first.returncode == 0, first.stderr
@@ -68,6 +69,7 @@ def test_other_settings_under_the_same_name_are_refused(tmp_path, run_inprocess)
     assert proc.returncode == 2 and "created with other settings (batch_size)" in proc.stderr
 
 
+@pytest.mark.processes
 def test_a_killed_worker_leaves_no_trial_running(tmp_path, run_inprocess):
     proc = tune(tmp_path, "--n-trials", "1", *ENDLESS, background=True)
     kill_mid_trial(proc, lambda: load(tmp_path))
@@ -90,14 +92,15 @@ def test_a_killed_worker_leaves_no_trial_running(tmp_path, run_inprocess):
     assert run.info.status == "FAILED"
 
 
+@pytest.mark.processes
 def test_two_workers_share_a_study_and_its_retrains(tmp_path):
-    proc = tune(tmp_path, "--n-trials", "4", "--workers", "2", "--retrain-best", "2", "--register")
+    proc = tune(tmp_path, "--n-trials", "3", "--workers", "2", "--retrain-best", "2", "--register")
     assert proc.returncode == 0, proc.stderr
     study = load(tmp_path)
     trials = study.get_trials()
-    assert len(trials) == 4 and len({t.number for t in trials}) == 4
+    assert len(trials) == 3 and len({t.number for t in trials}) == 3
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
-    assert len({t.user_attrs["mlflow_run_id"] for t in trials}) == 4
+    assert len({t.user_attrs["mlflow_run_id"] for t in trials}) == 3
     # The retrains (2 seeds of the seed setting and of the tuned setting or the runner-up) are
     # independent runs: two worker processes train them, and the study keeps each one.
     groups = 1 + (expected_challenger(study) is not None)
@@ -118,6 +121,7 @@ def test_two_workers_share_a_study_and_its_retrains(tmp_path):
     assert registered == tuned
 
 
+@pytest.mark.processes
 def test_two_commands_started_together(tmp_path):
     # --total-trials counts the whole study, not each command's share: two commands that each
     # found an empty study used to add 4 trials apiece. Two trials that end at the same instant
@@ -152,6 +156,7 @@ def _read_until(proc, text: str, said: list[str], timeout: float = 400) -> None:
     raise AssertionError(f"exited without saying {text!r}:\n{''.join(said)[-2000:]}")
 
 
+@pytest.mark.processes
 def test_two_commands_divide_the_retrains_and_wait_for_each_others(tmp_path, monkeypatch, run_inprocess):
     assert tune(tmp_path, "--n-trials", "2", runner=run_inprocess).returncode == 0
     study = load(tmp_path)
@@ -190,7 +195,7 @@ def test_two_commands_divide_the_retrains_and_wait_for_each_others(tmp_path, mon
 def test_retrain_best_reports_seed_vs_tuned_over_seeds(tmp_path, run_inprocess):
     # Two seeds first, as if the session had ended during the third; then the same command asks
     # for three and trains only the missing seed of each configuration.
-    first = tune(tmp_path, "--n-trials", "3", "--retrain-best", "2")
+    first = tune(tmp_path, "--n-trials", "3", "--retrain-best", "2", runner=run_inprocess)
     assert first.returncode == 0, first.stderr
     study = load(tmp_path)
     challenger = expected_challenger(study)
