@@ -1,0 +1,173 @@
+"""Render the results quoted in README.md and docs/ from the committed data under results/.
+
+    python results/render.py           # rewrite every marked region from the data
+    python results/render.py --check   # exit 1 if a page differs from what the data gives,
+                                       # or a region's data file is not committed
+
+A region is ``<!-- results:NAME -->...<!-- /results -->`` in a page: a table (then a line under it
+names this command and the data file) or a number inside a sentence. A number typed by hand
+drifts from its data; a rendered one cannot, because tests/test_render.py runs --check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PAGES = ["README.md", "docs/results.md"]
+MAIN = "results/main-default/compare-20261202-193843"
+REGION = re.compile(r"<!-- results:(?P<name>[a-z0-9-]+) -->(?P<body>.*?)<!-- /results -->", re.S)
+NAMES = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU", "tfidf-logreg": "TF-IDF + logistic regression (yardstick)"}
+
+
+@dataclass(frozen=True)
+class Rendered:
+    text: str
+    sources: tuple[str, ...]  # repository-relative data files the text comes from
+
+
+def rows(path: str) -> list[dict[str, str]]:
+    with open(REPO / path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def table(header: list[str], body: list[list[str]], sources: tuple[str, ...]) -> Rendered:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
+    cited = ", ".join(f"`{source}`" for source in sources)
+    lines.append(f"\n(Rendered by `python results/render.py` from {cited}.)")
+    return Rendered("\n" + "\n".join(lines) + "\n", sources)
+
+
+def number(value: float, digits: int = 1) -> str:
+    return f"{value:.{digits}f}"
+
+
+def main_job_table(digits: int, final_test: bool) -> Rendered:
+    """The main job's comparison: one row per model, from the run's comparison.csv."""
+    source = f"{MAIN}/comparison.csv"
+    header = ["model", "best valid acc %", "test acc at best valid %", "best epoch",
+              "honest gap at best valid (pts)", "train acc at epoch 30 (eval mode) %"]
+    body = []
+    for row in rows(source):
+        gap = number(float(row["gap at best valid (train-valid) pts"]), digits)
+        cells = [NAMES.get(row["model"], row["model"]), row["best valid acc %"], row["test acc at best valid %"],
+                 row["best epoch"], gap, row["final train acc (eval mode) %"]]
+        body.append(cells + ([row["final test acc %"]] if final_test else []))
+    return table(header + (["test acc at epoch 30 %"] if final_test else []), body, (source,))
+
+
+def by_model(source: str) -> dict[str, dict[str, str]]:
+    return {row["model"]: row for row in rows(source)}
+
+
+def lstm_minus_rnn() -> Rendered:
+    """Test accuracy at best valid, LSTM minus RNN, in points (one seed)."""
+    source = f"{MAIN}/comparison.csv"
+    found = by_model(source)
+    difference = float(found["lstm"]["test acc at best valid %"]) - float(found["rnn"]["test acc at best valid %"])
+    return Rendered(number(difference), (source,))
+
+
+def valid_range_from(epoch: int) -> Rendered:
+    """The LSTM's lowest and highest valid accuracy from ``epoch`` on, as "a-b%"."""
+    source = f"{MAIN}/histories.csv"
+    values = [float(r["valid_acc"]) * 100 for r in rows(source) if r["model"] == "lstm" and int(r["epoch"]) >= epoch]
+    return Rendered(f"{number(min(values))}-{number(max(values))}%", (source,))
+
+
+def accuracy_by_length() -> Rendered:
+    """Test accuracy per length quartile, shortest to longest, per model, as a sentence's list."""
+    source = f"{MAIN}/accuracy_by_length.csv"
+    quarters = rows(source)
+    parts = []
+    for model, label in (("rnn", "RNN"), ("lstm", "LSTM"), ("tfidf-logreg", "yardstick")):
+        values = " / ".join(number(float(q[f"{model} acc %"])) for q in quarters)
+        parts.append(f"{label} {values}%")
+    return Rendered(", ".join(parts), (source,))
+
+
+def training_time() -> Rendered:
+    """Hours of training per model of the main job (the sum of its epochs' seconds)."""
+    source = f"{MAIN}/histories.csv"
+    seconds: dict[str, float] = {}
+    for r in rows(source):
+        seconds[r["model"]] = seconds.get(r["model"], 0.0) + float(r["epoch_seconds"])
+    parts = ", ".join(f"{NAMES[m]} {seconds[m] / 60:.0f} min" for m in ("rnn", "lstm"))
+    return Rendered(f"{sum(seconds.values()) / 3600:.1f} h ({parts})", (source,))
+
+
+RENDERERS: dict[str, Callable[[], Rendered]] = {
+    "main-job-hours": training_time,
+    "main-job-table": lambda: main_job_table(digits=1, final_test=False),
+    "main-job-table-full": lambda: main_job_table(digits=2, final_test=True),
+    "main-job-lstm-minus-rnn": lstm_minus_rnn,
+    "main-job-valid-from-epoch-8": lambda: valid_range_from(8),
+    "main-job-by-length": accuracy_by_length,
+}
+
+
+def committed(paths: set[str]) -> set[str]:
+    """Those of ``paths`` that git tracks."""
+    listed = subprocess.run(["git", "ls-files", "--", *sorted(paths)], cwd=REPO, capture_output=True, text=True,
+                            check=True).stdout.split()
+    return set(listed)
+
+
+def render_page(text: str, page: str, problems: list[str]) -> tuple[str, set[str]]:
+    """The page with every region rendered; the data files it cites. Unknown names are problems."""
+    sources: set[str] = set()
+
+    def one(match: re.Match) -> str:
+        name = match.group("name")
+        if name not in RENDERERS:
+            problems.append(f"{page}: no renderer for region {name!r} (known: {', '.join(RENDERERS)})")
+            return match.group(0)
+        rendered = RENDERERS[name]()
+        sources.update(rendered.sources)
+        return f"<!-- results:{name} -->{rendered.text}<!-- /results -->"
+
+    return REGION.sub(one, text), sources
+
+
+def run(check: bool) -> list[str]:
+    """Render (or, with ``check``, compare) every page; the problems found."""
+    problems: list[str] = []
+    cited: set[str] = set()
+    for page in PAGES:
+        path = REPO / page
+        before = path.read_text()
+        after, sources = render_page(before, page, problems)
+        cited |= sources
+        if after == before:
+            continue
+        if check:
+            changed = [m.group("name") for m, n in zip(REGION.finditer(before), REGION.finditer(after))
+                       if m.group(0) != n.group(0)]
+            problems.append(f"{page}: region(s) {', '.join(changed)} differ from the data: "
+                            "run python results/render.py")
+        else:
+            path.write_text(after)
+    missing = cited - committed(cited)
+    problems += [f"{source}: cited by a page but not committed" for source in sorted(missing)]
+    return problems
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a page differs from the data")
+    problems = run(parser.parse_args().check)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""The results quoted in the pages are rendered from committed data (results/render.py), and a
+number edited by hand is caught."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+from helpers import REPO
+
+spec = importlib.util.spec_from_file_location("render", REPO / "results" / "render.py")
+render = sys.modules["render"] = importlib.util.module_from_spec(spec)  # its dataclass looks itself up there
+spec.loader.exec_module(render)
+
+
+def test_every_page_is_what_its_committed_data_gives():
+    assert render.run(check=True) == []
+
+
+def test_a_number_edited_by_hand_is_caught():
+    page = (REPO / "README.md").read_text()
+    regions = list(render.REGION.finditer(page))
+    assert len(regions) >= 3, "the README quotes its main results through rendered regions"
+    for region in regions:
+        body = region.group("body")
+        digit = next((i for i, c in enumerate(body) if c.isdigit()), None)
+        assert digit is not None, region.group("name")
+        edited_body = body[:digit] + str((int(body[digit]) + 1) % 10) + body[digit + 1:]
+        edited = page[:region.start("body")] + edited_body + page[region.end("body"):]
+        problems = []
+        rendered, _ = render.render_page(edited, "README.md", problems)
+        assert rendered != edited and rendered == page and not problems, region.group("name")
+
+
+def test_an_unknown_region_and_an_uncommitted_source_are_problems():
+    problems = []
+    render.render_page("<!-- results:no-such-table -->x<!-- /results -->", "page.md", problems)
+    assert problems and "no renderer for region 'no-such-table'" in problems[0]
+    assert render.committed({"results/no-such-file.csv", "README.md"}) == {"README.md"}
