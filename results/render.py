@@ -104,7 +104,56 @@ def training_time() -> Rendered:
     return Rendered(f"{sum(seconds.values()) / 3600:.1f} h ({parts})", (source,))
 
 
+def data_package_lines() -> Rendered:
+    """The size of sentiment_core/data/, the part that replaces torchtext."""
+    files = sorted(str(p.relative_to(REPO)) for p in (REPO / "sentiment_core" / "data").glob("*.py"))
+    lines = sum(len((REPO / f).read_text().splitlines()) for f in files)
+    return Rendered(f"{lines} lines, docstrings and comments included", tuple(files))
+
+
+STUDIES = "results/studies"
+
+
+def retrains(study_name: str) -> dict[tuple[str, int], dict]:
+    """The retrains a committed study journal keeps, by (group, seed), read without writing."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = JournalStorage(JournalFileBackend(str(REPO / STUDIES / f"{study_name}.journal")))
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    kept = {}
+    for key, record in study.user_attrs.items():
+        if key.startswith("retrain:"):
+            _, group, seed = key.split(":")
+            kept[(group, int(seed.split()[-1]))] = record
+    return kept
+
+
+def budget_30_minus_12() -> Rendered:
+    """The seed setting's test accuracy at best valid, 30-epoch retrains minus 12-epoch ones, on the
+    seeds both studies retrained (paired by seed)."""
+    short, long = retrains("lstm-basic-accuracy"), retrains("lstm-basic-accuracy-30-epochs")
+    seeds = sorted(seed for group, seed in short if group == "seed config" and ("seed config", seed) in long)
+    acc = {name: [kept[("seed config", s)]["summary"]["test_acc_at_best_valid"] * 100 for s in seeds]
+           for name, kept in (("12", short), ("30", long))}
+    mean = {name: sum(values) / len(values) for name, values in acc.items()}
+    return Rendered(f"{mean['30'] - mean['12']:+.2f} points on the {len(seeds)} seeds both studies retrained "
+                    f"({seeds[0]}-{seeds[-1]}: {mean['12']:.2f}% at 12 epochs, {mean['30']:.2f}% at 30)",
+                    (f"{STUDIES}/lstm-basic-accuracy.journal", f"{STUDIES}/lstm-basic-accuracy-30-epochs.journal"))
+
+
+def retrain_epoch_seconds(study_name: str) -> Rendered:
+    """The shortest and longest epoch of a study's kept retrains, in seconds."""
+    seconds = [epoch["epoch_seconds"] for record in retrains(study_name).values() for epoch in record["history"]]
+    return Rendered(f"{min(seconds):.1f}-{max(seconds):.0f} s", (f"{STUDIES}/{study_name}.journal",))
+
+
 RENDERERS: dict[str, Callable[[], Rendered]] = {
+    "retrain-epoch-seconds-30": lambda: retrain_epoch_seconds("lstm-basic-accuracy-30-epochs"),
+    "budget-30-minus-12": budget_30_minus_12,
+    "data-package-lines": data_package_lines,
     "main-job-hours": training_time,
     "main-job-table": lambda: main_job_table(digits=1, final_test=False),
     "main-job-table-full": lambda: main_job_table(digits=2, final_test=True),
