@@ -114,17 +114,21 @@ def data_package_lines() -> Rendered:
 STUDIES = "results/studies"
 
 
-def retrains(study_name: str) -> dict[tuple[str, int], dict]:
-    """The retrains a committed study journal keeps, by (group, seed), read without writing."""
+def load_study(study_name: str):
+    """A committed study journal, read (loading writes nothing)."""
     import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = JournalStorage(JournalFileBackend(str(REPO / STUDIES / f"{study_name}.journal")))
-    study = optuna.load_study(study_name=study_name, storage=storage)
+    return optuna.load_study(study_name=study_name, storage=storage)
+
+
+def retrains(study_name: str) -> dict[tuple[str, int], dict]:
+    """The retrains a committed study journal keeps, by (group, seed)."""
     kept = {}
-    for key, record in study.user_attrs.items():
+    for key, record in load_study(study_name).user_attrs.items():
         if key.startswith("retrain:"):
             _, group, seed = key.split(":")
             kept[(group, int(seed.split()[-1]))] = record
@@ -150,7 +154,32 @@ def retrain_epoch_seconds(study_name: str) -> Rendered:
     return Rendered(f"{min(seconds):.1f}-{max(seconds):.0f} s", (f"{STUDIES}/{study_name}.journal",))
 
 
+def study_history(study_name: str) -> Rendered:
+    """What became of a study's trials, as its journal tells it: finished, failed, and which
+    failed trial was retried by which (the storage's retry records ``retried_from_trial``)."""
+    trials = load_study(study_name).trials
+    states = {t.number: t.state.name for t in trials}
+    retry_of = {t.user_attrs["retried_from_trial"]: t.number for t in trials if "retried_from_trial" in t.user_attrs}
+    finished = [n for n, state in states.items() if state in ("COMPLETE", "PRUNED")]
+    failed = [n for n, state in states.items() if state == "FAIL"]
+    complete = sum(state == "COMPLETE" for state in states.values())
+    parts = [f"{len(finished)} finished ({complete} complete, {len(finished) - complete} pruned)"]
+    ran = [f"{n} -> {retry_of[n]}" for n in failed if n in retry_of and states[retry_of[n]] != "WAITING"]
+    waiting = [f"{retry_of[n]} (for {n})" for n in failed if n in retry_of and states[retry_of[n]] == "WAITING"]
+    alone = [str(n) for n in failed if n not in retry_of]
+    if failed:
+        parts.append(f"{len(failed)} failed: retried {', '.join(ran) or 'none'}")
+    if waiting:
+        parts.append(f"retries still WAITING in the journal: {', '.join(waiting)}")
+    if alone:
+        parts.append(f"never retried: {', '.join(alone)}")
+    return Rendered("; ".join(parts), (f"{STUDIES}/{study_name}.journal",))
+
+
 RENDERERS: dict[str, Callable[[], Rendered]] = {
+    "history-basic-12": lambda: study_history("lstm-basic-accuracy"),
+    "history-extended-12": lambda: study_history("lstm-extended-accuracy-gap"),
+    "history-basic-30": lambda: study_history("lstm-basic-accuracy-30-epochs"),
     "retrain-epoch-seconds-30": lambda: retrain_epoch_seconds("lstm-basic-accuracy-30-epochs"),
     "budget-30-minus-12": budget_30_minus_12,
     "data-package-lines": data_package_lines,
