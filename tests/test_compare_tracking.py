@@ -148,6 +148,17 @@ def test_logged_test_accuracy_equals_the_checkpoints(compared, tmp_path):
     assert accuracy == child.data.metrics["test_acc_at_best_valid"] == at_best
 
 
+def test_the_printed_predict_commands_work(compared, run_inprocess):
+    uri, proc, tmp = compared
+    commands = re.findall(r"^  (rnn|lstm): python experiments/predict.py (--model runs:/\w+/model) \"A fine film.\"$",
+                          proc.stdout, re.M)
+    assert [cell for cell, _ in commands] == ["rnn", "lstm"], proc.stdout[-2000:]
+    for _, flags in commands:
+        answer = run_inprocess(REPO / "experiments" / "predict.py", [*flags.split(), "A fine film."],
+                               {"MLFLOW_TRACKING_URI": uri}, cwd=tmp)
+        assert answer.returncode == 0 and "A fine film." in answer.stdout, answer.stderr
+
+
 def test_predict_scores_texts_from_a_run_id(compared, run_inprocess):
     uri, _, tmp = compared
     _, runs = _runs(uri)

@@ -118,6 +118,7 @@ def run_arms(arms: dict[str, TrainConfig], seeds: list[int], *, repo_root: Path,
         parent.log_metrics({"wall_seconds": time.perf_counter() - started})
 
     print("\n" + markdown)
+    print(predict_lines(runs))
     if not register:
         print(f"\nmodels not registered ({'--no-register' if asked is False else '--max-examples: a smoke run'}; "
               "--register registers them)")
@@ -125,6 +126,17 @@ def run_arms(arms: dict[str, TrainConfig], seeds: list[int], *, repo_root: Path,
     print(f"MLflow: parent run {parent.run_id} in experiment '{experiment_name}' at {uri}")
     print(browse_lines(uri, experiment_id))
     return table
+
+
+def predict_lines(runs: list[tuple[str, TrackedRun]]) -> str:
+    """What to type to ask each arm's model (its best-valid seed's LoggedModel, registered or not)."""
+    best: dict[str, TrackedRun] = {}
+    for label, run in runs:
+        if label not in best or run.result.summary["best_valid_acc"] > best[label].result.summary["best_valid_acc"]:
+            best[label] = run
+    lines = [f"  {label}: python experiments/predict.py --model runs:/{run.run_id}/model \"A fine film.\""
+             for label, run in best.items()]
+    return "\npredict with these models (same MLFLOW_TRACKING_URI):\n" + "\n".join(lines)
 
 
 def register_run(client, run: TrackedRun, source_run_id: str) -> None:
