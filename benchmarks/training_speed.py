@@ -16,8 +16,13 @@ project's default path, side by side in one run, plus a bf16-vs-fp32 accuracy-pa
   what the CPU's kernels reach on this shape. A real epoch's achieved GFLOP/s (2.19 MFLOP per
   real token for LSTM(100, 256), forward and backward) is set against it.
 
+* The RNN: a real epoch of the same config with ``cell=rnn`` (0.55 MFLOP per real token), set
+  against its own step matmul (32 x 356 x 256) and against the LSTM's tokens/s in the same run.
+* ``--profile STEPS``: where STEPS real training steps of each cell spend their CPU time, per op.
+
 Throughput is in real tokens per second (padding not counted) and reviews per second. The CPU,
-the instruction set oneDNN uses, the threads and each measurement's peak memory are printed.
+the instruction set oneDNN uses, the threads and each measurement's peak memory are printed;
+``--json PATH`` writes every raw measurement with them (results/benchmarks/ keeps those quoted).
 
     python benchmarks/training_speed.py             # ~5 min of timings, then the parity check
     python benchmarks/training_speed.py --quick     # a quarter epoch, smaller parity check
@@ -116,17 +121,17 @@ def seed_path(n_batches: int, batch_size: int = 32, device: str = "cpu", threads
 
 
 def real_epoch(fraction: float, threads: int | None = None, batch_size: int = 32, device: str = "cpu",
-               **sizes) -> dict:
+               cell: str = "lstm", **sizes) -> dict:
     """The main job's training loop on the first ``fraction`` of a real epoch (default config)."""
     if threads:
         torch.set_num_threads(threads)
-    config = TrainConfig(epochs=1, batch_size=batch_size, device=device, **sizes)
+    config = TrainConfig(epochs=1, batch_size=batch_size, device=device, cell=cell, **sizes)
     corpus = load_corpus(config)
     if fraction < 1:
         corpus = dataclasses.replace(corpus, train=corpus.train.subset(np.arange(int(len(corpus.train) * fraction))))
     runtime = resolve_runtime(device)
     record = train(config, corpus, progress=False, runtime=runtime).history[0]
-    return {"path": f"real epoch: {runtime.describe()}", "precision": runtime.precision,
+    return {"path": f"real epoch, {cell.upper()}: {runtime.describe()}", "cell": cell, "precision": runtime.precision,
             "batches": -(-len(corpus.train) // config.batch_size),
             "epoch_seconds": record["epoch_seconds"],
             "reviews": len(corpus.train), "tokens_per_s": record["train_tokens_per_s"],
@@ -167,17 +172,25 @@ def parity(precision: str, max_examples: int, max_len: int, epochs: int, seed: i
             "seconds": sum(r["epoch_seconds"] for r in result.history)}
 
 
-# LSTM(100, 256): per real token, forward 2 x 4H x (E + H) = 729k FLOP, backward about twice that.
-FLOP_PER_TOKEN = 3 * 2 * 4 * 256 * (100 + 256)
+# Gate blocks per cell: the recurrent step multiplies [x, h] (100 + 256) by GATES x 256 columns.
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 
 
-def step_matmul(precision: str, threads: int | None = None, repeats: int = 5, batch_size: int = 32) -> dict:
-    """GFLOP/s of the recurrent step's matrix product, best of ``repeats`` timings of 200 products."""
+def flop_per_token(cell: str) -> int:
+    """Cell(100, 256) per real token: forward 2 x gates x H x (E + H) FLOP, backward about twice
+    that (LSTM 2.19 M, RNN 0.55 M)."""
+    return 3 * 2 * GATES[cell] * 256 * (100 + 256)
+
+
+def step_matmul(precision: str, threads: int | None = None, repeats: int = 5, batch_size: int = 32,
+                columns: int = 1024) -> dict:
+    """GFLOP/s of the recurrent step's matrix product (batch x 356 x ``columns``: 1024 for the
+    LSTM, 256 for the RNN), best of ``repeats`` timings of 200 products."""
     if threads:
         torch.set_num_threads(threads)
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     a = torch.randn(batch_size, 356, dtype=dtype)
-    b = torch.randn(356, 1024, dtype=dtype)
+    b = torch.randn(356, columns, dtype=dtype)
     for _ in range(20):
         a @ b
     best = float("inf")
@@ -186,7 +199,35 @@ def step_matmul(precision: str, threads: int | None = None, repeats: int = 5, ba
         for _ in range(200):
             a @ b
         best = min(best, time.perf_counter() - start)
-    return {"gflops": 200 * 2 * batch_size * 356 * 1024 / best / 1e9}
+    return {"gflops": 200 * 2 * batch_size * 356 * columns / best / 1e9}
+
+
+def profile(steps: int, cell: str = "lstm", threads: int | None = None, top: int = 12, **sizes) -> dict:
+    """torch.profiler over ``steps`` real training steps of the default path (consecutive batches
+    of epoch 1, after two warm-up steps): the ops with the most self CPU time."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    if threads:
+        torch.set_num_threads(threads)
+    config = TrainConfig(cell=cell, **sizes)
+    corpus = load_corpus(config)
+    runtime = resolve_runtime("cpu")
+    torch.manual_seed(0)
+    model = build_model(config, corpus.vocab).train()
+    optimizer = make_optimizer(config, model)
+    order = batch_indices(corpus.train.lengths, config.batch_size, shuffle=True, seed=config.seed, epoch=1)
+    batches = [make_batch(corpus.train, indices, corpus.vocab.pad_index) for indices in order[: steps + 2]]
+    for batch in batches[:2]:
+        train_step(model, optimizer, batch, runtime, config.clip_grad_norm)
+    with torch_profile(activities=[ProfilerActivity.CPU]) as measured:
+        for batch in batches[2:]:
+            train_step(model, optimizer, batch, runtime, config.clip_grad_norm)
+    events = sorted(measured.key_averages(), key=lambda e: -e.self_cpu_time_total)
+    total = sum(e.self_cpu_time_total for e in events)
+    return {"cell": cell, "steps": steps, "precision": runtime.precision,
+            "ops": [{"op": e.key, "calls": e.count, "self_ms": e.self_cpu_time_total / 1000,
+                     "share": e.self_cpu_time_total / total} for e in events[:top]]}
 
 
 def onednn_isa() -> str:
@@ -217,6 +258,12 @@ def main() -> None:
     parser.add_argument("--lever", action="append", default=[], metavar="NAME=VALUE",
                         help="also time the real epoch with this environment variable set (repeatable), "
                              "e.g. THP_MEM_ALLOC_ENABLE=1")
+    parser.add_argument("--profile", type=int, default=0, metavar="STEPS",
+                        help="also profile STEPS real training steps of each cell with torch.profiler: a table "
+                             "of the ops with the most self CPU time")
+    parser.add_argument("--json", type=Path, metavar="PATH",
+                        help="write the raw results (with the CPU, oneDNN ISA, threads, torch version, date) to "
+                             "PATH, e.g. results/benchmarks/training_speed_<machine>.json")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.parity_seeds < 1:
@@ -225,50 +272,85 @@ def main() -> None:
         spec = json.loads(args.child)
         kind = spec.pop("kind")
         print(json.dumps({"seed_path": seed_path, "real_epoch": real_epoch, "warm_batch": warm_batch,
-                          "parity": parity, "step_matmul": step_matmul}[kind](**spec)))
+                          "parity": parity, "step_matmul": step_matmul, "profile": profile}[kind](**spec)))
         return
 
     load_corpus(TrainConfig())  # fill the token cache once, outside the timings
+    raw = {"machine": machine(args.threads), "command": " ".join(["python", *sys.argv])}
     if not args.parity_only:
-        throughput(quick=args.quick, threads=args.threads, levers=args.lever)
+        raw["throughput"] = throughput(quick=args.quick, threads=args.threads, levers=args.lever)
+        if args.profile:
+            raw["profiles"] = [profile_table(cell, args.profile, args.threads) for cell in ("lstm", "rnn")]
     if not args.speed_only:
         parity_check(quick=args.quick, seeds=args.parity_seeds)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(raw, indent=1) + "\n")
+        print(f"\nraw results: {args.json}")
 
 
-def throughput(quick: bool, threads: int, levers: list[str]) -> None:
+def machine(threads: int) -> dict:
+    """What the figures were measured on, written beside them."""
+    from datetime import datetime
+
     from sentiment_core.training.runtime import cpu_name
 
-    print(f"{cpu_name()}; oneDNN ISA: {onednn_isa()}; torch {torch.__version__}, {threads} thread(s); LSTM, seed "
-          "config (batch 32, full-length reviews of the embedded IMDB train split)")
+    return {"cpu": cpu_name(), "onednn_isa": onednn_isa(), "threads": threads, "torch": torch.__version__,
+            "date": datetime.now().isoformat(timespec="seconds")}
+
+
+def throughput(quick: bool, threads: int, levers: list[str]) -> dict:
+    print(f"{machine(threads)['cpu']}; oneDNN ISA: {onednn_isa()}; torch {torch.__version__}, {threads} thread(s); "
+          "seed config (batch 32, full-length reviews of the embedded IMDB train split)")
+    fraction = 0.25 if quick else 1.0
     seed = in_subprocess("seed_path", n_batches=8 if quick else 24, threads=threads)
     print("  measured the seed's code path", file=sys.stderr)
-    epochs = {"real epoch": in_subprocess("real_epoch", fraction=0.25 if quick else 1.0, threads=threads)}
+    epochs = {"real epoch": in_subprocess("real_epoch", fraction=fraction, threads=threads)}
     for lever in levers:
         name, _, value = lever.partition("=")
-        epochs[f"real epoch, {lever}"] = in_subprocess("real_epoch", env={name: value},
-                                                       fraction=0.25 if quick else 1.0, threads=threads)
-    print("  measured a real epoch" + (f" and {len(levers)} lever(s)" if levers else ""), file=sys.stderr)
+        epochs[f"real epoch, {lever}"] = in_subprocess("real_epoch", env={name: value}, fraction=fraction,
+                                                       threads=threads)
+    rnn = in_subprocess("real_epoch", fraction=fraction, threads=threads, cell="rnn")
+    print("  measured real epochs" + (f" and {len(levers)} lever(s)" if levers else ""), file=sys.stderr)
     fast = epochs["real epoch"]
     warm = in_subprocess("warm_batch", repeats=20, threads=threads)
-    limit = max(in_subprocess("step_matmul", precision=fast["precision"], threads=threads)["gflops"] for _ in range(3))
+    limits = {cell: max(in_subprocess("step_matmul", precision=fast["precision"], threads=threads,
+                                      columns=GATES[cell] * 256)["gflops"] for _ in range(3)) for cell in ("lstm", "rnn")}
     print("\n| path | batches timed | tokens/s | reviews/s | x seed code | GFLOP/s | % of step matmul | peak RSS (MB) |")
     print("|---|---|---|---|---|---|---|---|")
-    for label, row in (("seed", seed), *epochs.items(), ("warm", warm)):
-        gflops = row["tokens_per_s"] * FLOP_PER_TOKEN / 1e9
-        name = row["path"] if label in ("seed", "warm", "real epoch") else f"{row['path']}, **{label.split(', ', 1)[1]}**"
+    for label, row in (("seed", seed), *epochs.items(), ("rnn", rnn), ("warm", warm)):
+        cell = row.get("cell", "lstm")
+        gflops = row["tokens_per_s"] * flop_per_token(cell) / 1e9
+        name = row["path"] if "," not in label else f"{row['path']}, **{label.split(', ', 1)[1]}**"
         print(f"| {name} | {row['batches']} | {row['tokens_per_s']:,.0f} | {row['reviews_per_s']:.1f} "
-              f"| **{row['tokens_per_s'] / seed['tokens_per_s']:.1f}x** | {gflops:.1f} | {gflops / limit:.0%} "
+              f"| **{row['tokens_per_s'] / seed['tokens_per_s']:.1f}x** | {gflops:.1f} | {gflops / limits[cell]:.0%} "
               f"| {row['peak_rss_mb']:.0f} |")
-    print(f"| the limit: step matmul 32 x 356 x 1024, {fast['precision']}, best of 3 x 5 repeats | - | - | - | - "
-          f"| {limit:.1f} | 100% | - |")
-    achieved = fast["tokens_per_s"] * FLOP_PER_TOKEN / 1e9
-    print(f"\nreal epoch / seed code: {fast['tokens_per_s'] / seed['tokens_per_s']:.1f}x in tokens/s; a real epoch "
-          f"reaches {achieved:.1f} GFLOP/s, {achieved / limit:.0%} of the step matmul's {limit:.1f} "
-          f"(goal: 70%) and {fast['tokens_per_s'] / warm['tokens_per_s']:.0%} of a warm repeated batch")
+    for cell, limit in limits.items():
+        print(f"| the limit, {cell.upper()}: step matmul 32 x 356 x {GATES[cell] * 256}, {fast['precision']}, "
+              f"best of 3 x 5 repeats | - | - | - | - | {limit:.1f} | 100% | - |")
+    achieved = {cell: row["tokens_per_s"] * flop_per_token(cell) / 1e9 for cell, row in (("lstm", fast), ("rnn", rnn))}
+    print(f"\nreal epoch / seed code: {fast['tokens_per_s'] / seed['tokens_per_s']:.1f}x in tokens/s; the LSTM's real "
+          f"epoch reaches {achieved['lstm']:.1f} GFLOP/s, {achieved['lstm'] / limits['lstm']:.0%} of its step matmul "
+          f"(goal: 62% on AVX512-BF16/AMX, 70% in fp32) and {fast['tokens_per_s'] / warm['tokens_per_s']:.0%} of a "
+          f"warm repeated batch; the RNN's {achieved['rnn']:.1f} GFLOP/s, {achieved['rnn'] / limits['rnn']:.0%} of "
+          f"its own")
+    print(f"RNN / LSTM tokens/s, same run and precision: {rnn['tokens_per_s'] / fast['tokens_per_s']:.2f}x (goal: 2.5x)")
     for label, row in epochs.items():
         if label != "real epoch":
             print(f"{label.split(', ', 1)[1]}: {row['tokens_per_s'] / fast['tokens_per_s'] - 1:+.1%} tokens/s, "
                   f"peak RSS {row['peak_rss_mb'] / fast['peak_rss_mb']:.2f}x")
+    return {"seed": seed, "epochs": epochs, "rnn": rnn, "warm": warm, "step_matmul_gflops": limits,
+            "flop_per_token": {cell: flop_per_token(cell) for cell in ("lstm", "rnn")}}
+
+
+def profile_table(cell: str, steps: int, threads: int) -> dict:
+    """Print and return where ``steps`` training steps of ``cell`` spend their CPU time, per op."""
+    found = in_subprocess("profile", cell=cell, steps=steps, threads=threads)
+    print(f"\n{cell.upper()} ({found['precision']}), {steps} real training steps, ops by self CPU time:\n"
+          "| op | calls | self ms | share |\n|---|---|---|---|")
+    for op in found["ops"]:
+        print(f"| `{op['op']}` | {op['calls']} | {op['self_ms']:.0f} | {op['share']:.1%} |")
+    return found
 
 
 def parity_check(quick: bool, seeds: int) -> None:

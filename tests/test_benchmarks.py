@@ -1,4 +1,4 @@
-"""The benchmark scripts stay runnable: the GPU check's CPU smoke."""
+"""The benchmark scripts stay runnable: the training-speed pieces on tiny sizes, the GPU check's CPU smoke."""
 
 from __future__ import annotations
 
@@ -9,6 +9,31 @@ import sys
 import pytest
 
 from helpers import REPO
+
+TINY_SIZES = {"max_examples": 200, "max_len": 60, "hidden_dim": 32, "embedding_dim": 16}
+
+
+@pytest.fixture(scope="module")
+def speed(tmp_path_factory):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("training_speed", REPO / "benchmarks" / "training_speed.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_flop_per_token_is_the_cells_arithmetic(speed):
+    assert speed.flop_per_token("lstm") == 2_187_264 and speed.flop_per_token("rnn") == 546_816
+
+
+def test_the_rnn_row_and_the_profile_run_on_tiny_sizes(speed, cache_dir, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache_dir))
+    row = speed.real_epoch(fraction=1.0, threads=1, cell="rnn", **TINY_SIZES)
+    assert row["cell"] == "rnn" and row["tokens_per_s"] > 0 and row["path"].startswith("real epoch, RNN")
+    found = speed.profile(steps=3, cell="rnn", threads=1, top=5, **TINY_SIZES)
+    assert len(found["ops"]) == 5 and abs(sum(op["share"] for op in found["ops"])) <= 1.0
+    assert found["ops"] == sorted(found["ops"], key=lambda op: -op["self_ms"])
 
 
 @pytest.mark.integration
