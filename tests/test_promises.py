@@ -63,6 +63,7 @@ def test_compare_presets_trains_each_recipe_paired_by_seed(tmp_path, run_inproce
     parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
     assert parent.data.tags["kind"] == "preset-comparison"
     assert "| default" in proc.stdout and "| previous-default" in proc.stdout
+    assert "PREVIOUS-DEFAULT - DEFAULT: no paired interval from 2 seed(s); --seeds with 3 or more adds one" in proc.stdout
 
 
 def test_registering_follows_the_flags():

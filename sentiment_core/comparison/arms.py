@@ -248,6 +248,9 @@ def write_comparison(runs: list[tuple[str, TrackedRun]], labels: list[str], out:
                                              f"{name} test acc at best valid")
             markdown += (f"\n\n{name} test accuracy at best valid, paired over {diff['n']} seeds: "
                          + reporting.describe_difference(diff))
+        else:  # a t interval from one or two differences says nothing: say why there is none
+            markdown += (f"\n\n{other.upper()} - {labels[0].upper()}: no paired interval from {diff['n']} seed(s); "
+                         "--seeds with 3 or more adds one")
     if corpus is not None:
         markdown += "\n\n" + write_accuracy_by_length(groups, corpus, reference, out)
     (out / "comparison.md").write_text(markdown + "\n")

@@ -176,7 +176,8 @@ def paired_seed_differences(groups: dict[str, list], label: str) -> list[str]:
     diffs = {name: reporting.paired_by_seed(groups, label, "seed config", key) for key, name in PAIRED_METRICS.items()}
     seeds = next(iter(diffs.values()))["seeds"]
     if len(seeds) < 3:
-        return []
+        return [f"\n{label} - seed config: no paired interval from {len(seeds)} seed(s); --retrain-best 3 or more "
+                "adds one"]
     return [f"\n{label} - seed config, paired over seeds {', '.join(map(str, seeds))}:"] + [
         f"  {name}: {reporting.describe_difference(diff)}" for name, diff in diffs.items()]
 
