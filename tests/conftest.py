@@ -37,6 +37,14 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.processes)
+    # A fixture's users side by side and first: xdist hands each worker a run of consecutive tests
+    # and steals from the end of a run, so one worker builds the fixture once (the integration
+    # tier built `compared` two or three times, 10-18 s each, when its users were spread out).
+    def fixture_first(item) -> tuple[bool, str]:
+        name = min(PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())), default="")
+        return name == "", name
+
+    items.sort(key=fixture_first)
     if config.getoption("--quick"):
         slow = [item for item in items if item.get_closest_marker("processes")]
         config.hook.pytest_deselected(items=slow)
