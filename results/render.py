@@ -176,7 +176,18 @@ def study_history(study_name: str) -> Rendered:
     return Rendered("; ".join(parts), (f"{STUDIES}/{study_name}.journal",))
 
 
+QUICK_TIME = "results/quick/time_zen5.txt"
+
+
+def quick_time() -> Rendered:
+    """How long ``compare_rnn_lstm.py --quick`` took, measured alone (a "key: value" file)."""
+    fields = dict(line.split(": ", 1) for line in (REPO / QUICK_TIME).read_text().splitlines() if ": " in line)
+    wall, cpu = float(fields["real"]), float(fields["user"]) + float(fields["sys"])
+    return Rendered(f"{wall / 60:.1f} minutes ({cpu / 60:.1f} min of CPU) on an {fields['cpu']}", (QUICK_TIME,))
+
+
 RENDERERS: dict[str, Callable[[], Rendered]] = {
+    "quick-time": quick_time,
     "history-basic-12": lambda: study_history("lstm-basic-accuracy"),
     "history-extended-12": lambda: study_history("lstm-extended-accuracy-gap"),
     "history-basic-30": lambda: study_history("lstm-basic-accuracy-30-epochs"),

@@ -35,3 +35,9 @@ def root_cause(error: BaseException) -> BaseException:
     while error.__cause__ is not None:
         error = error.__cause__
     return error
+
+
+def was_interrupted(error: BaseException) -> bool:
+    """Ctrl-C or SIGTERM, also when an error raised while handling it (a store that refused a
+    write) took its place."""
+    return any(isinstance(cause, KeyboardInterrupt) for cause in causes(error))

@@ -21,7 +21,7 @@ from pathlib import Path
 import optuna
 
 from ..data.corpus import Corpus
-from ..errors import UserError, causes
+from ..errors import UserError, was_interrupted
 from ..system.cpu_share import CpuShare
 from ..tracking.runs import RunTracker
 from ..tracking.tracked_run import run_training
@@ -165,9 +165,3 @@ class Objective:
         if single:
             return result.summary["best_valid_acc"]
         return result.summary["best_valid_acc"], result.summary["gap_at_best_valid"]
-
-
-def was_interrupted(error: BaseException) -> bool:
-    """Ctrl-C or SIGTERM, also when an error raised while handling it (a store that refused a
-    write) took its place."""
-    return any(isinstance(cause, KeyboardInterrupt) for cause in causes(error))
