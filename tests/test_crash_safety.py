@@ -156,6 +156,22 @@ def sigkill_when(victim: subprocess.Popen, ready, what: str, timeout: float = 24
         victim.kill()
 
 
+def test_a_signal_that_surfaces_as_a_writes_error_still_ends_the_run_killed(tmp_path):
+    # SIGTERM landing inside a store write: the write's own error (raised while handling the
+    # KeyboardInterrupt) reaches the run's end. Seen on a loaded machine: a worker's run ended
+    # FAILED where its sibling's ended KILLED.
+    client, experiment_id = open_experiment(store(tmp_path), "signals")
+    cut, broken = RunTracker.create(client, experiment_id, "cut"), RunTracker.create(client, experiment_id, "broken")
+    with pytest.raises(RuntimeError), cut.terminating():
+        try:
+            raise KeyboardInterrupt("signal 15")
+        except KeyboardInterrupt:
+            raise RuntimeError("the write's rollback failed")  # noqa: B904 -- as a library would, mid-handling
+    with pytest.raises(RuntimeError), broken.terminating():
+        raise RuntimeError("a bug")
+    assert [client.get_run(r.run_id).info.status for r in (cut, broken)] == ["KILLED", "FAILED"]
+
+
 def test_only_runs_of_processes_gone_from_this_host_are_reaped(tmp_path):
     client, experiment_id = open_experiment(store(tmp_path), "reap")
     alive = RunTracker.create(client, experiment_id, "mine, alive")

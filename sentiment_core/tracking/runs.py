@@ -26,7 +26,7 @@ from mlflow import MlflowClient
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 
 from ..data.corpus import Corpus
-from ..errors import first_line, root_cause
+from ..errors import first_line, root_cause, was_interrupted
 from ..system.processes import is_alive, process_identity
 from .races import repeat_on_duplicate_key, upload_again_if_cut
 from .store import open_experiment, resolve_experiment_name, resolve_tracking_uri
@@ -197,8 +197,13 @@ def ending(end: Callable[[str], object], client: MlflowClient,
     """
     try:
         yield
-    except KeyboardInterrupt as interrupt:
-        release_cut_off_writes(client, interrupt)
+    except BaseException as stopped:
+        # A signal landing inside a store write can surface as the write's own error, raised
+        # while handling the KeyboardInterrupt: still an interruption, not a failure.
+        if not was_interrupted(stopped):
+            end("FAILED")
+            raise
+        release_cut_off_writes(client, stopped)
         try:
             end("KILLED")
         except Exception as error:  # noqa: BLE001 -- whatever the store says, this was an interruption
@@ -206,13 +211,10 @@ def ending(end: Callable[[str], object], client: MlflowClient,
             print(f"could not mark the run KILLED now ({type(error).__name__}: {first_line(error)}); the next "
                   "command on this store will", file=sys.stderr, flush=True)
         raise
-    except BaseException:
-        end("FAILED")
-        raise
     end(finished())
 
 
-def release_cut_off_writes(client: MlflowClient, interrupt: KeyboardInterrupt) -> None:
+def release_cut_off_writes(client: MlflowClient, interrupt: BaseException) -> None:
     """Free the SQLite write lock that a write cut off by ``interrupt`` may still hold.
 
     Ctrl-C or SIGTERM landing inside a SQLite write can leave its connection in a transaction:
