@@ -20,7 +20,7 @@ from mlflow.entities import LoggedModelStatus
 from mlflow.exceptions import MlflowException
 
 from ..errors import UserError, first_line
-from .races import upload_again_if_cut
+from .races import repeat_on_duplicate_key, upload_again_if_cut
 
 PACKAGE = Path(__file__).resolve().parents[1]  # the whole sentiment_core package travels with a model
 MODEL_CODE = Path(__file__).resolve().parent / "pyfunc_model.py"
@@ -168,7 +168,8 @@ def settle_best(client: MlflowClient, name: str, rounds: int = 10) -> str:
         best = max(same_split, key=lambda v: (float(v.tags.get("valid_acc", "-1")), -int(v.version)))
         if holder is not None and str(holder.version) == str(best.version):
             return str(best.version)
-        client.set_registered_model_alias(name, BEST_ALIAS, best.version)
+        # Two processes setting the alias first at once both insert its row: the loser writes again.
+        repeat_on_duplicate_key(lambda v=best.version: client.set_registered_model_alias(name, BEST_ALIAS, v))
     return str(best.version)
 
 
