@@ -4,7 +4,7 @@ Every (model, seed) is a child MLflow run under one parent run per invocation; t
 the comparison table and plots. Browse with:  mlflow ui --backend-store-uri sqlite:///mlflow.db
 
     python experiments/compare_rnn_lstm.py                       # seed config, 30 epochs, 1 seed
-    python experiments/compare_rnn_lstm.py --quick               # under 3 minutes on a 2-core CPU
+    python experiments/compare_rnn_lstm.py --quick               # 1-3 minutes on a 2-core CPU
     python experiments/compare_rnn_lstm.py --seeds 1234,1235,1236 --epochs 10
 """
 
@@ -44,7 +44,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="start from a named recipe; flags given here still override it. "
                              + "; ".join(f"{name}: {values}" for name, values in PRESETS.items()))
     parser.add_argument("--quick", action="store_true",
-                        help=f"a small run that finishes in under three minutes on a 2-core CPU: {comparison.QUICK_PRESET}")
+                        help=f"a small run, 1-3 minutes on a 2-core CPU (75 s on a Zen 5): {comparison.QUICK_PRESET}")
     parser.add_argument("--no-baseline", dest="baseline", action="store_false",
                         help="skip the TF-IDF + logistic-regression yardstick (on by default)")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")

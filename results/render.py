@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PAGES = ["README.md", "docs/results.md"]
+PAGES = ["README.md", "docs/results.md", "docs/speed.md"]
 MAIN = "results/main-default/compare-20261202-193843"
 REGION = re.compile(r"<!-- results:(?P<name>[a-z0-9-]+) -->(?P<body>.*?)<!-- /results -->", re.S)
 NAMES = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU", "tfidf-logreg": "TF-IDF + logistic regression (yardstick)"}
@@ -186,7 +186,33 @@ def quick_time() -> Rendered:
     return Rendered(f"{wall / 60:.1f} minutes ({cpu / 60:.1f} min of CPU) on an {fields['cpu']}", (QUICK_TIME,))
 
 
+def speed_table(source: str) -> Rendered:
+    """A training_speed.py --json result: tokens/s and how near each path comes to its limit."""
+    import json
+
+    raw = json.loads((REPO / source).read_text())
+    found, machine = raw["throughput"], raw["machine"]
+    seed = found["seed"]["tokens_per_s"]
+    rows_out = []
+    for row in (found["seed"], found["epochs"]["real epoch"], found["rnn"]):
+        cell = row.get("cell", "lstm")
+        gflops = row["tokens_per_s"] * found["flop_per_token"][cell] / 1e9
+        limit = found["step_matmul_gflops"][cell]
+        path = row["path"].split(":")[0] + ("" if row is found["seed"] else f" ({row['precision']})")
+        # The seed's code runs fp32: the epoch's (bf16) limit is not its own.
+        share = "-" if row is found["seed"] else f"{gflops / limit:.0%} of {limit:.0f}"
+        rows_out.append([path, f"{row['tokens_per_s']:,.0f}", f"{row['tokens_per_s'] / seed:.1f}x", f"{gflops:.0f}",
+                         share])
+    ratio = found["rnn"]["tokens_per_s"] / found["epochs"]["real epoch"]["tokens_per_s"]
+    rendered = table(["path", "tokens/s", "x seed code", "GFLOP/s", "% of its step matmul (GFLOP/s)"], rows_out,
+                     (source,))
+    text = (f"\n{machine['cpu']}, {machine['threads']} threads, torch {machine['torch']}, {machine['date'][:10]}; "
+            f"RNN / LSTM tokens/s {ratio:.2f}x.\n" + rendered.text)
+    return Rendered(text, (source,))
+
+
 RENDERERS: dict[str, Callable[[], Rendered]] = {
+    "speed-zen5": lambda: speed_table("results/benchmarks/training_speed_zen5.json"),
     "quick-time": quick_time,
     "history-basic-12": lambda: study_history("lstm-basic-accuracy"),
     "history-extended-12": lambda: study_history("lstm-extended-accuracy-gap"),
