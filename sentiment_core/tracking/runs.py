@@ -26,7 +26,7 @@ from mlflow import MlflowClient
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 
 from ..data.corpus import Corpus
-from ..errors import first_line, root_cause, was_interrupted
+from ..errors import causes, first_line, root_cause, was_interrupted
 from ..system.processes import is_alive, process_identity
 from .races import repeat_on_duplicate_key, upload_again_if_cut
 from .store import open_experiment, resolve_experiment_name, resolve_tracking_uri
@@ -205,13 +205,25 @@ def ending(end: Callable[[str], object], client: MlflowClient,
             raise
         release_cut_off_writes(client, stopped)
         try:
-            end("KILLED")
+            with _quiet("mlflow.store.db.utils"):  # MLflow logs a refused write with a traceback; one line is ours
+                end("KILLED")
         except Exception as error:  # noqa: BLE001 -- whatever the store says, this was an interruption
             error = root_cause(error)  # the driver's words ("database is locked"), not the wrappers'
             print(f"could not mark the run KILLED now ({type(error).__name__}: {first_line(error)}); the next "
                   "command on this store will", file=sys.stderr, flush=True)
         raise
     end(finished())
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    """``logger_name``'s records dropped while the block runs."""
+    logger = logging.getLogger(logger_name)
+    before, logger.disabled = logger.disabled, True
+    try:
+        yield
+    finally:
+        logger.disabled = before
 
 
 def release_cut_off_writes(client: MlflowClient, interrupt: BaseException) -> None:
@@ -228,7 +240,10 @@ def release_cut_off_writes(client: MlflowClient, interrupt: BaseException) -> No
     # database"); SQLAlchemy's pool logs that with a traceback on the console (seen once in five
     # full test runs): noise on the way out of an interrupted command, not a problem to report.
     logging.getLogger("sqlalchemy.pool").setLevel(logging.CRITICAL)
-    traceback.clear_frames(interrupt.__traceback__)  # finished frames only; the traceback stays printable
+    # Every error of the chain: an error raised while handling the KeyboardInterrupt has its own
+    # traceback, and the write's frames may sit in the interrupt's.
+    for error in causes(interrupt):
+        traceback.clear_frames(error.__traceback__)  # finished frames only; the traceback stays printable
     gc.collect()
     store = getattr(getattr(client, "_tracking_client", None), "store", None)  # no public way to the engine
     engine = getattr(store, "engine", None)
