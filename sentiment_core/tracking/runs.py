@@ -322,8 +322,8 @@ def monitor_system(tracker: RunTracker, enabled: bool = True, gpu: bool = False)
     interrupted = False
     try:
         yield
-    except KeyboardInterrupt:
-        interrupted = True
+    except BaseException as stopped:
+        interrupted = was_interrupted(stopped)  # as ending() judges it: a cut-off write's error counts too
         raise
     finally:
         if monitor is not None:
