@@ -278,7 +278,7 @@ def main() -> None:
     load_corpus(TrainConfig())  # fill the token cache once, outside the timings
     raw = {"machine": machine(args.threads), "command": " ".join(["python", *sys.argv])}
     if not args.parity_only:
-        raw["throughput"] = throughput(quick=args.quick, threads=args.threads, levers=args.lever)
+        raw["throughput"] = throughput(raw["machine"], quick=args.quick, levers=args.lever)
         if args.profile:
             raw["profiles"] = [profile_table(cell, args.profile, args.threads) for cell in ("lstm", "rnn")]
     if not args.speed_only:
@@ -299,8 +299,11 @@ def machine(threads: int) -> dict:
             "date": datetime.now().isoformat(timespec="seconds")}
 
 
-def throughput(quick: bool, threads: int, levers: list[str]) -> dict:
-    print(f"{machine(threads)['cpu']}; oneDNN ISA: {onednn_isa()}; torch {torch.__version__}, {threads} thread(s); "
+def throughput(measured_on: dict, quick: bool, levers: list[str]) -> dict:
+    """The table's measurements on ``measured_on`` (``machine()``: its threads are every measurement's)."""
+    threads = measured_on["threads"]
+    print(f"{measured_on['cpu']}; oneDNN ISA: {measured_on['onednn_isa']}; torch {measured_on['torch']}, "
+          f"{threads} thread(s); "
           "seed config (batch 32, full-length reviews of the embedded IMDB train split)")
     fraction = 0.25 if quick else 1.0
     seed = in_subprocess("seed_path", n_batches=8 if quick else 24, threads=threads)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import re
 import subprocess
 import sys
@@ -114,6 +115,7 @@ def data_package_lines() -> Rendered:
 STUDIES = "results/studies"
 
 
+@functools.cache  # several regions read the same journal
 def load_study(study_name: str):
     """A committed study journal, read (loading writes nothing)."""
     import optuna
