@@ -34,17 +34,14 @@ def pytest_addoption(parser):
 
 
 def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+    used = {item: min(PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())), default="") for item in items}
+    for item, fixture in used.items():
+        if fixture:
             item.add_marker(pytest.mark.processes)
     # A fixture's users side by side and first: xdist hands each worker a run of consecutive tests
     # and steals from the end of a run, so one worker builds the fixture once (the integration
     # tier built `compared` two or three times, 10-18 s each, when its users were spread out).
-    def fixture_first(item) -> tuple[bool, str]:
-        name = min(PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())), default="")
-        return name == "", name
-
-    items.sort(key=fixture_first)
+    items.sort(key=lambda item: (used[item] == "", used[item]))
     if config.getoption("--quick"):
         slow = [item for item in items if item.get_closest_marker("processes")]
         config.hook.pytest_deselected(items=slow)

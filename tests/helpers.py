@@ -43,6 +43,16 @@ def run_script(args, env_uri, cwd, cache_dir, timeout=300, script=COMPARE, **pop
                           timeout=timeout, **popen)
 
 
+def module_from_file(path: Path):
+    """A script outside the package (benchmarks/, results/) as a module, to test its functions."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = sys.modules[path.stem] = importlib.util.module_from_spec(spec)  # a dataclass looks its module up there
+    spec.loader.exec_module(module)
+    return module
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

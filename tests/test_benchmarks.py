@@ -8,19 +8,14 @@ import sys
 
 import pytest
 
-from helpers import REPO
+from helpers import REPO, module_from_file
 
 TINY_SIZES = {"max_examples": 200, "max_len": 60, "hidden_dim": 32, "embedding_dim": 16}
 
 
 @pytest.fixture(scope="module")
-def speed(tmp_path_factory):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("training_speed", REPO / "benchmarks" / "training_speed.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def speed():
+    return module_from_file(REPO / "benchmarks" / "training_speed.py")
 
 
 def test_flop_per_token_is_the_cells_arithmetic(speed):

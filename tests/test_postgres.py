@@ -323,22 +323,26 @@ def private_postgres() -> Iterator[tuple[str, Callable[[str], None]]]:
     data, port = Path(tempfile.mkdtemp(prefix="sentiment-pg-")), free_port()
     data.chmod(0o755)  # the postgres user (the server's owner when tests run as root) must reach db/
     env = {**os.environ, "SENTIMENT_PG_DIR": str(data / "db"), "SENTIMENT_PG_PORT": str(port)}
-    made = subprocess.run(["bash", str(REPO / ".ci" / "postgres.sh")], env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert made.returncode == 0, made.stderr
+
+    def start() -> str:  # the script makes the server once, and starts it again when it is stopped
+        made = subprocess.run(["bash", str(REPO / ".ci" / "postgres.sh")], env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert made.returncode == 0, made.stderr
+        return made.stdout.strip()
 
     def pg_ctl(action: str) -> None:
+        if action == "start":
+            start()
+            return
         pg = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))[-1]
         command = [pg, "-D", str(data / "db"), "-w", "-m", "fast", action]
-        if action == "start":
-            command += ["-l", f"{data}/db/server.log", "-o",
-                        f"-p {port} -k {data}/db -c listen_addresses=127.0.0.1 -c max_connections=200"]
         if os.getuid() == 0:
             command = ["runuser", "-u", "postgres", "--", *command]
         subprocess.run(command, check=True, capture_output=True, timeout=120)
 
+    admin_url = start()
     try:
-        yield made.stdout.strip(), pg_ctl
+        yield admin_url, pg_ctl
     finally:
         with contextlib.suppress(subprocess.CalledProcessError):
             pg_ctl("stop")

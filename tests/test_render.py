@@ -3,14 +3,9 @@ number edited by hand is caught."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
+from helpers import REPO, module_from_file
 
-from helpers import REPO
-
-spec = importlib.util.spec_from_file_location("render", REPO / "results" / "render.py")
-render = sys.modules["render"] = importlib.util.module_from_spec(spec)  # its dataclass looks itself up there
-spec.loader.exec_module(render)
+render = module_from_file(REPO / "results" / "render.py")
 
 
 def test_every_page_is_what_its_committed_data_gives():
