@@ -171,12 +171,16 @@ def _mean_and_band(ax, values: pd.DataFrame, color: str, label: str) -> None:
 
 
 def paired_difference(a: list[float], b: list[float], confidence: float = 0.95) -> dict:
-    """Mean of the per-seed differences a - b with a t confidence interval."""
-    from scipy import stats
-
+    """Mean of the per-seed differences a - b with a t confidence interval (none for one seed)."""
     diffs = pd.Series(a, dtype=float) - pd.Series(b, dtype=float)
     mean, n = diffs.mean(), len(diffs)
-    half = stats.t.ppf(0.5 + confidence / 2, n - 1) * diffs.std(ddof=1) / math.sqrt(n) if n > 1 else float("nan")
+    half = float("nan")
+    if n > 1:
+        # Imported here: one seed needs no interval, and the GPU check's offline install (which
+        # also brings scipy) must not fail for want of it after both cells trained.
+        from scipy import stats
+
+        half = stats.t.ppf(0.5 + confidence / 2, n - 1) * diffs.std(ddof=1) / math.sqrt(n)
     return {"diffs": diffs.tolist(), "mean": mean, "low": mean - half, "high": mean + half, "n": n}
 
 
