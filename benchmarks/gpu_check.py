@@ -52,14 +52,14 @@ OK, FAIL, NA, INFO = "ok", "FAIL", "n/a", "info"
 
 def device_precisions(device: str) -> list[str]:
     from sentiment_core.errors import UserError
-    from sentiment_core.training.runtime import cpu_precision, cuda_precision
+    from sentiment_core.training.runtime import cpu_precision, cuda_native_bf16, cuda_precision
 
     offered = []
     for precision in ("fp32", "tf32", "bf16", "fp16"):
         try:
             if device == "cuda":
-                cuda_precision(precision, torch.cuda.get_device_capability(),
-                               torch.cuda.is_bf16_supported(including_emulation=False))
+                capability = torch.cuda.get_device_capability()
+                cuda_precision(precision, capability, cuda_native_bf16(capability))
             else:
                 cpu_precision(precision)
             offered.append(precision)
@@ -171,7 +171,7 @@ def check_speed(device: str, smoke: bool) -> list[tuple]:
     for batch in (32,) if smoke else (32, 64):  # the smoke: every step runs; one batch size shows that
         seed = in_subprocess("seed_path", n_batches=2 if smoke else 30, batch_size=batch, device=device, **sizes)
         fast = in_subprocess("real_epoch", fraction=1.0, batch_size=batch, device=device, **sizes)
-        for label, row in (("seed code (fp32, packed)", seed), (f"default ({fast['path'].split(': ', 1)[1]})", fast)):
+        for label, row in ((seed["path"], seed), (f"default ({fast['path'].split(': ', 1)[1]})", fast)):
             rows.append((f"speed, batch {batch}: {label}",
                          f"{row['reviews_per_s']:,.0f} reviews/s, {row['tokens_per_s']:,.0f} tokens/s, "
                          f"{FULL_TRAIN_REVIEWS / row['reviews_per_s']:.0f} s per full-data epoch, "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from .training.config import (
     TrainConfig,
 )
 from .training.model import CELLS
+from .training.runtime import set_cublas_workspace
 
 HELP = {
     "cell": "recurrent cell", "embedding_dim": "embedding size", "hidden_dim": "hidden state size",
@@ -121,6 +123,11 @@ def share_cpu(threads: int | None) -> CpuShare:
 
 
 def config_overrides(args: argparse.Namespace) -> dict:
+    """The config fields the command line set. Every script calls this right after parsing, before
+    any CUDA work: so ``--deterministic`` sets cuBLAS's workspace variable here, in time for the
+    process's first cuBLAS handle (and its study workers inherit it)."""
+    if getattr(args, "deterministic", False):
+        set_cublas_workspace(os.environ)
     names = {field.name for field in dataclasses.fields(TrainConfig)} | {"dropout"}
     return {k: v for k, v in vars(args).items() if k in names}
 

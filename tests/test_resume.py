@@ -108,3 +108,13 @@ def test_a_second_process_on_the_same_run_saves_nothing(config, tiny_corpus, tmp
         assert mine is first
         with ResumeFile(tmp_path, config, corpus_digest(tiny_corpus)).claimed() as theirs:
             assert theirs is None
+
+
+def test_a_saved_gpu_state_is_the_current_gpus_and_old_lists_still_load():
+    from sentiment_core.training.resume import cuda_state_for
+
+    one, two = torch.tensor([1], dtype=torch.uint8), torch.tensor([2], dtype=torch.uint8)
+    assert cuda_state_for(one, 0) is one  # what runs save now: the current GPU's state alone
+    # Files saved with two GPUs visible, resumed where a worker sees one: its own entry, no IndexError.
+    assert cuda_state_for([one, two], 0) is one and cuda_state_for([one, two], 1) is two
+    assert cuda_state_for([one], 1) is None

@@ -174,3 +174,77 @@ def test_the_training_commands_switch_huge_pages_on_themselves(monkeypatch, run_
     monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", "0")  # a user's own choice stands
     assert run_inprocess(COMPARE, ["--print-config"], cwd=tmp_path).returncode == 0
     assert os.environ["THP_MEM_ALLOC_ENABLE"] == "0"
+
+
+def test_native_bf16_is_asked_the_way_each_torch_release_understands():
+    from sentiment_core.training.runtime import cuda_native_bf16
+
+    def with_the_argument(including_emulation: bool = True) -> bool:  # a T4 emulates bf16
+        return including_emulation
+
+    def without_it() -> bool:  # older releases: the keyword is a TypeError
+        return True
+
+    assert cuda_native_bf16((7, 5), with_the_argument) is False
+    assert cuda_native_bf16((7, 5), without_it) is bool(torch.version.hip)  # Turing: emulated on NVIDIA
+    assert cuda_native_bf16((8, 0), without_it) is True  # Ampere and later: native
+
+
+def test_each_precision_says_what_each_part_computes_in():
+    from sentiment_core.training.runtime import what_runs
+
+    # CUDA bf16: the recurrent layers run outside autocast (fp32 storage, TF32 math), the embedding
+    # and gather are no autocast ops: the head alone is bf16.
+    assert what_runs("cuda", "bf16") == {"recurrent layers": "float32", "embedding": "float32", "head": "bfloat16",
+                                         "math": "TF32", "loss scaling": "no"}
+    assert what_runs("cpu", "bf16")["recurrent layers"] == "bfloat16" and what_runs("cpu", "bf16")["math"] == "IEEE"
+    assert what_runs("cuda", "fp16") == {"recurrent layers": "float16", "embedding": "float32", "head": "float16",
+                                         "math": "IEEE", "loss scaling": "yes"}
+    assert what_runs("cuda", "fp32")["math"] == "IEEE" and what_runs("cuda", "tf32")["math"] == "TF32"
+    assert set(what_runs("mps", "fp32").values()) == {"float32", "IEEE", "no"}
+    described = Runtime(torch.device("cpu"), "bf16", "padded").describe()
+    assert "recurrent layers in bf16, head in bfloat16" not in described  # the same dtype is said once
+    assert "(recurrent layers in bf16)" in described
+
+
+def test_deterministic_flags_follow_each_runtime_both_ways(monkeypatch):
+    from sentiment_core.training.runtime import set_cublas_workspace
+
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":0:0")  # not a deterministic setting: replaced
+    try:
+        Runtime(torch.device("cpu"), "fp32", "padded", deterministic=True).apply()
+        assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+        # The next run in the same process is not deterministic: its flags are off again.
+        Runtime(torch.device("cpu"), "fp32", "padded", deterministic=False).apply()
+        assert not torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.deterministic
+    finally:
+        torch.use_deterministic_algorithms(False)
+        torch.backends.cudnn.deterministic = False
+    environ = {"CUBLAS_WORKSPACE_CONFIG": ":16:8"}
+    set_cublas_workspace(environ)
+    assert environ == {"CUBLAS_WORKSPACE_CONFIG": ":16:8"}  # the user's own deterministic choice stays
+
+
+def test_the_command_line_sets_cublas_workspace_before_any_cuda_work(monkeypatch):
+    import argparse
+
+    from sentiment_core.cli import config_overrides
+
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    config_overrides(argparse.Namespace(deterministic=False))
+    assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+    assert config_overrides(argparse.Namespace(deterministic=True)) == {"deterministic": True}
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+
+
+def test_host_copies_wait_everywhere_but_on_cuda():
+    from sentiment_core.data.batching import copies_without_waiting, to_device
+
+    # Non-blocking copies from the CPU to Apple GPUs have returned wrong data (pytorch#139550).
+    assert [copies_without_waiting(torch.device(kind)) for kind in ("cuda", "mps", "cpu", "xpu", "meta")] == \
+        [True, False, False, False, False]
+    rows = torch.arange(5)
+    assert to_device(rows, torch.device("cpu")) is rows
+    moved = to_device(rows, torch.device("meta"))  # the waiting copy, on a device every machine has
+    assert moved.device.type == "meta" and moved.shape == rows.shape

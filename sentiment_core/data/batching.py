@@ -31,12 +31,26 @@ class Batch:
         return len(self.labels)
 
     def to(self, device: torch.device) -> Batch:
-        """On ``device``; on CUDA from pinned memory, so the copies do not make the CPU wait."""
-        if device.type == "cpu":
-            return Batch(self.tokens, self.lengths, self.labels, self.indices, self.lengths)
-        pin = device.type == "cuda"
-        move = (lambda t: t.pin_memory().to(device, non_blocking=True)) if pin else (lambda t: t.to(device))
-        return Batch(move(self.tokens), self.lengths, move(self.labels), self.indices, move(self.lengths))
+        """On ``device`` (:func:`to_device`)."""
+        return Batch(to_device(self.tokens, device), self.lengths, to_device(self.labels, device), self.indices,
+                     to_device(self.lengths, device))
+
+
+def copies_without_waiting(device: torch.device) -> bool:
+    """Whether host-to-``device`` copies may be non-blocking: on CUDA only, from pinned memory,
+    where the copy then overlaps the GPU's work. Not on MPS: non-blocking copies from the CPU to
+    Apple GPUs have returned wrong data (pytorch#139550, #189690), which would silently scramble
+    predictions and accuracy. The CPU needs no copy."""
+    return device.type == "cuda"
+
+
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A CPU tensor on ``device``, copied as :func:`copies_without_waiting` allows."""
+    if device.type == "cpu":
+        return tensor
+    if copies_without_waiting(device):
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
 
 
 def make_batch(split: EncodedSplit, indices: np.ndarray, pad_index: int, max_len: int | None = None,

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..data.batching import Batch, batch_indices, make_batch
+from ..data.batching import Batch, batch_indices, make_batch, to_device
 from ..data.corpus import Corpus, EncodedSplit
 from ..data.text import Vocabulary
 from .config import TrainConfig
@@ -90,7 +90,7 @@ def evaluate_predictions(model: RecurrentClassifier, split: EncodedSplit, runtim
         batch = batch.to(runtime.device)
         loss_sum, logits = _forward(model, batch, runtime, reduction="sum")
         total_loss += loss_sum.to(total_loss.dtype)
-        predictions[rows.to(runtime.device, non_blocking=True)] = logits.argmax(dim=1)
+        predictions[to_device(rows, runtime.device)] = logits.argmax(dim=1)
     return total_loss.item() / len(split), predictions.cpu().numpy()
 
 

@@ -182,15 +182,27 @@ def random_state() -> dict:
     GPU. Batches are shuffled from (seed, epoch) alone and need none."""
     state = {"cpu": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        # The current GPU's only (a run trains on one): a state of every visible GPU made the run
+        # fail to resume where fewer are visible (a study worker sees one), an IndexError.
+        state["cuda"] = torch.cuda.get_rng_state()
     if torch.backends.mps.is_available():
         state["mps"] = torch.mps.get_rng_state()
     return state
 
 
+def cuda_state_for(saved, device_index: int) -> torch.Tensor | None:
+    """The saved CUDA generator state for GPU ``device_index``: files from before held a list, one
+    per GPU visible then; now one tensor. None where the list has no entry for this GPU."""
+    if isinstance(saved, (list, tuple)):
+        return saved[device_index] if device_index < len(saved) else None
+    return saved
+
+
 def set_random_state(state: dict) -> None:
     torch.set_rng_state(state["cpu"])
-    if "cuda" in state:
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if "cuda" in state and torch.cuda.is_available():
+        cuda = cuda_state_for(state["cuda"], torch.cuda.current_device())
+        if cuda is not None:
+            torch.cuda.set_rng_state(cuda)
     if "mps" in state:
         torch.mps.set_rng_state(state["mps"])

@@ -1,19 +1,22 @@
 """Device, precision and seeding: the parts of a run that depend on the machine.
 
-What each ``--precision`` runs, per device (``Runtime.rnn_dtype`` is logged with every run):
+What each ``--precision`` runs, per device (``Runtime.rnn_dtype`` is logged with every run;
+:func:`what_runs` gives each part's dtype, and the GPU check compares it with what ran):
 
 | precision | CPU | CUDA | MPS |
 |---|---|---|---|
 | fp32 | IEEE fp32 | IEEE fp32 (TF32 off in cuDNN and cuBLAS) | fp32 |
 | tf32 | - | TF32 tensor cores in cuDNN RNNs and matmuls | - |
-| bf16 | autocast bf16, AVX512-BF16/AMX only | recurrent layers in TF32, the rest bf16 (*) | - |
+| bf16 | autocast bf16, AVX512-BF16/AMX only | TF32 but the head, which runs in bf16 (*) | - |
 | fp16 | - | autocast fp16 with loss scaling (GradScaler) | - |
 | auto | bf16 where native, else fp32 | fp16 on tensor-core GPUs, else fp32 | fp32 |
 
 (*) PyTorch's autocast wrapper for cuDNN RNNs (aten/src/ATen/cudnn/AutocastRNN.cpp) casts input,
 states and weights to fp16 whatever dtype autocast asked for: "bf16" there would silently be fp16
 without loss scaling, where small gradients underflow. So the recurrent layers run outside
-autocast, and fp16 is its own choice with a GradScaler.
+autocast, in TF32; the embedding, dropout and the final-state gather are no autocast ops either,
+which leaves the head's Linear as the only bf16 part: on CUDA, bf16 is TF32 in all but name, and
+fp16 is the fast choice.
 """
 
 from __future__ import annotations
@@ -63,22 +66,53 @@ class Runtime:
 
     def apply(self) -> None:
         """Set what torch's backends must know before the first kernel runs (process-wide flags:
-        TF32 and determinism are not per-call settings in PyTorch)."""
+        TF32 and determinism are not per-call settings in PyTorch). Both ways: a long-lived process
+        (a notebook, a study's worker) that trains a deterministic run and then another one gets
+        the second one's flags, not the first one's left over."""
         if self.device.type == "cuda":
             tf32 = self.rnn_dtype == "tf32"
             torch.backends.cuda.matmul.allow_tf32 = tf32
             torch.backends.cudnn.allow_tf32 = tf32
         if self.deterministic:
-            # cuBLAS reads this when its first handle is made; cuDNN picks deterministic kernels.
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-            torch.backends.cudnn.deterministic = True
+            set_cublas_workspace(os.environ)
             torch.backends.cudnn.benchmark = False
-            torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.deterministic = self.deterministic
+        torch.use_deterministic_algorithms(self.deterministic, warn_only=True)
 
     def describe(self) -> str:
         name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else cpu_name()
-        return (f"{self.device.type} ({name}), {self.precision} (recurrent layers in {self.rnn_dtype}), "
+        parts = what_runs(self.device.type, self.precision)
+        head = f", head in {parts['head']}" if parts["head"] != parts["recurrent layers"] else ""
+        return (f"{self.device.type} ({name}), {self.precision} (recurrent layers in {self.rnn_dtype}{head}), "
                 f"{self.sequence_path} sequences")
+
+
+# cuBLAS's deterministic workspace settings (CUDA's docs: "Results reproducibility").
+CUBLAS_DETERMINISTIC = (":4096:8", ":16:8")
+
+
+def set_cublas_workspace(environ) -> None:
+    """Give cuBLAS a deterministic workspace setting unless ``environ`` has one. cuBLAS reads the
+    variable when a handle is made (at a process's first matrix product on a GPU), so it counts
+    only if set before that: the training scripts run this before any CUDA work. A value that is
+    not one of the two deterministic ones is replaced, not kept (setdefault kept it)."""
+    if environ.get("CUBLAS_WORKSPACE_CONFIG") not in CUBLAS_DETERMINISTIC:
+        environ["CUBLAS_WORKSPACE_CONFIG"] = CUBLAS_DETERMINISTIC[0]
+
+
+def what_runs(device_type: str, precision: str) -> dict[str, str]:
+    """The dtype each part of the model computes in, for a resolved precision on a device type:
+    ``recurrent layers``, ``embedding`` (with dropout and the final-state gather: no autocast ops)
+    and ``head`` (the Linear); ``math`` says how float32 matrix products run (TF32 tensor cores
+    or IEEE); ``loss scaling`` whether a GradScaler runs. The GPU check compares the recurrent
+    layers' entry with the dtype its hooks see."""
+    recurrent = {"fp32": "float32", "tf32": "float32", "bf16": "bfloat16", "fp16": "float16"}[precision]
+    head = {"bf16": "bfloat16", "fp16": "float16"}.get(precision, "float32")
+    if device_type == "cuda" and precision == "bf16":
+        recurrent = "float32"  # outside autocast: the module's note
+    tf32 = device_type == "cuda" and precision in ("tf32", "bf16")
+    return {"recurrent layers": recurrent, "embedding": "float32", "head": head,
+            "math": "TF32" if tf32 else "IEEE", "loss scaling": "yes" if precision == "fp16" else "no"}
 
 
 def accumulator_dtype(device: torch.device) -> torch.dtype:
@@ -149,6 +183,18 @@ def cuda_precision(requested: str, capability: tuple[int, int], native_bf16: boo
     return requested
 
 
+def cuda_native_bf16(capability: tuple[int, int], is_bf16_supported=None) -> bool:
+    """Whether the current GPU has bf16 in hardware, not emulated. ``including_emulation=False``
+    says so on the torch releases that have the argument; the older ones that ``torch>=2.4`` also
+    allows reject it (TypeError), and there native bf16 is what it reduces to on NVIDIA GPUs:
+    compute capability 8.0 (Ampere) or later; ROCm's GPUs have it."""
+    is_bf16_supported = is_bf16_supported or torch.cuda.is_bf16_supported
+    try:
+        return bool(is_bf16_supported(including_emulation=False))
+    except TypeError:
+        return bool(torch.version.hip) or tuple(capability) >= (8, 0)
+
+
 def resolve_runtime(device: str = "auto", precision: str = "auto", sequence_path: str = "auto",
                     deterministic: bool = False) -> Runtime:
     if precision not in PRECISIONS:
@@ -165,8 +211,8 @@ def resolve_runtime(device: str = "auto", precision: str = "auto", sequence_path
     if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise UserError("--device mps was asked for, but this machine has no MPS backend")
     if device == "cuda":
-        precision = cuda_precision(precision, torch.cuda.get_device_capability(),
-                                   torch.cuda.is_bf16_supported(including_emulation=False))
+        capability = torch.cuda.get_device_capability()
+        precision = cuda_precision(precision, capability, cuda_native_bf16(capability))
     elif device == "cpu":
         precision = cpu_precision(precision)
     elif precision not in ("auto", "fp32"):
