@@ -9,15 +9,23 @@ run, so one lent GPU session always yields the whole table (also written as JSON
    and max gradient difference relative to the largest CPU gradient. Tolerances: fp32 1e-4 (TF32
    off), tf32 2e-2, bf16 (recurrent layers in TF32) and fp16 5e-2: a precision's rounding, not a
    wrong path, which is off by O(1).
-2. host syncs: a few training steps under ``torch.cuda.set_sync_debug_mode("error")``: any wait
+   Also a 2-layer bidirectional LSTM (the dropout and concatenation between layers).
+2. what ran: forward hooks on the recurrent modules record the dtype each ran in, against what the
+   precision promises (``runtime.what_runs``: float32 for fp32, tf32 and CUDA bf16, float16 for
+   fp16), and on CUDA the TF32 flags against the mode. Parity cannot see this: if CUDA bf16 let
+   cuDNN run fp16 again, its error would still be inside the tolerance.
+   Then determinism (two seeded ``--deterministic`` runs of 3 steps, bit for bit) and the
+   GradScaler (3 clipped steps with loss scaling equal 3 without: fp32 to 1e-5, fp16 to 5e-2).
+3. host syncs: a few training steps under ``torch.cuda.set_sync_debug_mode("error")``: any wait
    for the GPU in the training step fails it (the loss readout comes every 10 batches, outside).
-3. speed: the seed's code path (fp32, packed nn.LSTM) vs a real epoch of the default path at batch
-   32 and 64 (reviews/s, seconds per full-data epoch): information, no verdict.
-4. the main job for 3 epochs (RNN and LSTM, seed config, full embedded data), tracked in a
+4. speed: the seed's code path (fp32, packed nn.LSTM) vs a real epoch of the default path at batch
+   32 and 64 (reviews/s, seconds per full-data epoch): information, no verdict. Then both sequence
+   paths (packed, padded) at batch 32 and 64, and which one ``auto`` should pick on this GPU.
+5. the main job for 3 epochs (RNN and LSTM, seed config, full embedded data), tracked in a
    temporary SQLite store: the LSTM must reach 75% best valid accuracy (on a CPU, 3 epochs of the
    seed recipe reached 79.9-83.5% over three seeds, chance is 50%) and every loss must be finite.
-5. the extended space's regularizers (word dropout, DropConnect) train an epoch on the device.
-6. a tiny study with 4 workers: at least one COMPLETE trial with finite values.
+6. the extended space's regularizers (word dropout, DropConnect) train an epoch on the device.
+7. a tiny study with 4 workers: at least one COMPLETE trial with finite values.
 
 ``--cpu-smoke`` runs the same steps on the CPU with tiny sizes and one batch size for speed (the
 test suite does, so the script cannot rot); rows that only mean something on a GPU say "n/a".
@@ -77,9 +85,10 @@ def _batch(vocab: int = 5000, size: int = 16, longest: int = 90):
     return tokens, lengths, torch.randint(0, 2, (size,))
 
 
-def parity_one(cell: str, precision: str, device: str) -> tuple[float, float]:
-    """Max |logits - CPU fp32 logits| and max |grad - CPU grad| / max |CPU grad| over uni- and
-    bidirectional models and both sequence paths."""
+def parity_one(cell: str, precision: str, device: str, layers: int = 1,
+               directions: tuple[bool, ...] = (False, True)) -> tuple[float, float]:
+    """Max |logits - CPU fp32 logits| and max |grad - CPU grad| / max |CPU grad| over the models
+    (uni- and bidirectional by default) and both sequence paths."""
     from sentiment_core.data.batching import Batch
     from sentiment_core.training.loop import _forward
     from sentiment_core.training.model import RecurrentClassifier
@@ -87,10 +96,10 @@ def parity_one(cell: str, precision: str, device: str) -> tuple[float, float]:
 
     worst_logits = worst_grads = 0.0
     tokens, lengths, labels = _batch()
-    for bidirectional in (False, True):
+    for bidirectional in directions:
         torch.manual_seed(1)
         reference = RecurrentClassifier(cell, 5000, embedding_dim=64, hidden_dim=64, bidirectional=bidirectional,
-                                        embedding_dropout=0.0, output_dropout=0.0).train()
+                                        num_layers=layers, embedding_dropout=0.0, output_dropout=0.0).train()
         cpu_runtime = resolve_runtime("cpu", "fp32", "packed")
         cpu_loss, cpu_logits = _forward(reference, Batch(tokens, lengths, labels), cpu_runtime, "sum")
         cpu_loss.backward()
@@ -98,7 +107,7 @@ def parity_one(cell: str, precision: str, device: str) -> tuple[float, float]:
         scale = max(g.abs().max().item() for g in cpu_grads.values())
         for path in ("packed", "padded"):
             model = RecurrentClassifier(cell, 5000, embedding_dim=64, hidden_dim=64, bidirectional=bidirectional,
-                                        embedding_dropout=0.0, output_dropout=0.0)
+                                        num_layers=layers, embedding_dropout=0.0, output_dropout=0.0)
             model.load_state_dict(reference.state_dict())
             model = model.to(device).train()
             runtime = resolve_runtime(device, precision, path)
@@ -127,6 +136,108 @@ def check_parity(device: str) -> list[tuple]:
             tolerance = TOLERANCE[precision]
             verdict = OK if logits <= tolerance and grads <= tolerance and math.isfinite(logits + grads) else FAIL
             rows.append((label, f"logits {logits:.1e}, grads {grads:.1e} (tolerance {tolerance:g})", verdict))
+    for precision in ("fp32", "tf32", "bf16", "fp16"):  # layers stacked: the output dropout and the concat between
+        label = f"parity lstm 2-layer bidirectional {precision} vs CPU fp32 (packed+padded)"
+        if precision not in offered:
+            rows.append((label, f"{precision} is not offered on this {device}", NA))
+            continue
+        logits, grads = parity_one("lstm", precision, device, layers=2, directions=(True,))
+        tolerance = TOLERANCE[precision]
+        verdict = OK if logits <= tolerance and grads <= tolerance and math.isfinite(logits + grads) else FAIL
+        rows.append((label, f"logits {logits:.1e}, grads {grads:.1e} (tolerance {tolerance:g})", verdict))
+    return rows
+
+
+def check_dtypes(device: str) -> list[tuple]:
+    """Forward hooks on the recurrent modules record the dtype each ran in, on the device's default
+    sequence path, against what the precision promises (runtime.what_runs); on CUDA the TF32 flags
+    too. Parity alone cannot see this: bf16 and fp16 differ from fp32 by less than the tolerance."""
+    from sentiment_core.data.batching import Batch
+    from sentiment_core.training.loop import _forward
+    from sentiment_core.training.model import RecurrentClassifier
+    from sentiment_core.training.runtime import resolve_runtime, what_runs
+
+    tokens, lengths, labels = _batch()
+    rows = []
+    for precision in device_precisions(device):
+        runtime = resolve_runtime(device, precision)
+        runtime.apply()
+        seen: dict[str, set] = {}
+        promised = {cell: what_runs(device, precision, cell, runtime.sequence_path)["recurrent layers"]
+                    for cell in ("rnn", "gru", "lstm")}
+        for cell in ("rnn", "gru", "lstm"):
+            model = RecurrentClassifier(cell, 5000, embedding_dim=64, hidden_dim=64).to(runtime.device).train()
+
+            def record(module, inputs, output, cell=cell, seen=seen):
+                # output[0]: a tensor, or a PackedSequence; .data is the values of either
+                seen.setdefault(cell, set()).add(str(output[0].data.dtype).removeprefix("torch."))
+
+            for directions in model.layers:
+                for rnn in directions:
+                    rnn.register_forward_hook(record)
+            _forward(model, Batch(tokens, lengths, labels).to(runtime.device), runtime, "sum")[0].backward()
+        wrong = {cell: dtypes for cell, dtypes in seen.items() if dtypes != {promised[cell]}}
+        unseen = [cell for cell in ("rnn", "gru", "lstm") if cell not in seen]
+        said = ", ".join(f"{cell} {'/'.join(sorted(dtypes))}" for cell, dtypes in sorted(seen.items()))
+        if unseen:  # the CPU's own tanh RNN (fast_rnn.py) runs no module to hook
+            said += f"; {', '.join(unseen)}: no module ran ({runtime.sequence_path} path)"
+        flags = ""
+        if device == "cuda":
+            tf32 = what_runs(device, precision)["math"] == "TF32"
+            actual = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+            flags = f"; TF32 flags (matmul, cuDNN) {actual}, promised {tf32}"
+            wrong = wrong or ({"tf32": actual} if actual != (tf32, tf32) else {})
+        rows.append((f"dtype seen in the recurrent layers, {precision} ({runtime.sequence_path})",
+                     f"{said}; promised {', '.join(f'{c} {d}' for c, d in promised.items() if c in seen)}{flags}",
+                     FAIL if wrong or not seen else OK))
+    return rows
+
+
+def _steps(device: str, precision: str, deterministic: bool = False, scaler=None, steps: int = 3) -> dict:
+    """The weights after ``steps`` seeded training steps of a small LSTM on the same batches."""
+    from sentiment_core.data.batching import Batch
+    from sentiment_core.training.config import TrainConfig
+    from sentiment_core.training.loop import make_optimizer, train_step
+    from sentiment_core.training.model import RecurrentClassifier
+    from sentiment_core.training.runtime import resolve_runtime, seed_everything
+
+    runtime = resolve_runtime(device, precision, deterministic=deterministic)
+    runtime.apply()
+    seed_everything(7)
+    model = RecurrentClassifier("lstm", 5000, embedding_dim=64, hidden_dim=64).to(runtime.device).train()
+    optimizer = make_optimizer(TrainConfig(device=device), model)
+    tokens, lengths, labels = _batch()
+    for _ in range(steps):
+        # A clip that bites: unscaling before clipping is what the scaler row can tell.
+        train_step(model, optimizer, Batch(tokens, lengths, labels).to(runtime.device), runtime, 0.05, scaler)
+    return {name: tensor.detach().float().cpu() for name, tensor in model.state_dict().items()}
+
+
+def check_determinism(device: str) -> list[tuple]:
+    first, second = _steps(device, "fp32", deterministic=True), _steps(device, "fp32", deterministic=True)
+    differing = [name for name in first if not torch.equal(first[name], second[name])]
+    _steps(device, "fp32", deterministic=False, steps=0)  # leave the flags off again
+    return [("determinism: two seeded --deterministic runs of 3 steps, bit for bit",
+             f"{len(first) - len(differing)} of {len(first)} tensors equal" +
+             (f"; differ: {', '.join(differing[:3])}" if differing else ""), FAIL if differing else OK)]
+
+
+def check_scaler(device: str) -> list[tuple]:
+    """Loss scaling changes nothing but the range of the gradients: fp32 steps with a GradScaler
+    (scale, backward, unscale, clip, step, update) equal steps without, to rounding; on CUDA also
+    fp16 with and without, to its tolerance."""
+    rows = []
+    for precision in ("fp32", "fp16"):
+        label = f"GradScaler: 3 {precision} steps with loss scaling vs without (clipped)"
+        if precision not in device_precisions(device):
+            rows.append((label, f"{precision} is not offered on this {device}", NA))
+            continue
+        scaled = _steps(device, precision, scaler=torch.amp.GradScaler(device))
+        plain = _steps(device, precision)
+        worst = max((scaled[n] - plain[n]).abs().max().item() for n in scaled)
+        tolerance = 1e-5 if precision == "fp32" else TOLERANCE[precision]
+        rows.append((label, f"max weight difference {worst:.1e} (tolerance {tolerance:g})",
+                     OK if worst <= tolerance else FAIL))
     return rows
 
 
@@ -176,6 +287,25 @@ def check_speed(device: str, smoke: bool) -> list[tuple]:
                          f"{row['reviews_per_s']:,.0f} reviews/s, {row['tokens_per_s']:,.0f} tokens/s, "
                          f"{FULL_TRAIN_REVIEWS / row['reviews_per_s']:.0f} s per full-data epoch, "
                          f"{row['tokens_per_s'] / seed['tokens_per_s']:.1f}x seed", INFO))
+    return rows
+
+
+def check_paths(device: str) -> list[tuple]:
+    """Both sequence paths on CUDA, batch 32 and 64: cuDNN picks its persistent RNN kernels only
+    for unpacked input, so padded (length-bucketed, little padding) may beat packed, the default."""
+    label = "sequence paths on the GPU: padded vs packed, batch 32 and 64"
+    if device != "cuda":
+        return [(label, "CUDA only (the CPU's default, padded, is measured in training_speed.py)", NA)]
+    rows, faster = [], {}
+    for batch in (32, 64):
+        speed = {path: in_subprocess("real_epoch", fraction=0.25, batch_size=batch, device=device,
+                                     sequence_path=path)["tokens_per_s"] for path in ("packed", "padded")}
+        faster[batch] = max(speed, key=speed.get)
+        rows.append((f"sequence paths, batch {batch}", f"packed {speed['packed']:,.0f} tokens/s, padded "
+                     f"{speed['padded']:,.0f} tokens/s: padded/packed {speed['padded'] / speed['packed']:.2f}x", INFO))
+    pick = faster[32]
+    rows.append((label, f"auto should pick {pick} on this GPU (packed is the default now)" +
+                 ("" if faster[32] == faster[64] else f"; at batch 64 {faster[64]} is faster"), INFO))
     return rows
 
 
@@ -289,8 +419,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         steps = {
             "parity": lambda: check_parity(device),
+            "dtypes": lambda: check_dtypes(device),
+            "determinism": lambda: check_determinism(device),
+            "scaler": lambda: check_scaler(device),
             "syncs": lambda: check_syncs(device),
             "speed": lambda: check_speed(device, args.cpu_smoke),
+            "paths": lambda: check_paths(device),
             "main job": lambda: check_run(device, args.cpu_smoke, Path(tmp) / "run"),
             "extended": lambda: check_extended(device, args.cpu_smoke),
             "workers": lambda: check_workers(device, args.cpu_smoke, Path(tmp) / "study"),

@@ -137,7 +137,7 @@ def real_epoch(fraction: float, threads: int | None = None, batch_size: int = 32
         corpus = dataclasses.replace(corpus, train=corpus.train.subset(np.arange(int(len(corpus.train) * fraction))))
     runtime = resolve_runtime(device)
     record = train(config, corpus, progress=False, runtime=runtime).history[0]
-    return {"path": f"real epoch, {cell.upper()}: {runtime.describe()}", "cell": cell, "precision": runtime.precision,
+    return {"path": f"real epoch, {cell.upper()}: {runtime.describe(cell)}", "cell": cell, "precision": runtime.precision,
             "batches": -(-len(corpus.train) // config.batch_size),
             "epoch_seconds": record["epoch_seconds"],
             "reviews": len(corpus.train), "tokens_per_s": record["train_tokens_per_s"],

@@ -112,6 +112,26 @@ def data_package_lines() -> Rendered:
     return Rendered(f"{lines} lines, docstrings and comments included", tuple(files))
 
 
+def precision_table() -> Rendered:
+    """What each precision computes in, per device, from the code that decides it (runtime.what_runs),
+    on each device's default sequence path (padded on CPUs, packed on GPUs)."""
+    sys.path.insert(0, str(REPO))
+    from sentiment_core.training.runtime import what_runs
+
+    body = []
+    for device, path, precisions in (("CPU", "padded", ("fp32", "bf16")), ("CUDA", "packed", ("fp32", "tf32", "bf16", "fp16")),
+                                     ("MPS", "padded", ("fp32",))):
+        for precision in precisions:
+            parts = {cell: what_runs(device.lower(), precision, cell, path) for cell in ("rnn", "gru", "lstm")}
+            common = parts["lstm"]
+            recurrent = common["recurrent layers"]
+            others = [f"{cell}: {p['recurrent layers']}" for cell, p in parts.items() if p["recurrent layers"] != recurrent]
+            body.append([device, f"`{precision}`", recurrent + (f" ({'; '.join(others)})" if others else ""),
+                         common["embedding"], common["head"], common["math"], common["loss scaling"]])
+    return table(["device", "--precision", "recurrent layers", "embedding, dropout, gather", "head (Linear)",
+                  "float32 matmuls", "loss scaling"], body, ("sentiment_core/training/runtime.py",))
+
+
 STUDIES = "results/studies"
 
 
@@ -222,6 +242,7 @@ RENDERERS: dict[str, Callable[[], Rendered]] = {
     "retrain-epoch-seconds-30": lambda: retrain_epoch_seconds("lstm-basic-accuracy-30-epochs"),
     "budget-30-minus-12": budget_30_minus_12,
     "data-package-lines": data_package_lines,
+    "precision-table": precision_table,
     "main-job-hours": training_time,
     "main-job-table": lambda: main_job_table(digits=1, final_test=False),
     "main-job-table-full": lambda: main_job_table(digits=2, final_test=True),

@@ -77,12 +77,21 @@ def test_gpu_check_cpu_smoke_runs_from_the_wheels_alone(tmp_path, wheels):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "installing from .whl/ (no network): mlflow-skinny" in proc.stdout
     rows = {row["check"]: row["verdict"] for row in json.loads((tmp_path / "gpu_check.json").read_text())["rows"]}
-    # Judged on a CPU: fp32 parity of every cell against the CPU reference, the main job (both
-    # cells), the extended regularizers, the study; GPU-only rows say n/a; speed is information.
+    # Judged on a CPU: fp32 parity of every cell and of a 2-layer bidirectional LSTM against the CPU
+    # reference, the dtype each recurrent module ran in, determinism, the GradScaler's order, the
+    # main job (both cells), the extended regularizers, the study; GPU-only rows say n/a; speed is
+    # information.
     for cell in ("rnn", "gru", "lstm"):
         assert rows[f"parity {cell} fp32 vs CPU fp32 (uni+bi, packed+padded)"] == "ok"
         for precision in ("tf32", "fp16"):
             assert rows[f"parity {cell} {precision} vs CPU fp32 (uni+bi, packed+padded)"] == "n/a"
+    assert rows["parity lstm 2-layer bidirectional fp32 vs CPU fp32 (packed+padded)"] == "ok"
+    assert rows["parity lstm 2-layer bidirectional fp16 vs CPU fp32 (packed+padded)"] == "n/a"
+    assert rows["dtype seen in the recurrent layers, fp32 (padded)"] == "ok"
+    assert rows["determinism: two seeded --deterministic runs of 3 steps, bit for bit"] == "ok"
+    assert rows["GradScaler: 3 fp32 steps with loss scaling vs without (clipped)"] == "ok"
+    assert rows["GradScaler: 3 fp16 steps with loss scaling vs without (clipped)"] == "n/a"
+    assert rows["sequence paths on the GPU: padded vs packed, batch 32 and 64"] == "n/a"
     assert rows["training steps without host syncs (sync debug mode 'error')"] == "n/a"
     assert [v for k, v in rows.items() if k.startswith("main job ") and ", 3 epochs" in k] == ["ok", "ok"]
     assert rows["extended regularizers (word dropout 0.1, DropConnect 0.3) train an epoch"] == "ok"

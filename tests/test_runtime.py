@@ -71,9 +71,13 @@ def test_what_each_precision_runs_in():
     # What is logged as rnn_dtype: on CUDA "bf16" keeps the recurrent layers out of autocast,
     # whose cuDNN RNN wrapper would make them fp16 without loss scaling.
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
-    assert Runtime(cuda, "bf16", "packed").rnn_dtype == "tf32" and Runtime(cuda, "bf16", "packed").recurrent_fp32
-    assert Runtime(cuda, "fp16", "packed").rnn_dtype == "fp16" and not Runtime(cuda, "fp16", "packed").recurrent_fp32
-    assert Runtime(cpu, "bf16", "padded").rnn_dtype == "bf16" and not Runtime(cpu, "bf16", "padded").recurrent_fp32
+    assert Runtime(cuda, "bf16", "packed").rnn_dtype() == "tf32" and Runtime(cuda, "bf16", "packed").recurrent_fp32
+    assert Runtime(cuda, "fp16", "packed").rnn_dtype("gru") == "fp16" and not Runtime(cuda, "fp16", "packed").recurrent_fp32
+    assert Runtime(cpu, "bf16", "padded").rnn_dtype() == "bf16" and not Runtime(cpu, "bf16", "padded").recurrent_fp32
+    # CPU autocast has no GRU, and oneDNN's bf16 LSTM takes padded input only: those run float32.
+    assert Runtime(cpu, "bf16", "padded").rnn_dtype("gru") == "fp32"
+    assert Runtime(cpu, "bf16", "packed").rnn_dtype("lstm") == "fp32"
+    assert Runtime(cpu, "bf16", "packed").rnn_dtype("rnn") == "bf16"
     assert Runtime(cuda, "fp16", "packed").grad_scaler() is not None
     assert Runtime(cpu, "fp32", "padded").grad_scaler() is None
 
@@ -248,3 +252,28 @@ def test_host_copies_wait_everywhere_but_on_cuda():
     assert to_device(rows, torch.device("cpu")) is rows
     moved = to_device(rows, torch.device("meta"))  # the waiting copy, on a device every machine has
     assert moved.device.type == "meta" and moved.shape == rows.shape
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_the_dtype_table_is_what_the_cpu_runs(precision):
+    # Forward hooks on the recurrent modules, as the GPU check's dtype row: what_runs() (logged as
+    # rnn_dtype) must say what really ran, per cell and path, or it misleads every run's record.
+    from sentiment_core.data.batching import Batch
+    from sentiment_core.training.loop import _forward
+    from sentiment_core.training.runtime import what_runs
+
+    if precision == "bf16" and not cpu_has_native_bf16():
+        pytest.skip("no bf16 CPU kernels here")
+    lengths = torch.tensor([9, 7, 4])
+    tokens = torch.randint(2, 50, (3, 9)).masked_fill(torch.arange(9) >= lengths.unsqueeze(1), 1)
+    for cell in ("rnn", "gru", "lstm"):
+        for path in ("packed", "padded"):
+            model = RecurrentClassifier(cell, 50, embedding_dim=8, hidden_dim=8).train()
+            seen = set()
+            for rnn in model.layers[0]:
+                rnn.register_forward_hook(lambda m, i, out, seen=seen: seen.add(str(out[0].data.dtype).removeprefix("torch.")))
+            _forward(model, Batch(tokens, lengths, torch.tensor([0, 1, 0])), resolve_runtime("cpu", precision, path), "sum")
+            if cell == "rnn" and path == "padded":
+                assert not seen  # the CPU's own tanh RNN (fast_rnn.py): it returns the autocast dtype itself
+                continue
+            assert seen == {what_runs("cpu", precision, cell, path)["recurrent layers"]}, (cell, path)

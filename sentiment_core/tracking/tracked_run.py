@@ -60,8 +60,8 @@ def run_training(
     runtime = runtime_of(config)
     config = resolved_config(config, runtime)
     with tracker.terminating() as run:
-        run.set_tags({**environment_tags(repo_root, runtime.describe()), "cell": config.cell, "seed": config.seed})
-        run.log_params({**config.to_dict(), "rnn_dtype": runtime.rnn_dtype, **data_params(corpus)})
+        run.set_tags({**environment_tags(repo_root, runtime.describe(config.cell)), "cell": config.cell, "seed": config.seed})
+        run.log_params({**config.to_dict(), "rnn_dtype": runtime.rnn_dtype(config.cell), **data_params(corpus)})
         run.log_datasets(corpus, data_source)
 
         def hook(record: dict):

@@ -42,12 +42,12 @@ class Runtime:
     sequence_path: str  # "packed" or "padded"
     deterministic: bool = False
 
-    @property
-    def rnn_dtype(self) -> str:
-        """What the recurrent layers really compute in."""
-        if self.device.type == "cuda" and self.precision == "bf16":
-            return "tf32"
-        return self.precision
+    def rnn_dtype(self, cell: str = "lstm") -> str:
+        """What ``cell``'s recurrent layers really compute in, short: fp32, tf32, bf16 or fp16
+        (logged with every run; :func:`what_runs` has the details)."""
+        parts = what_runs(self.device.type, self.precision, cell, self.sequence_path)
+        short = {"bfloat16": "bf16", "float16": "fp16"}.get(parts["recurrent layers"])
+        return short or ("tf32" if parts["math"] == "TF32" else "fp32")
 
     @property
     def recurrent_fp32(self) -> bool:
@@ -70,7 +70,7 @@ class Runtime:
         (a notebook, a study's worker) that trains a deterministic run and then another one gets
         the second one's flags, not the first one's left over."""
         if self.device.type == "cuda":
-            tf32 = self.rnn_dtype == "tf32"
+            tf32 = what_runs("cuda", self.precision)["math"] == "TF32"
             torch.backends.cuda.matmul.allow_tf32 = tf32
             torch.backends.cudnn.allow_tf32 = tf32
         if self.deterministic:
@@ -79,11 +79,11 @@ class Runtime:
         torch.backends.cudnn.deterministic = self.deterministic
         torch.use_deterministic_algorithms(self.deterministic, warn_only=True)
 
-    def describe(self) -> str:
+    def describe(self, cell: str = "lstm") -> str:
         name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else cpu_name()
-        parts = what_runs(self.device.type, self.precision)
+        parts = what_runs(self.device.type, self.precision, cell, self.sequence_path)
         head = f", head in {parts['head']}" if parts["head"] != parts["recurrent layers"] else ""
-        return (f"{self.device.type} ({name}), {self.precision} (recurrent layers in {self.rnn_dtype}{head}), "
+        return (f"{self.device.type} ({name}), {self.precision} (recurrent layers in {self.rnn_dtype(cell)}{head}), "
                 f"{self.sequence_path} sequences")
 
 
@@ -100,16 +100,20 @@ def set_cublas_workspace(environ) -> None:
         environ["CUBLAS_WORKSPACE_CONFIG"] = CUBLAS_DETERMINISTIC[0]
 
 
-def what_runs(device_type: str, precision: str) -> dict[str, str]:
-    """The dtype each part of the model computes in, for a resolved precision on a device type:
-    ``recurrent layers``, ``embedding`` (with dropout and the final-state gather: no autocast ops)
-    and ``head`` (the Linear); ``math`` says how float32 matrix products run (TF32 tensor cores
-    or IEEE); ``loss scaling`` whether a GradScaler runs. The GPU check compares the recurrent
-    layers' entry with the dtype its hooks see."""
+def what_runs(device_type: str, precision: str, cell: str = "lstm", path: str = "padded") -> dict[str, str]:
+    """The dtype each part of the model computes in, for a resolved precision on a device type,
+    ``cell`` and sequence ``path``: ``recurrent layers``, ``embedding`` (with dropout and the
+    final-state gather: no autocast ops) and ``head`` (the Linear); ``math`` says how float32
+    matrix products run (TF32 tensor cores or IEEE); ``loss scaling`` whether a GradScaler runs.
+    The GPU check compares the recurrent layers' entry with the dtype its hooks see."""
     recurrent = {"fp32": "float32", "tf32": "float32", "bf16": "bfloat16", "fp16": "float16"}[precision]
     head = {"bf16": "bfloat16", "fp16": "float16"}.get(precision, "float32")
     if device_type == "cuda" and precision == "bf16":
         recurrent = "float32"  # outside autocast: the module's note
+    if device_type == "cpu" and precision == "bf16" and (cell == "gru" or (cell == "lstm" and path == "packed")):
+        # Seen by the GPU check's hooks: CPU autocast leaves nn.GRU in float32, and nn.LSTM on a
+        # packed sequence too (oneDNN's bf16 LSTM takes padded input only); tanh RNNs run bf16.
+        recurrent = "float32"
     tf32 = device_type == "cuda" and precision in ("tf32", "bf16")
     return {"recurrent layers": recurrent, "embedding": "float32", "head": head,
             "math": "TF32" if tf32 else "IEEE", "loss scaling": "yes" if precision == "fp16" else "no"}
