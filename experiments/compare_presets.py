@@ -7,6 +7,7 @@ TF-IDF yardstick line), accuracy by review length and, with 3+ seeds, each prese
 first paired by seed with a 95% interval.
 
     python experiments/compare_presets.py --presets default,seed --seeds 1234,1235,1236 --epochs 12
+    python experiments/compare_presets.py --presets default,seed --seeds auto --precision-target 0.5 --epochs 12
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from sentiment_core import comparison  # noqa: E402
 from sentiment_core.cli import (  # noqa: E402
     add_config_arguments,
     add_run_arguments,
+    add_seed_arguments,
     config_overrides,
-    parse_int_list,
     run_main,
+    seeds_from,
     share_cpu,
 )
 from sentiment_core.errors import UserError  # noqa: E402
@@ -41,8 +43,7 @@ def main() -> int:
     parser.add_argument("--presets", default="default,seed",
                         help=f"comma-separated presets, the first is the reference; from {', '.join(CHOICES)} "
                              "(default: default,seed)")
-    parser.add_argument("--seeds", type=parse_int_list, default=[1234, 1235, 1236],
-                        help="comma-separated training seeds (default: 1234,1235,1236)")
+    add_seed_arguments(parser, [1234, 1235, 1236])
     parser.add_argument("--no-baseline", dest="baseline", action="store_false",
                         help="skip the TF-IDF + logistic-regression yardstick")
     add_run_arguments(parser, REPO_ROOT, writes="the comparison table and plots")
@@ -53,10 +54,11 @@ def main() -> int:
     unknown = [n for n in names if n not in CHOICES]
     if unknown or len(set(names)) != len(names) or not names:
         raise UserError(f"--presets {args.presets!r}: give distinct names from {', '.join(CHOICES)}")
+    seeds = seeds_from(args)
     cpu = share_cpu(args.threads)
     overrides = config_overrides(args)
     arms = {name: TrainConfig().replace(**PRESETS.get(name, {})).replace(**overrides) for name in names}
-    comparison.run_arms(arms, args.seeds, repo_root=REPO_ROOT, experiment=args.experiment,
+    comparison.run_arms(arms, seeds, repo_root=REPO_ROOT, experiment=args.experiment,
                         output_dir=args.output_dir, cache_dir=args.cache_dir, progress=not args.quiet,
                         baseline=args.baseline,
                         register=args.register, system_metrics=args.system_metrics, kind="preset-comparison",

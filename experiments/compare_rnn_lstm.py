@@ -24,9 +24,10 @@ from sentiment_core import comparison  # noqa: E402
 from sentiment_core.cli import (  # noqa: E402
     add_config_arguments,
     add_run_arguments,
+    add_seed_arguments,
     config_overrides,
-    parse_int_list,
     run_main,
+    seeds_from,
     share_cpu,
 )
 from sentiment_core.tracking.runs import reap_store  # noqa: E402
@@ -38,8 +39,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="rnn,lstm",
                         help=f"comma-separated cells to compare, from {', '.join(CELLS)} (default: rnn,lstm)")
-    parser.add_argument("--seeds", type=parse_int_list, default=[1234],
-                        help="comma-separated training seeds; 3+ seeds add a paired LSTM - RNN interval (default: 1234)")
+    add_seed_arguments(parser, [1234], more="; 3+ seeds add a paired LSTM - RNN interval")
     parser.add_argument("--preset", choices=sorted(PRESETS),
                         help="start from a named recipe; flags given here still override it. "
                              + "; ".join(f"{name}: {values}" for name, values in PRESETS.items()))
@@ -68,9 +68,10 @@ def main() -> int:
     if args.print_config:
         print(config.to_json())
         return 0
+    seeds = seeds_from(args)
     cpu = share_cpu(args.threads)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    comparison.run_comparison(config, models, args.seeds, repo_root=REPO_ROOT, experiment=args.experiment,
+    comparison.run_comparison(config, models, seeds, repo_root=REPO_ROOT, experiment=args.experiment,
                               output_dir=args.output_dir, cache_dir=args.cache_dir, progress=not args.quiet,
                               baseline=args.baseline,
                               register=args.register, system_metrics=args.system_metrics, cpu=cpu)

@@ -132,6 +132,41 @@ def config_overrides(args: argparse.Namespace) -> dict:
     return {k: v for k, v in vars(args).items() if k in names}
 
 
+def add_seed_arguments(parser: argparse.ArgumentParser, default: list[int], more: str = "") -> None:
+    """``--seeds LIST|auto`` with the auto rule's two knobs: the same flags for every comparison."""
+    from .comparison.seeds import DEFAULT_MAX_SEEDS, DEFAULT_TARGET
+
+    parser.add_argument("--seeds", type=parse_seeds, default=default,
+                        help=f"comma-separated training seeds{more} (default: {','.join(map(str, default))}); or "
+                             "'auto': add paired seeds 1234, 1235, ... one at a time until the 95%% interval of "
+                             "each paired difference is within --precision-target (at least 3 seeds, at most "
+                             "--max-seeds); it stops on the interval's width, never on its sign")
+    parser.add_argument("--precision-target", type=float, default=DEFAULT_TARGET, metavar="D",
+                        help=f"--seeds auto: the interval's half-width to reach, in accuracy points (default: "
+                             f"{DEFAULT_TARGET:g})")
+    parser.add_argument("--max-seeds", type=int, default=DEFAULT_MAX_SEEDS, metavar="K",
+                        help=f"--seeds auto: stop after K seeds even if the target is not met (default: "
+                             f"{DEFAULT_MAX_SEEDS})")
+
+
+def seeds_from(args: argparse.Namespace):
+    """The seeds list, or the :class:`AutoSeeds` rule that ``--seeds auto`` asks for."""
+    from .comparison.seeds import DEFAULT_MAX_SEEDS, DEFAULT_TARGET, AutoSeeds
+
+    if args.seeds != "auto":
+        if (args.precision_target, args.max_seeds) != (DEFAULT_TARGET, DEFAULT_MAX_SEEDS):
+            raise UserError("--precision-target and --max-seeds apply to --seeds auto only")
+        return args.seeds
+    try:
+        return AutoSeeds(args.precision_target, args.max_seeds)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+
+
+def parse_seeds(text: str):
+    return "auto" if text.strip() == "auto" else parse_int_list(text)
+
+
 def parse_int_list(text: str) -> list[int]:
     try:
         values = [int(part) for part in text.split(",") if part.strip()]

@@ -6,7 +6,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from .. import reporting
 from ..data.corpus import load_corpus
@@ -26,6 +28,8 @@ from ..training.model import CELLS
 from ..training.resume import resume_dir_of
 from ..training.runtime import resolved_config
 from . import yardstick
+from .intervals import paired_bootstrap
+from .seeds import AutoSeeds, planning_line
 
 # Under three minutes for both cells on a 2-core CPU, and the same story as the full run (LSTM
 # above 80% valid, well above the RNN, below the yardstick): the *last* 100 tokens (a review's
@@ -52,13 +56,19 @@ def run_comparison(config: TrainConfig, models: list[str], seeds: list[int], **k
     return run_arms({cell: config.replace(cell=cell) for cell in models}, seeds, **kwargs)
 
 
-def run_arms(arms: dict[str, TrainConfig], seeds: list[int], *, repo_root: Path, experiment: str | None = None,
-             output_dir: Path | None = None, cache_dir: Path | None = None, progress: bool = True,
-             baseline: bool = True, kind: str = "comparison", register: bool | None = None,
+def run_arms(arms: dict[str, TrainConfig], seeds: list[int] | AutoSeeds, *, repo_root: Path,
+             experiment: str | None = None, output_dir: Path | None = None, cache_dir: Path | None = None,
+             progress: bool = True, baseline: bool = True, kind: str = "comparison", register: bool | None = None,
              system_metrics: bool = True, cpu: CpuShare | None = None) -> pd.DataFrame:
     """Train every arm (a labelled config) with every seed on one corpus, as child runs of one
     parent run, then write the table, curves and accuracy by length. Arms must share their data
-    settings; the first arm is the reference of the paired differences."""
+    settings; the first arm is the reference of the paired differences. ``seeds`` as
+    :class:`AutoSeeds`: seeds are added one at a time until its rule stops them (seeds.py)."""
+    auto = seeds if isinstance(seeds, AutoSeeds) else None
+    if auto is not None:
+        if len(arms) < 2:
+            raise UserError("--seeds auto needs two arms or more: it stops on the width of their paired interval")
+        seeds = auto.seeds()
     if len(set(seeds)) != len(seeds):
         raise UserError(f"--seeds has duplicates: {seeds}")
     arms = {label: resolved_config(config) for label, config in arms.items()}
@@ -91,11 +101,18 @@ def run_arms(arms: dict[str, TrainConfig], seeds: list[int], *, repo_root: Path,
     with parent.terminating():
         shared = {k: v for k, v in first.to_dict().items()
                   if k != "seed" and len({str(getattr(c, k)) for c in arms.values()}) == 1}
-        parent.log_params({**shared, "arms": ",".join(labels), "seeds": ",".join(map(str, seeds)),
+        rule = {"seeds": "auto", "precision_target": auto.target, "max_seeds": auto.max_seeds} if auto else \
+            {"seeds": ",".join(map(str, seeds))}
+        parent.log_params({**shared, "arms": ",".join(labels), **rule,
                            "baseline": yardstick.NAME if baseline else "none"})
         if baseline:  # seconds, so first: its row is there even if the long runs are interrupted
             reference = run_baseline(client, experiment_id, parent.run_id, first, corpus, data_source_label(first))
-        # Seeds outside, arms inside: an interrupted multi-seed run still holds complete pairs.
+        # Seeds outside, arms inside: an interrupted multi-seed run still holds complete pairs. An
+        # interrupted auto run, started again, replays the seeds it finished from their kept
+        # state (training is deterministic per seed) and the rule decides as it did.
+        stop_reason = None
+        overall = tqdm(total=len(seeds) * len(arms), desc="all runs", unit="run", disable=not progress or len(seeds) < 2,
+                       position=1, leave=False, dynamic_ncols=True)
         for seed in seeds:
             for label, config in arms.items():
                 child = RunTracker.create(client, experiment_id, run_name=f"{label} seed {seed}",
@@ -105,9 +122,21 @@ def run_arms(arms: dict[str, TrainConfig], seeds: list[int], *, repo_root: Path,
                                    system_metrics=system_metrics, cpu=cpu, resume_dir=resume_dir_of(cache_dir),
                                    keep_finished=True)
                 runs.append((label, run))
+                overall.update()
                 if register:
                     register_run(client, run, parent.run_id)
-        table, markdown = write_comparison(runs, labels, out, corpus, reference)
+            if auto is not None:
+                stop_reason = auto.stop(paired_differences(runs, labels))
+                if stop_reason:
+                    print(f"--seeds auto: {stop_reason}", flush=True)
+                    break
+                print(f"--seeds auto: {seed - seeds[0] + 1} seed(s) done; "
+                      f"adding seed {seed + 1} (target +-{auto.target:g} points)", flush=True)
+        overall.close()
+        if auto is not None:
+            parent.set_tags({"seeds_stop": stop_reason or "interrupted"})
+            parent.log_metrics({"seeds_used": len({r.config.seed for _, r in runs})})
+        table, markdown = write_comparison(runs, labels, out, corpus, reference, auto, stop_reason)
         # Every run is done: the same command now trains anew. Until here, a comparison run again
         # after an interruption replays its finished runs from their kept state (seconds each).
         for _, run in runs:
@@ -224,8 +253,43 @@ def comparison_table(runs: list[tuple[str, TrackedRun]], labels: list[str],
     return pd.DataFrame(rows)
 
 
+METRIC = "test_acc_at_best_valid"  # what paired intervals compare
+
+
+def paired_differences(runs: list[tuple[str, TrackedRun]], labels: list[str]) -> dict[str, list[float]]:
+    """Per arm after the first: its per-seed differences from the first arm, over complete pairs."""
+    groups = {label: [r for arm, r in runs if arm == label] for label in labels}
+    return {other: reporting.paired_by_seed(groups, other, labels[0], METRIC)["diffs"] for other in labels[1:]}
+
+
+def seconds_per_seed(runs: list[tuple[str, TrackedRun]]) -> float | None:
+    """Training seconds one seed of every arm took here: the mean over seeds of their runs' epochs."""
+    per_seed: dict[int, float] = {}
+    for _, run in runs:
+        per_seed[run.config.seed] = per_seed.get(run.config.seed, 0.0) + sum(
+            r.get("epoch_seconds", 0.0) for r in run.result.history)
+    return sum(per_seed.values()) / len(per_seed) if per_seed else None
+
+
+def bootstrap_line(group: list[TrackedRun], reference: list[TrackedRun], diff: dict, labels: str,
+                   truth: np.ndarray) -> str:
+    """The paired bootstrap over seeds and test reviews, beside the t interval, where every run
+    of both arms kept its test predictions (``truth``: the test labels, in corpus order)."""
+    seeds = diff["seeds"]
+    mine = {r.config.seed: r.test_predictions for r in group}
+    theirs = {r.config.seed: r.test_predictions for r in reference}
+    if len(seeds) < 2 or any(mine.get(s) is None or theirs.get(s) is None for s in seeds):
+        return ""
+    boot = paired_bootstrap(np.array([mine[s] == truth for s in seeds]), np.array([theirs[s] == truth for s in seeds]))
+    t_width, b_width = diff["high"] - diff["low"], boot["high"] - boot["low"]
+    wider = f", {b_width / t_width:.2f}x the t interval's width" if t_width > 0 and np.isfinite(t_width) else ""
+    return (f"\n{labels}, paired bootstrap over seeds and test reviews ({boot['resamples']} resamples): "
+            f"{boot['mean'] * 100:+.2f} points (95% {boot['low'] * 100:+.2f} to {boot['high'] * 100:+.2f}){wider}")
+
+
 def write_comparison(runs: list[tuple[str, TrackedRun]], labels: list[str], out: Path, corpus=None,
-                     reference: yardstick.BaselineResult | None = None) -> tuple[pd.DataFrame, str]:
+                     reference: yardstick.BaselineResult | None = None, auto: AutoSeeds | None = None,
+                     stop_reason: str | None = None) -> tuple[pd.DataFrame, str]:
     out.mkdir(parents=True, exist_ok=True)
     table = comparison_table(runs, labels, reference)
     table.to_csv(out / "comparison.csv", index=False)
@@ -239,18 +303,30 @@ def write_comparison(runs: list[tuple[str, TrackedRun]], labels: list[str], out:
     reporting.plot_groups({label: [r.result.history for r in group] for label, group in groups.items()},
                           out / "comparison_curves.png", title=" vs ".join(labels),
                           references={yardstick.NAME: reference.metrics} if reference else None)
+    if auto is not None:
+        markdown += f"\n\n--seeds auto (target +-{auto.target:g} points, at most {auto.max_seeds} seeds): " + (
+            stop_reason or "interrupted before its rule stopped it; the same command goes on")
+    per_seed = seconds_per_seed(runs)
     for other in labels[1:]:
         # Paired by seed against the first arm: the noise a seed brings to both cancels.
-        diff = reporting.paired_by_seed(groups, other, labels[0], "test_acc_at_best_valid")
+        diff = reporting.paired_by_seed(groups, other, labels[0], METRIC)
+        name = f"{other.upper()} - {labels[0].upper()}"
         if diff["n"] >= 3:
-            name = f"{other.upper()} - {labels[0].upper()}"
             reporting.plot_paired_difference(diff, out / f"{other}_minus_{labels[0]}.png",
                                              f"{name} test acc at best valid")
             markdown += (f"\n\n{name} test accuracy at best valid, paired over {diff['n']} seeds: "
                          + reporting.describe_difference(diff))
+            if stop_reason and stop_reason.startswith("precision target met"):
+                low, high = auto.interval(diff, stopped_by_target=True)
+                markdown += (f"\n{name}, the auto rule's fixed-width 95% interval: {low * 100:+.2f} to "
+                             f"{high * 100:+.2f} points (mean +- {auto.target:g}; it contains the t interval)")
         else:  # a t interval from one or two differences says nothing: say why there is none
-            markdown += (f"\n\n{other.upper()} - {labels[0].upper()}: no paired interval from {diff['n']} seed(s); "
+            markdown += (f"\n\n{name}: no paired interval from {diff['n']} seed(s); "
                          "--seeds with 3 or more adds one")
+        if diff["n"] >= 2:
+            markdown += "\n" + planning_line(diff["diffs"], per_seed)
+            if corpus is not None:
+                markdown += bootstrap_line(groups[other], groups[labels[0]], diff, name, corpus.test.labels)
     if corpus is not None:
         markdown += "\n\n" + write_accuracy_by_length(groups, corpus, reference, out)
     (out / "comparison.md").write_text(markdown + "\n")

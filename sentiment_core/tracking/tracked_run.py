@@ -78,7 +78,7 @@ def run_training(
             _, predictions = evaluate_predictions(result.model, corpus.test, runtime, config.eval_batch_size,
                                                   config.max_len, config.truncate)
             confusion = confusion_counts(corpus.test.labels, predictions)
-        log_training_outcome(run, config, corpus, result, confusion)
+        log_training_outcome(run, config, corpus, result, confusion, predictions)
         if result.status == "diverged":
             run.fail_on_exit()
     if result.kept_state is not None and not keep_finished:
@@ -89,8 +89,11 @@ def run_training(
     return TrackedRun(tracker.run_id, config, result, predictions)
 
 
-def log_training_outcome(tracker: RunTracker, config: TrainConfig, corpus: Corpus, result, confusion) -> None:
-    """Summary metrics, history CSV, learning curves, confusion matrix and the checkpoint."""
+def log_training_outcome(tracker: RunTracker, config: TrainConfig, corpus: Corpus, result, confusion,
+                         predictions: np.ndarray | None = None) -> None:
+    """Summary metrics, history CSV, learning curves, confusion matrix, the best-valid model's test
+    predictions (``test_predictions.npy``: one uint8 label per test review in corpus order, 4 KB,
+    what a paired bootstrap over reviews needs) and the checkpoint."""
     from .. import reporting
 
     tracker.set_tags({"training_status": result.status, **({"training_message": result.message} if result.message else {}),
@@ -111,6 +114,9 @@ def log_training_outcome(tracker: RunTracker, config: TrainConfig, corpus: Corpu
             reporting.confusion_frame(confusion).to_csv(tmp / "test_confusion_matrix.csv")
             tracker.log_artifact(tmp / "test_confusion_matrix.png")
             tracker.log_artifact(tmp / "test_confusion_matrix.csv")
+        if predictions is not None:
+            np.save(tmp / "test_predictions.npy", np.asarray(predictions, dtype=np.uint8))
+            tracker.log_artifact(tmp / "test_predictions.npy")
         model_id = None
         try:
             if result.best_epoch is not None:

@@ -1,0 +1,120 @@
+"""How many seeds a paired comparison needs: the ``--seeds auto`` rule and the planning line.
+
+A comparison's answer is the mean of per-seed differences (arm minus reference, same seed) with a
+95% interval. Each seed of the 30-epoch LSTM costs about an hour on 2 cores, so the number of
+seeds is the user's main cost. ``--seeds auto`` adds paired seeds one at a time (both arms per
+seed) until the interval is narrow enough, as a fixed-width sequential interval (Chow & Robbins,
+1965): stop at the first n >= 3 where the t interval's half-width t(n-1) s / sqrt(n) is <= D, or at
+K seeds; the answer is the mean +- D (it contains the t interval, which is printed too). The rule
+looks at the interval's width only, never at its sign: stopping once it excludes zero would make
+chance differences look like wins.
+
+Why +- D and not the t interval at the stop: stopping selects samples whose spread came out small,
+so the t interval at the stop covers less than 95% (simulated, spread 0.56 points: 92% for D = 0.5,
+91% for D = 0.25); mean +- D covers 96% and 92% there, and 99.9% for the default D = 1
+(tests/test_seeds.py simulates it; docs/results.md has the table).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+FIRST_SEED = 1234  # the project's default seed: auto seeds are 1234, 1235, ...
+MIN_SEEDS = 3  # a t interval from fewer says nothing about the spread
+DEFAULT_TARGET = 1.0  # points of accuracy, the interval's half-width
+DEFAULT_MAX_SEEDS = 10
+
+
+def t_quantile(n: int, confidence: float = 0.95) -> float:
+    """The two-sided t quantile for ``n`` paired differences (n - 1 degrees of freedom)."""
+    from scipy import stats  # imported where used: one seed needs no interval
+
+    return float(stats.t.ppf(0.5 + confidence / 2, n - 1))
+
+
+def half_width(spread: float, n: int, confidence: float = 0.95) -> float:
+    """The t interval's half-width for ``n`` differences whose sample standard deviation is ``spread``."""
+    return t_quantile(n, confidence) * spread / math.sqrt(n) if n > 1 else math.inf
+
+
+def seeds_for(spread: float, target: float, confidence: float = 0.95, most: int = 1000) -> int | None:
+    """The fewest seeds (>= MIN_SEEDS) whose interval half-width at this ``spread`` is <= ``target``
+    (None beyond ``most``): what planning prints."""
+    for n in range(MIN_SEEDS, most + 1):
+        if half_width(spread, n, confidence) <= target:
+            return n
+    return None
+
+
+@dataclass(frozen=True)
+class AutoSeeds:
+    """``--seeds auto``: add seeds FIRST_SEED, FIRST_SEED + 1, ... until the paired interval's
+    half-width is <= ``target`` points for every compared arm, or ``max_seeds`` seeds."""
+
+    target: float = DEFAULT_TARGET  # points
+    max_seeds: int = DEFAULT_MAX_SEEDS
+
+    def __post_init__(self):
+        if not self.target > 0:
+            raise ValueError(f"--precision-target must be > 0 points, got {self.target}")
+        if self.max_seeds < MIN_SEEDS:
+            raise ValueError(f"--max-seeds must be >= {MIN_SEEDS} (an interval needs 3 seeds), got {self.max_seeds}")
+
+    def seeds(self) -> list[int]:
+        return list(range(FIRST_SEED, FIRST_SEED + self.max_seeds))
+
+    def stop(self, differences: dict[str, list[float]]) -> str | None:
+        """Why to stop after the seeds so far (``differences``: per compared arm, its per-seed
+        differences in accuracy, fractions), or None to add a seed. Width only, never the sign."""
+        n = min(len(d) for d in differences.values()) if differences else 0
+        if n < MIN_SEEDS:
+            return None
+        widths = {arm: half_width(_spread(d) * 100, len(d)) for arm, d in differences.items()}
+        widest = max(widths, key=widths.get)
+        if widths[widest] <= self.target:
+            return (f"precision target met: every paired interval's half-width <= {self.target:g} points after {n} "
+                    f"seeds (widest {widths[widest]:.2f}, {widest})")
+        if n >= self.max_seeds:
+            return (f"--max-seeds {self.max_seeds} reached before the precision target: half-width "
+                    f"{widths[widest]:.2f} points ({widest}) > {self.target:g}")
+        return None
+
+    def interval(self, diff: dict, stopped_by_target: bool) -> tuple[float, float]:
+        """The answer's interval (fractions): mean +- target when the target stopped the seeds
+        (the fixed-width interval: see the module's note), else the t interval."""
+        if stopped_by_target:
+            return diff["mean"] - self.target / 100, diff["mean"] + self.target / 100
+        return diff["low"], diff["high"]
+
+
+def _spread(values: list[float]) -> float:
+    n = len(values)
+    mean = sum(values) / n
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else math.nan
+
+
+def planning_line(diffs: list[float], seconds_per_seed: float | None, targets=(0.5, 1.0)) -> str:
+    """What +-0.5 and +-1 point would take at the spread measured here (``diffs``: fractions), and
+    at this machine's measured seconds per seed (both arms), e.g. "+-0.5 pt: about 12 seeds,
+    about 11 h here"."""
+    if len(diffs) < 2:
+        return "planning: the spread needs 2 seeds or more"
+    spread = _spread(diffs) * 100
+    parts = []
+    for target in targets:
+        n = seeds_for(spread, target)
+        if n is None:
+            parts.append(f"+-{target:g} pt: over 1000 seeds")
+            continue
+        cost = f", about {_duration(n * seconds_per_seed)} here" if seconds_per_seed else ""
+        parts.append(f"+-{target:g} pt: about {n} seeds{cost}")
+    return f"planning (spread {spread:.2f} points over {len(diffs)} seeds): " + "; ".join(parts)
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 5400:
+        return f"{seconds / 3600:.0f} h"
+    if seconds >= 90:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s"
