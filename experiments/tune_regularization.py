@@ -29,7 +29,15 @@ from sentiment_core.system.cpu_allocator import use_huge_pages  # noqa: E402
 
 use_huge_pages()  # before torch allocates anything
 from sentiment_core import tuning  # noqa: E402
-from sentiment_core.cli import add_config_arguments, add_run_arguments, config_overrides, run_main, share_cpu  # noqa: E402
+from sentiment_core.cli import (  # noqa: E402
+    add_auto_seed_arguments,
+    add_config_arguments,
+    add_run_arguments,
+    config_overrides,
+    run_main,
+    seeds_from,
+    share_cpu,
+)
 from sentiment_core.errors import UserError  # noqa: E402
 from sentiment_core.system.outages import OUTAGE_WAIT_S  # noqa: E402
 from sentiment_core.training.config import TrainConfig  # noqa: E402
@@ -51,6 +59,15 @@ def float_pair(text: str) -> tuple[float, float]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected LOW,HIGH, got {text!r}") from None
     return low, high
+
+
+def count_or_auto(text: str):
+    if text.strip() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seeds or 'auto', got {text!r}") from None
 
 
 def main() -> int:
@@ -108,8 +125,10 @@ def main() -> int:
                         help="extended space: DropConnect range on the hidden-to-hidden weights (default: 0.0,0.6)")
     parser.add_argument("--weight-decay-range", type=float_pair, default=(1e-7, 1e-2), metavar="LOW,HIGH",
                         help="log-uniform weight-decay range; 'off' (0) is always a choice too (default: 1e-7,1e-2)")
-    parser.add_argument("--retrain-best", type=int, default=0, metavar="K",
-                        help="after the search, retrain the best and the seed configuration with K seeds")
+    parser.add_argument("--retrain-best", type=count_or_auto, default=0, metavar="K|auto",
+                        help="after the search, retrain the best and the seed configuration with K seeds; 'auto': "
+                             "seeds one at a time until their paired interval is within --precision-target")
+    add_auto_seed_arguments(parser, "--retrain-best auto")
     parser.add_argument("--retrain-epochs", type=int, help="epochs of those retrains (default: --epochs)")
     parser.add_argument("--heartbeat-interval", type=int, default=tuning.HEARTBEAT_INTERVAL_S, metavar="S",
                         help="RDB storages: seconds between a running trial's heartbeats (default: %(default)s)")
@@ -140,8 +159,9 @@ def main() -> int:
         raise UserError(f"--seed-margin is in accuracy points, 0 to 100 (got {args.seed_margin})")
     if args.first_rung < 1 or args.enqueue_best < 1:
         raise UserError(f"--first-rung and --enqueue-best must be >= 1 (got {args.first_rung}, {args.enqueue_best})")
-    if args.retrain_best < 0 or (args.retrain_epochs is not None and args.retrain_epochs < 1):
-        raise UserError("--retrain-best must be >= 0 and --retrain-epochs >= 1")
+    retrain_rule = seeds_from(args, args.retrain_best, "--retrain-best")
+    if (isinstance(retrain_rule, int) and retrain_rule < 0) or (args.retrain_epochs is not None and args.retrain_epochs < 1):
+        raise UserError("--retrain-best must be >= 0 (or auto) and --retrain-epochs >= 1")
     overrides = config_overrides(args)
     searched = sorted(set(overrides) & set(SEARCHED_FIELDS + ("dropout",)))
     if args.space == "extended" and searched:
@@ -162,7 +182,7 @@ def main() -> int:
                         enqueue_best=args.enqueue_best,
                         n_trials=args.n_trials, total_trials=args.total_trials,
                         workers=args.workers, experiment=args.experiment, cache_dir=args.cache_dir,
-                        output_dir=args.output_dir, retrain_best=args.retrain_best,
+                        output_dir=args.output_dir, retrain_best=retrain_rule,
                         retrain_epochs=args.retrain_epochs, progress=not args.quiet,
                         heartbeat_interval=args.heartbeat_interval, heartbeat_grace=args.heartbeat_grace,
                         outage_wait=args.outage_wait, register=args.register, system_metrics=args.system_metrics,

@@ -134,29 +134,36 @@ def config_overrides(args: argparse.Namespace) -> dict:
 
 def add_seed_arguments(parser: argparse.ArgumentParser, default: list[int], more: str = "") -> None:
     """``--seeds LIST|auto`` with the auto rule's two knobs: the same flags for every comparison."""
-    from .comparison.seeds import DEFAULT_MAX_SEEDS, DEFAULT_TARGET
-
     parser.add_argument("--seeds", type=parse_seeds, default=default,
                         help=f"comma-separated training seeds{more} (default: {','.join(map(str, default))}); or "
                              "'auto': add paired seeds 1234, 1235, ... one at a time until the 95%% interval of "
                              "each paired difference is within --precision-target (at least 3 seeds, at most "
                              "--max-seeds); it stops on the interval's width, never on its sign")
+    add_auto_seed_arguments(parser, "--seeds auto")
+
+
+def add_auto_seed_arguments(parser: argparse.ArgumentParser, flag: str) -> None:
+    """The auto seed rule's two knobs (comparison/seeds.py), for ``flag`` ('--seeds auto', ...)."""
+    from .comparison.seeds import DEFAULT_MAX_SEEDS, DEFAULT_TARGET
+
     parser.add_argument("--precision-target", type=float, default=DEFAULT_TARGET, metavar="D",
-                        help=f"--seeds auto: the interval's half-width to reach, in accuracy points (default: "
+                        help=f"{flag}: the paired interval's half-width to reach, in accuracy points (default: "
                              f"{DEFAULT_TARGET:g})")
     parser.add_argument("--max-seeds", type=int, default=DEFAULT_MAX_SEEDS, metavar="K",
-                        help=f"--seeds auto: stop after K seeds even if the target is not met (default: "
+                        help=f"{flag}: stop after K seeds even if the target is not met (default: "
                              f"{DEFAULT_MAX_SEEDS})")
 
 
-def seeds_from(args: argparse.Namespace):
-    """The seeds list, or the :class:`AutoSeeds` rule that ``--seeds auto`` asks for."""
+def seeds_from(args: argparse.Namespace, given=None, flag: str = "--seeds"):
+    """The seeds (``given``, else ``args.seeds``), or the :class:`AutoSeeds` rule that
+    ``FLAG auto`` asks for."""
     from .comparison.seeds import DEFAULT_MAX_SEEDS, DEFAULT_TARGET, AutoSeeds
 
-    if args.seeds != "auto":
+    given = args.seeds if given is None else given
+    if given != "auto":
         if (args.precision_target, args.max_seeds) != (DEFAULT_TARGET, DEFAULT_MAX_SEEDS):
-            raise UserError("--precision-target and --max-seeds apply to --seeds auto only")
-        return args.seeds
+            raise UserError(f"--precision-target and --max-seeds apply to {flag} auto only")
+        return given
     try:
         return AutoSeeds(args.precision_target, args.max_seeds)
     except ValueError as error:

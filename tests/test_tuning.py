@@ -249,6 +249,20 @@ def test_retrain_best_reports_seed_vs_tuned_over_seeds(tmp_path, run_inprocess):
     assert elsewhere.returncode == 0, elsewhere.stderr
     assert elsewhere.stdout.count("is not in this tracking store") == (3 if challenger == "tuned" else 0)
     assert set(pd.read_csv(moved / "out" / "study-s" / "seed_vs_tuned.csv").seeds) == {3}
+    # --retrain-best auto on the same study: 3 seeds kept, a loose target: the rule stops at 3 and
+    # trains nothing; a tight one with --max-seeds 3 stops there too, saying the target was missed.
+    loose = tune(tmp_path, "--n-trials", "0", "--retrain-best", "auto", "--precision-target", "50", "--max-seeds", "4",
+                 runner=run_inprocess)
+    assert loose.returncode == 0, loose.stderr
+    assert len(client.search_runs([experiment_id], "tags.kind = 'retrain'")) == len(runs)
+    if challenger:
+        assert "--retrain-best auto (target +-50 points, at most 4): precision target met" in loose.stdout
+        assert "the auto rule's fixed-width 95% interval" in loose.stdout and "planning (spread" in loose.stdout
+        tight = tune(tmp_path, "--n-trials", "0", "--retrain-best", "auto", "--precision-target", "0.001",
+                     "--max-seeds", "3", runner=run_inprocess)
+        assert tight.returncode == 0 and "--max-seeds 3 reached before the precision target" in tight.stdout
+    else:
+        assert "nothing to set against the seed config: 3 seeds of it" in loose.stdout
 
 
 @pytest.mark.parametrize("args, message", [

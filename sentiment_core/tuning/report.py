@@ -14,11 +14,12 @@ from matplotlib.figure import Figure
 from optuna.trial import TrialState
 
 from .. import reporting
+from ..comparison.seeds import AutoSeeds, planning_line
 from ..tracking.runs import RunTracker
 from ..tracking.store import browse_lines
 from . import pareto
 from .report_plots import plot_history, plot_importances, plot_landscape, plot_slices
-from .retraining import retrain
+from .retraining import retrain, retrain_until
 from .rungs import REFERENCE_ATTR, RERUN_ATTR, RungPruner, epoch_values, judged_margin
 from .space import config_values
 
@@ -170,16 +171,25 @@ PAIRED_METRICS = {"best_valid_acc": "best valid acc", "test_acc_at_best_valid": 
                   "final_test_acc": "test acc at the last epoch", "final_gap": "train-valid gap at the last epoch"}
 
 
-def paired_seed_differences(groups: dict[str, list], label: str) -> list[str]:
+def paired_seed_differences(groups: dict[str, list], label: str, auto: AutoSeeds | None = None) -> list[str]:
     """``label``'s configuration minus the seed configuration, paired by training seed (both use
-    the same seeds), with a 95% t-interval; needs 3 or more seeds."""
+    the same seeds), with a 95% t-interval (3 or more seeds) and the planning line; ``auto``: the
+    rule that stopped the seeds on its target, whose fixed-width interval is added."""
     diffs = {name: reporting.paired_by_seed(groups, label, "seed config", key) for key, name in PAIRED_METRICS.items()}
-    seeds = next(iter(diffs.values()))["seeds"]
+    test = diffs[PAIRED_METRICS["test_acc_at_best_valid"]]
+    seeds = test["seeds"]
+    per_seed = retrain_seconds(groups) / len(seeds) if seeds else None
+    planning = [f"  {planning_line(test['diffs'], per_seed)} (test acc at best valid)"] if len(seeds) >= 2 else []
     if len(seeds) < 3:
         return [f"\n{label} - seed config: no paired interval from {len(seeds)} seed(s); --retrain-best 3 or more "
-                "adds one"]
+                "adds one", *planning]
+    fixed = []
+    if auto is not None:
+        low, high = auto.interval(test, stopped_by_target=True)
+        fixed = [f"  test acc at best valid, the auto rule's fixed-width 95% interval: {low * 100:+.2f} to "
+                 f"{high * 100:+.2f} points (mean +- {auto.target:g})"]
     return [f"\n{label} - seed config, paired over seeds {', '.join(map(str, seeds))}:"] + [
-        f"  {name}: {reporting.describe_difference(diff)}" for name, diff in diffs.items()]
+        f"  {name}: {reporting.describe_difference(diff)}" for name, diff in diffs.items()] + fixed + planning
 
 
 def challenger_of(study: optuna.Study, recommended: optuna.trial.FrozenTrial, seed_params: dict
@@ -252,17 +262,25 @@ def report(spec, study: optuna.Study, client, experiment_id: str, parent_run_id:
             lines.append(line)
         if challenger is not None:
             configurations[label] = challenger.params
-        groups = retrain(spec, study, configurations, client, experiment_id, parent_run_id)
+        auto = spec.retrain_best if isinstance(spec.retrain_best, AutoSeeds) else None
+        stop = None
+        if auto is not None:
+            groups, stop = retrain_until(spec, study, configurations, client, experiment_id, parent_run_id,
+                                         label if challenger is not None else None)
+        else:
+            groups = retrain(spec, study, configurations, client, experiment_id, parent_run_id)
         title = f"seed config vs {label}" if challenger else "seed config"
         table = seed_vs_tuned_table(groups)
         table.to_csv(out / "seed_vs_tuned.csv", index=False)
         reporting.plot_groups({k: [r.result.history for r in v] for k, v in groups.items()},
                               out / "learning_curves_seed_vs_tuned.png", title=title)
-        lines.append(f"\n{title}, {spec.retrain_best} seed(s) each, "
+        seeds_each = len(groups["seed config"])
+        rule = f"; --retrain-best auto (target +-{auto.target:g} points, at most {auto.max_seeds}): {stop}" if auto else ""
+        lines.append(f"\n{title}, {seeds_each} seed(s) each{rule}, "
                      f"{spec.retrain_epochs or spec.config.epochs} epochs ({duration(retrain_seconds(groups))} of "
                      f"training in all):\n" + reporting.markdown_table(table))
         if challenger is not None:
-            lines.extend(paired_seed_differences(groups, label))
+            lines.extend(paired_seed_differences(groups, label, auto if stop and stop.startswith("precision") else None))
     text = "\n".join(lines)
     (out / "report.md").write_text(text + "\n")
     print(text)

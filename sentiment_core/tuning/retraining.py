@@ -13,6 +13,7 @@ ended without keeping it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ import optuna
 from mlflow.exceptions import MlflowException
 
 from ..comparison.arms import data_source_label, register_run
+from ..comparison.seeds import MIN_SEEDS
 from ..data.corpus import load_corpus
 from ..errors import UserError
 from ..system.locks import file_lock
@@ -99,6 +101,31 @@ def keep_run(study: optuna.Study, label: str, config: TrainConfig, run: TrackedR
     study.set_user_attr(attr_key(label, config.seed), _plain({
         "recipe": recipe(config), "run_id": run.run_id, "status": run.result.status,
         "history": run.result.history, "summary": run.result.summary}))
+
+
+def retrain_until(spec: StudySpec, study: optuna.Study, configurations: dict[str, dict], client, experiment_id: str,
+                  parent_run_id: str, label: str | None) -> tuple[dict[str, list[TrackedRun]], str]:
+    """``--retrain-best auto``: retrain with 3 seeds, then one more seed of every configuration at a
+    time until ``label`` minus the seed config, paired by seed, meets the rule (``spec.retrain_best``,
+    an AutoSeeds: the interval's width only). Seeds kept by an earlier command are read back, so a
+    cut-off command, run again, decides as it did. Returns the groups and why they stopped."""
+    from .. import reporting
+
+    rule = spec.retrain_best
+    seeds = MIN_SEEDS
+    while True:
+        groups = retrain(dataclasses.replace(spec, retrain_best=seeds), study, configurations, client, experiment_id,
+                         parent_run_id)
+        if label is None:
+            return groups, f"nothing to set against the seed config: {seeds} seeds of it"
+        diffs = reporting.paired_by_seed(groups, label, "seed config", "test_acc_at_best_valid")["diffs"]
+        reason = rule.stop({label: diffs})
+        if reason:
+            print(f"--retrain-best auto: {reason}", flush=True)
+            return groups, reason
+        print(f"--retrain-best auto: {seeds} seed(s) done; adding one more of each configuration "
+              f"(target +-{rule.target:g} points)", flush=True)
+        seeds += 1
 
 
 def seed_configs(spec: StudySpec, params: dict) -> list[TrainConfig]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..comparison.seeds import AutoSeeds
 from ..system.cpu_share import CpuShare, usable_cpus
 from ..system.outages import OUTAGE_WAIT_S
 from ..training.config import TrainConfig
@@ -34,7 +35,7 @@ class StudySpec:
     experiment: str | None = None
     cache_dir: Path | None = None
     output_dir: Path | None = None
-    retrain_best: int = 0
+    retrain_best: int | AutoSeeds = 0  # seeds per retrained configuration, or the auto rule (comparison/seeds.py)
     retrain_epochs: int | None = None
     progress: bool = True
     heartbeat_interval: int = HEARTBEAT_INTERVAL_S
