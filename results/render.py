@@ -157,6 +157,53 @@ def retrains(study_name: str) -> dict[tuple[str, int], dict]:
     return kept
 
 
+BUDGET_STUDIES = {"basic, 30 epochs": "lstm-basic-accuracy-30-epochs", "basic, 12 epochs": "lstm-basic-accuracy",
+                  "extended, 12 epochs": "lstm-extended-accuracy-gap"}
+
+
+def budget_figure(study_name: str) -> str:
+    return f"docs/study_{study_name}_budget.png"
+
+
+def study_budget() -> Rendered:
+    """What each committed study's trials bought against the seed setting's retrains (tuning/budget.py)."""
+    sys.path.insert(0, str(REPO))
+    from sentiment_core.tuning.budget import budget_frame, budget_summary, expected_best, seed_band
+
+    def after(n, trials):
+        return f"{n}" if n is not None else f"never in {trials}"
+
+    body, sources = [], []
+    for label, name in BUDGET_STUDIES.items():
+        study = load_study(name)
+        frame, band = budget_frame(study), seed_band(study)
+        summary = budget_summary(frame, band)
+        body.append([label, str(summary["trials"]), f"{summary['best'] * 100:.2f}",
+                     f"{band['mean'] * 100:.2f} +- {band['spread'] * 100:.2f} ({band['seeds']})",
+                     after(summary["match"], summary["trials"]), after(summary["beat"], summary["trials"]),
+                     after(summary["expected_match"], summary["trials"]), after(summary["expected_beat"], summary["trials"]),
+                     " / ".join(f"{expected_best(frame.best_valid_acc, n) * 100:.2f}" for n in (5, 10, 20))])
+        sources.append(f"{STUDIES}/{name}.journal")
+    return table(["study", "complete searched trials", "best valid % found", "seed setting retrained, valid % (seeds)",
+                  "trials to match it (best so far)", "to beat it by > its spread", "to match it (expected best of n)",
+                  "to beat it by > its spread (expected)", "expected best of 5 / 10 / 20 trials, %"], body,
+                 tuple(sources))
+
+
+def draw_budget_figures() -> list[str]:
+    """The budget figure of each committed study, under docs/ (drawn, not compared: a PNG's bytes
+    follow the matplotlib version)."""
+    sys.path.insert(0, str(REPO))
+    from sentiment_core.tuning.budget import budget_frame, plot_budget, seed_band
+
+    drawn = []
+    for label, name in BUDGET_STUDIES.items():
+        study = load_study(name)
+        plot_budget(budget_frame(study), seed_band(study), REPO / budget_figure(name), f"what the budget bought: {label}")
+        drawn.append(budget_figure(name))
+    return drawn
+
+
 def budget_30_minus_12() -> Rendered:
     """The seed setting's test accuracy at best valid, 30-epoch retrains minus 12-epoch ones, on the
     seeds both studies retrained (paired by seed)."""
@@ -243,6 +290,7 @@ RENDERERS: dict[str, Callable[[], Rendered]] = {
     "budget-30-minus-12": budget_30_minus_12,
     "data-package-lines": data_package_lines,
     "precision-table": precision_table,
+    "study-budget": study_budget,
     "main-job-hours": training_time,
     "main-job-table": lambda: main_job_table(digits=1, final_test=False),
     "main-job-table-full": lambda: main_job_table(digits=2, final_test=True),
@@ -295,6 +343,10 @@ def run(check: bool) -> list[str]:
             path.write_text(after)
     missing = cited - committed(cited)
     problems += [f"{source}: cited by a page but not committed" for source in sorted(missing)]
+    figures = [budget_figure(name) for name in BUDGET_STUDIES.values()]
+    if not check:
+        draw_budget_figures()
+    problems += [f"{figure}: not drawn (run python results/render.py)" for figure in figures if not (REPO / figure).exists()]
     return problems
 
 

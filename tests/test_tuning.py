@@ -229,7 +229,8 @@ def test_retrain_best_reports_seed_vs_tuned_over_seeds(tmp_path, run_inprocess):
     assert [len(epochs.split()) for epochs in table["best epoch per seed"]] == [3] * len(groups)
     report = {a.path for a in client.list_artifacts(parent_id, "report")}
     assert {"report/report.md", "report/seed_vs_tuned.csv", "report/learning_curves_seed_vs_tuned.png",
-            "report/landscape_dropout_weight_decay.png", "report/optimization_history.png"} <= report
+            "report/landscape_dropout_weight_decay.png", "report/optimization_history.png", "report/budget.png"} <= report
+    assert "what the budget bought (" in proc.stdout and "seed setting retrained: " in proc.stdout
     assert (f"{challenger} - seed config, paired over seeds 1234, 1235, 1236:" in proc.stdout) == bool(challenger)
     assert ("  train-valid gap at the last epoch: " in proc.stdout) == bool(challenger)
     text = (tmp_path / "out" / "study-s" / "report.md").read_text()
@@ -291,3 +292,27 @@ def test_search_space_validation():
         SearchSpace((0.2, 0.2)).validate()
     with pytest.raises(UserError):
         SearchSpace(weight_decay=(1e-2, 1e-7)).validate()
+
+
+def test_the_expected_best_of_n_trials_and_the_budget_bar():
+    import optuna
+
+    from sentiment_core.tuning.budget import budget_frame, budget_summary, expected_best, seed_band
+
+    # The best of n draws with replacement from [1, 2, 3]: n = 1 the mean; n = 2 (1 + 2 x 3 + 3 x 5) / 9.
+    assert expected_best([3, 1, 2], 1) == pytest.approx(2.0) and expected_best([1, 2, 3], 2) == pytest.approx(22 / 9)
+    assert expected_best([1, 2, 3], 50) == pytest.approx(3.0, abs=1e-6)
+    study = optuna.create_study(direction="maximize")
+    for number, value in enumerate([0.80, 0.70, 0.82, 0.75, 0.90]):
+        trial = optuna.trial.create_trial(values=[value], params={}, distributions={},
+                                          user_attrs={"baseline": True} if number == 0 else {})
+        study.add_trial(trial)
+    for seed, value in ((1, 0.78), (2, 0.80), (3, 0.82)):  # the seed setting's retrains: 0.80 +- 0.02
+        study.set_user_attr(f"retrain:seed config:seed {seed}", {"summary": {"best_valid_acc": value}})
+    frame = budget_frame(study)
+    assert frame.trial.tolist() == [1, 2, 3, 4]  # the seed setting's own trial left out
+    assert frame.best_so_far.tolist() == [0.70, 0.82, 0.82, 0.90]
+    band = seed_band(study)
+    assert band["mean"] == pytest.approx(0.80) and band["spread"] == pytest.approx(0.02) and band["seeds"] == 3
+    summary = budget_summary(frame, band)
+    assert (summary["match"], summary["beat"]) == (2, 4)  # 0.82 >= 0.80 matches; beating needs > 0.82: 0.90

@@ -18,6 +18,7 @@ from ..comparison.seeds import AutoSeeds, planning_line
 from ..tracking.runs import RunTracker
 from ..tracking.store import browse_lines
 from . import pareto
+from .budget import budget_frame, budget_lines, plot_budget, seed_band
 from .report_plots import plot_history, plot_importances, plot_landscape, plot_slices
 from .retraining import retrain, retrain_until
 from .rungs import REFERENCE_ATTR, RERUN_ATTR, RungPruner, epoch_values, judged_margin
@@ -281,6 +282,10 @@ def report(spec, study: optuna.Study, client, experiment_id: str, parent_run_id:
                      f"training in all):\n" + reporting.markdown_table(table))
         if challenger is not None:
             lines.extend(paired_seed_differences(groups, label, auto if stop and stop.startswith("precision") else None))
+    budget, band = budget_frame(study), seed_band(study)  # the band: the retrains just kept in the study
+    lines.extend(budget_lines(budget, band))
+    if len(budget):
+        plot_budget(budget, band, out / "budget.png", f"what the budget bought: {spec.study_name}")
     text = "\n".join(lines)
     (out / "report.md").write_text(text + "\n")
     print(text)
