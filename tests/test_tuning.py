@@ -316,3 +316,29 @@ def test_the_expected_best_of_n_trials_and_the_budget_bar():
     assert band["mean"] == pytest.approx(0.80) and band["spread"] == pytest.approx(0.02) and band["seeds"] == 3
     summary = budget_summary(frame, band)
     assert (summary["match"], summary["beat"]) == (2, 4)  # 0.82 >= 0.80 matches; beating needs > 0.82: 0.90
+
+
+def test_time_left_follows_the_measured_epochs_and_pruning():
+    from datetime import datetime, timedelta
+
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import FrozenTrial, TrialState
+
+    from sentiment_core.tuning.eta import eta_line
+
+    start = datetime(2026, 12, 7, 9, 0)
+
+    def trial(number, state, epochs, seconds=None):
+        return FrozenTrial(number=number, state=state, value=None, values=[0.8] if state == TrialState.COMPLETE else None,
+                           datetime_start=start, datetime_complete=start + timedelta(seconds=seconds) if seconds else None,
+                           params={"dropout": 0.5}, distributions={"dropout": FloatDistribution(0, 1)}, user_attrs={},
+                           system_attrs={}, intermediate_values={e: 0.8 for e in range(1, epochs + 1)}, trial_id=number)
+
+    # Two finished: a full 12 epochs (1200 s) and one pruned after 4 (400 s): 100 s per epoch, 8 epochs
+    # per trial. Target 6: one running at epoch 3 (5 left) and 3 not started (24): 29 epochs, 2 workers.
+    trials = [trial(0, TrialState.COMPLETE, 12, 1200), trial(1, TrialState.PRUNED, 4, 400),
+              trial(2, TrialState.RUNNING, 3)]
+    assert eta_line(trials, target=6, workers=2) == (
+        "2/6 trials finished, 1 running; about 24 min left (8.0 epochs per trial so far at 100 s per epoch, 2 at a time)")
+    assert eta_line(trials[2:], target=6, workers=1) == "0/6 trials finished, 1 running; time left: after the first finished trial"
+    assert eta_line(trials[:2], target=2, workers=1) == "2/2 trials finished, 0 running"

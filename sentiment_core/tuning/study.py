@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from ..tracking.store import (
 from ..training.resume import resume_dir_of
 from ..training.runtime import resolved_config
 from . import carry_over
+from .eta import eta_line
 from .fingerprint import fingerprint_differences, study_fingerprint
 from .journal import check_journal
 from .objective import (
@@ -218,8 +220,10 @@ def _run_exists(client, run_id: str) -> bool:
         return False
 
 
-def run_worker(spec: StudySpec, parent_run_id: str, n_trials: int, in_process: bool = False) -> None:
-    """One worker (this process or a spawned one): join the study and run ``n_trials`` trials."""
+def run_worker(spec: StudySpec, parent_run_id: str, n_trials: int, in_process: bool = False,
+               target: int | None = None) -> None:
+    """One worker (this process or a spawned one): join the study and run ``n_trials`` trials;
+    ``target``: the finished trials the command works towards (what the time-left line counts)."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our own lines say what happened
     corpus = load_corpus(spec.config, cache_dir=spec.cache_dir)
     client, experiment_id = open_experiment(resolve_tracking_uri(spec.repo_root), resolve_experiment_name(spec.experiment))
@@ -232,7 +236,7 @@ def run_worker(spec: StudySpec, parent_run_id: str, n_trials: int, in_process: b
                                  resume_dir=resume_dir_of(spec.cache_dir))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        callbacks = [_print_trial]
+        callbacks = [functools.partial(_print_trial, target=target, workers=spec.workers)]
         if spec.total_trials is not None:
             # A study-wide count, not this worker's share: other commands (or machines) may work on
             # the same study, and each would otherwise add its own share. Two trials that end at the
@@ -251,7 +255,7 @@ def run_worker(spec: StudySpec, parent_run_id: str, n_trials: int, in_process: b
                             f"{spec.heartbeat_grace} s old") from None
 
 
-def _print_trial(study: optuna.Study, trial) -> None:
+def _print_trial(study: optuna.Study, trial, target: int | None = None, workers: int = 1) -> None:
     params = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in trial.params.items())
     per_epoch = epoch_values(trial)
     reported = max(per_epoch.values()) if per_epoch else None
@@ -260,6 +264,8 @@ def _print_trial(study: optuna.Study, trial) -> None:
         value += f", gap {trial.values[1] * 100:.1f} pts"
     print(f"trial {trial.number} {trial.state.name} after {len(per_epoch)} epoch(s): "
           f"{value} ({params})", flush=True)
+    if target:
+        print(f"  study: {eta_line(study.get_trials(deepcopy=False), target, workers)}", flush=True)
 
 
 def run_study(spec: StudySpec) -> optuna.Study:
@@ -299,12 +305,13 @@ def run_study(spec: StudySpec) -> optuna.Study:
         print(f"marked trial(s) {failed} of dead workers as FAIL; their parameters are retried once", flush=True)
 
     # The command ends its share of the study however it stops (the last command ends the parent run).
+    target = len(counted) + spec.n_trials  # finished trials once this command's are (running ones finish too)
     with ending(lambda status: finish_command(study, client, parent_run_id, status), client):
         if spec.workers == 1:
-            run_worker(spec, parent_run_id, spec.n_trials, in_process=True)
+            run_worker(spec, parent_run_id, spec.n_trials, in_process=True, target=target)
         elif spec.n_trials:
             shares = [spec.n_trials // spec.workers + (i < spec.n_trials % spec.workers) for i in range(spec.workers)]
-            bad = run_in_processes(run_worker, [(spec, parent_run_id, share) for share in shares if share],
+            bad = run_in_processes(run_worker, [(spec, parent_run_id, share, False, target) for share in shares if share],
                                    spec.worker_threads())
             if bad:
                 raise UserError(f"{len(bad)} worker(s) failed (exit codes {bad}); the study keeps every finished trial")
