@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PAGES = ["README.md", "docs/results.md", "docs/speed.md"]
+PAGES = ["README.md", "docs/results.md", "docs/speed.md", "docs/statistics.md"]
 MAIN = "results/main-default/compare-20261202-193843"
 REGION = re.compile(r"<!-- results:(?P<name>[a-z0-9-]+) -->(?P<body>.*?)<!-- /results -->", re.S)
 NAMES = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU", "tfidf-logreg": "TF-IDF + logistic regression (yardstick)"}
@@ -155,6 +155,45 @@ def retrains(study_name: str) -> dict[tuple[str, int], dict]:
             _, group, seed = key.split(":")
             kept[(group, int(seed.split()[-1]))] = record
     return kept
+
+
+def auto_rule_table() -> Rendered:
+    """The --seeds auto rule, simulated (results/seeds/simulate.py)."""
+    source = "results/seeds/auto_rule.csv"
+    body = [[f"{float(r['spread_points']):.2f}", f"{float(r['target_points']):.2f}",
+             f"{float(r['coverage']) * 100:.1f}", f"{float(r['coverage_t_at_stop']) * 100:.1f}",
+             f"{float(r['mean_seeds']):.1f}", f"{float(r['max_seeds_reached']) * 100:.1f}"] for r in rows(source)]
+    return table(["spread of the paired differences (points)", "--precision-target D (points)",
+                  "coverage of mean +- D, %", "coverage of the t interval at the stop, %", "mean seeds",
+                  "stopped by --max-seeds 40, %"], body, (source,))
+
+
+def auto_cost_30() -> Rendered:
+    """What --retrain-best auto would have cost the 30-epoch study's 5-seed verdict (seeds in order)."""
+    sys.path.insert(0, str(REPO))
+    from sentiment_core.comparison.seeds import AutoSeeds, half_width, planning_line
+
+    name = "lstm-basic-accuracy-30-epochs"
+    kept = retrains(name)
+    seeds = sorted(seed for group, seed in kept if group == "tuned")
+    diffs = [kept[("tuned", s)]["summary"]["test_acc_at_best_valid"] - kept[("seed config", s)]["summary"][
+        "test_acc_at_best_valid"] for s in seeds]
+    spent = [sum(h["epoch_seconds"] for h in kept[(g, s)]["history"]) for g in ("tuned", "seed config") for s in seeds]
+    per_seed = sum(spent) / len(seeds)
+    rule = AutoSeeds()
+    stop = next(n for n in range(3, len(diffs) + 1) if rule.stop({"tuned": diffs[:n]}) or n == len(diffs))
+
+    def width(n):
+        mean = sum(diffs[:n]) / n
+        return half_width((sum((d - mean) ** 2 for d in diffs[:n]) / (n - 1)) ** 0.5 * 100, n)
+
+    text = (f"seeds {seeds[0]}-{seeds[-1]} in order: {', '.join(f'{d * 100:+.2f}' for d in diffs)} points; with the "
+            f"default D = {rule.target:g} point, `--retrain-best auto` stops after {stop} seeds (half-width "
+            f"{width(3):.2f} after 3, {width(stop):.2f} after {stop}) with {sum(diffs[:stop]) / stop * 100:+.2f} +- "
+            f"{rule.target:g} point; {len(seeds) - stop} seed pair(s) fewer than the {len(seeds)} run, about "
+            f"{(len(seeds) - stop) * per_seed / 3600:.1f} of the {len(seeds) * per_seed / 3600:.1f} hours they took. "
+            f"Its {planning_line(diffs, per_seed)}")
+    return Rendered(text, (f"{STUDIES}/{name}.journal",))
 
 
 BUDGET_STUDIES = {"basic, 30 epochs": "lstm-basic-accuracy-30-epochs", "basic, 12 epochs": "lstm-basic-accuracy",
@@ -291,6 +330,8 @@ RENDERERS: dict[str, Callable[[], Rendered]] = {
     "data-package-lines": data_package_lines,
     "precision-table": precision_table,
     "study-budget": study_budget,
+    "auto-rule": auto_rule_table,
+    "auto-cost-30": auto_cost_30,
     "main-job-hours": training_time,
     "main-job-table": lambda: main_job_table(digits=1, final_test=False),
     "main-job-table-full": lambda: main_job_table(digits=2, final_test=True),

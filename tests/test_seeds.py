@@ -8,38 +8,20 @@ from mlflow import MlflowClient
 
 from helpers import REPO, TINY, store
 from sentiment_core.comparison.intervals import paired_bootstrap
-from sentiment_core.comparison.seeds import AutoSeeds, half_width, planning_line, seeds_for
+from sentiment_core.comparison.seeds import AutoSeeds, half_width, planning_line, seeds_for, simulate
 
 PRESETS = REPO / "experiments" / "compare_presets.py"
 SPREAD = 0.56  # points: the 5-seed 30-epoch verdict's spread of paired differences
-
-
-def simulate(rule: AutoSeeds, spread: float, sequences: int = 10_000, true_mean: float = 0.3, seed: int = 0):
-    """The rule on synthetic paired differences (points, normal): coverage of the interval it
-    reports, and the mean number of seeds it used."""
-    rng = np.random.default_rng(seed)
-    covered, used = 0, []
-    for _ in range(sequences):
-        diffs = list(rng.normal(true_mean, spread, 3) / 100)
-        while not (reason := rule.stop({"b": diffs})):
-            diffs.append(rng.normal(true_mean, spread) / 100)
-        n, mean = len(diffs), float(np.mean(diffs))
-        half = half_width(float(np.std(diffs, ddof=1)) * 100, n) / 100
-        low, high = rule.interval({"mean": mean, "low": mean - half, "high": mean + half},
-                                  stopped_by_target=reason.startswith("precision target met"))
-        covered += low <= true_mean / 100 <= high
-        used.append(n)
-    return covered / sequences, float(np.mean(used))
 
 
 @pytest.mark.parametrize("target, seeds_at_most", [(1.0, 4.5), (0.5, 7.5)])
 def test_the_auto_rule_covers_the_truth_at_the_spread_measured(target, seeds_at_most):
     # 10,000 sequences spread like the measured 0.56 points: the interval the rule reports covers
     # the true difference in >= 93% of them (a t interval taken at the stop covers 92% at D 0.5).
-    coverage, mean_seeds = simulate(AutoSeeds(target=target, max_seeds=40), SPREAD)
-    print(f"D {target}: coverage {coverage:.3f}, mean seeds {mean_seeds:.2f}")
-    assert coverage >= 0.93
-    assert 3 <= mean_seeds <= seeds_at_most  # measured: 3.94 for D 1, 6.81 for D 0.5
+    found = simulate(AutoSeeds(target=target, max_seeds=40), SPREAD)
+    print(f"D {target}: {found}")
+    assert found["coverage"] >= 0.93
+    assert 3 <= found["mean_seeds"] <= seeds_at_most  # measured: 3.94 for D 1, 6.81 for D 0.5
 
 
 def test_the_rule_stops_on_width_never_on_sign():

@@ -88,6 +88,30 @@ class AutoSeeds:
         return diff["low"], diff["high"]
 
 
+def simulate(rule: AutoSeeds, spread: float, sequences: int = 10_000, true_mean: float = 0.3, seed: int = 0) -> dict:
+    """The rule on synthetic paired differences (normal, ``spread`` points around ``true_mean``):
+    how often the interval it reports covers the truth, how often a t interval taken at the stop
+    would, and the mean number of seeds used (tests/test_seeds.py, results/seeds/simulate.py)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    covered = covered_t = 0
+    used = []
+    for _ in range(sequences):
+        diffs = list(rng.normal(true_mean, spread, MIN_SEEDS) / 100)
+        while not (reason := rule.stop({"b": diffs})):
+            diffs.append(rng.normal(true_mean, spread) / 100)
+        n, mean = len(diffs), sum(diffs) / len(diffs)
+        half = half_width(_spread(diffs) * 100, n) / 100
+        low, high = rule.interval({"mean": mean, "low": mean - half, "high": mean + half},
+                                  stopped_by_target=reason.startswith("precision target met"))
+        covered += low <= true_mean / 100 <= high
+        covered_t += mean - half <= true_mean / 100 <= mean + half
+        used.append(n)
+    return {"coverage": covered / sequences, "coverage_t_at_stop": covered_t / sequences,
+            "mean_seeds": sum(used) / sequences, "max_seeds_reached": sum(n >= rule.max_seeds for n in used) / sequences}
+
+
 def _spread(values: list[float]) -> float:
     n = len(values)
     mean = sum(values) / n
