@@ -240,3 +240,24 @@ def test_predict_help_names_the_models_that_runs_register(run_inprocess, tmp_pat
     assert proc.returncode == 0
     names = set(re.findall(r"models:/([\w-]+)@best", proc.stdout))
     assert names == {registered_name("embedded", "lstm")}, names
+
+
+def test_a_run_is_registered_once_even_without_its_tag(tmp_path):
+    # The run's tag says it is registered; if it went missing (a command cut off between the two
+    # writes), the registry itself still says so: no second version of the same run.
+    from sentiment_core.comparison.arms import register_run
+    from sentiment_core.tracking.store import open_experiment
+    from sentiment_core.tracking.tracked_run import TrackedRun
+    from sentiment_core.training.config import TrainConfig
+    from sentiment_core.tuning.retraining import StoredResult
+
+    uri = store(tmp_path)
+    client, experiment_id = open_experiment(uri, "e")
+    run_id = client.create_run(experiment_id).info.run_id
+    run = TrackedRun(run_id, TrainConfig(), StoredResult([{"epoch": 1}], {"best_epoch": 1, "best_valid_acc": 0.8}, "completed"))
+    register_run(client, run, "parent")
+    client.delete_tag(run_id, "registered_model")
+    register_run(client, run, "parent")
+    versions = client.search_model_versions("name = 'sentiment-imdb-lstm'")
+    assert [v.run_id for v in versions] == [run_id]
+    assert client.get_run(run_id).data.tags["registered_model"] == "sentiment-imdb-lstm/1"

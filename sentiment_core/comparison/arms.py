@@ -181,6 +181,15 @@ def register_run(client, run: TrackedRun, source_run_id: str) -> None:
               f"its model is already registered as {earlier}", flush=True)
         return
     name = mlflow_model.registered_name(run.config.data, run.config.cell)
+    # The registry itself, not only the run's tag: a version of this run is never made twice, even
+    # where the tag is missing (a command cut off between registering and tagging; CI once saw two
+    # commands that share a study's retrains register one run twice, cause not found).
+    existing = client.search_model_versions(f"name = '{name}' and run_id = '{run.run_id}'")
+    if existing:
+        version = min(existing, key=lambda v: int(v.version)).version
+        RunTracker(client, run.run_id).set_tags({"registered_model": f"{name}/{version}"})
+        print(f"{run.config.cell} seed {run.config.seed}: already registered as {name} version {version}", flush=True)
+        return
     valid_digest = logged.data.params.get("valid_digest")
     version, best = mlflow_model.register(client, run.run_id, name, run.result.summary["best_valid_acc"],
                                           valid_digest, source_run_id)
