@@ -196,6 +196,20 @@ def auto_cost_30() -> Rendered:
     return Rendered(text, (f"{STUDIES}/{name}.journal",))
 
 
+def main_job_before_after() -> Rendered:
+    """benchmarks/main_job_revisions.sh: the main job's wall time and per-cell seconds, two revisions."""
+    folder = "results/benchmarks/main_job_before_after_zen5"
+    wall = dict(line.split() for line in (REPO / folder / "wall_seconds.txt").read_text().splitlines()[-2:])
+    before, after = float(wall["before"]), float(wall["after"])
+    body = [[NAMES[r["cell"]], r["before train+eval s"], r["after train+eval s"],
+             f"{float(r['before train+eval s']) / float(r['after train+eval s']):.2f}x",
+             r["before valid acc by epoch %"], r["after valid acc by epoch %"]] for r in rows(f"{folder}/per_cell.csv")]
+    body.append(["the command (wall)", f"{before:.0f}", f"{after:.0f}", f"{before / after:.2f}x "
+                 f"({(1 - after / before) * 100:.1f}% less)", "", ""])
+    return table(["", "before: train + eval s, 5 epochs", "after", "before / after", "before: valid % by epoch",
+                  "after: valid % by epoch"], body, (f"{folder}/per_cell.csv", f"{folder}/wall_seconds.txt"))
+
+
 BUDGET_STUDIES = {"basic, 30 epochs": "lstm-basic-accuracy-30-epochs", "basic, 12 epochs": "lstm-basic-accuracy",
                   "extended, 12 epochs": "lstm-extended-accuracy-gap"}
 
@@ -332,6 +346,7 @@ RENDERERS: dict[str, Callable[[], Rendered]] = {
     "study-budget": study_budget,
     "auto-rule": auto_rule_table,
     "auto-cost-30": auto_cost_30,
+    "main-job-before-after": main_job_before_after,
     "main-job-hours": training_time,
     "main-job-table": lambda: main_job_table(digits=1, final_test=False),
     "main-job-table-full": lambda: main_job_table(digits=2, final_test=True),
