@@ -170,6 +170,16 @@ def _mean_and_band(ax, values: pd.DataFrame, color: str, label: str) -> None:
         ax.fill_between(values.index, values.min(axis=1), values.max(axis=1), color=color, alpha=0.2)
 
 
+def rough_duration(seconds: float) -> str:
+    """A time to come, as a person would say it: "40 s", "12 min", "6.7 h", "13 h"."""
+    if seconds >= 5400:
+        hours = seconds / 3600
+        return f"{hours:.0f} h" if hours >= 10 else f"{hours:.1f} h"
+    if seconds >= 90:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s"
+
+
 def paired_difference(a: list[float], b: list[float], confidence: float = 0.95) -> dict:
     """Mean of the per-seed differences a - b with a t confidence interval (none for one seed)."""
     diffs = pd.Series(a, dtype=float) - pd.Series(b, dtype=float)

@@ -43,8 +43,8 @@ def test_planning_says_seeds_and_time_at_the_measured_spread():
     assert seeds_for(SPREAD, 1.0) == 4 and seeds_for(SPREAD, 0.5) == 8
     diffs = [0.010, 0.016, 0.004, 0.012, 0.008]  # spread 0.447 points: +-0.5 at n = 6 (0.47; n = 5: 0.56),
     line = planning_line(diffs, seconds_per_seed=3600)  # +-1 at n = 4 (0.71; n = 3: 1.11)
-    assert line == ("planning (spread 0.45 points over 5 seeds): +-0.5 pt: about 6 seeds, about 6 h here; "
-                    "+-1 pt: about 4 seeds, about 4 h here")
+    assert line == ("planning (spread 0.45 points over 5 seeds): +-0.5 pt: about 6 seeds, about 6.0 h here; "
+                    "+-1 pt: about 4 seeds, about 4.0 h here")
     assert "needs 2 seeds" in planning_line([0.01], 60)
 
 

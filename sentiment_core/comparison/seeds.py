@@ -20,6 +20,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..reporting import rough_duration
+
 FIRST_SEED = 1234  # the project's default seed: auto seeds are 1234, 1235, ...
 MIN_SEEDS = 3  # a t interval from fewer says nothing about the spread
 DEFAULT_TARGET = 1.0  # points of accuracy, the interval's half-width
@@ -131,14 +133,7 @@ def planning_line(diffs: list[float], seconds_per_seed: float | None, targets=(0
         if n is None:
             parts.append(f"+-{target:g} pt: over 1000 seeds")
             continue
-        cost = f", about {_duration(n * seconds_per_seed)} here" if seconds_per_seed else ""
+        cost = f", about {rough_duration(n * seconds_per_seed)} here" if seconds_per_seed else ""
         parts.append(f"+-{target:g} pt: about {n} seeds{cost}")
     return f"planning (spread {spread:.2f} points over {len(diffs)} seeds): " + "; ".join(parts)
 
-
-def _duration(seconds: float) -> str:
-    if seconds >= 5400:
-        return f"{seconds / 3600:.0f} h"
-    if seconds >= 90:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds:.0f} s"

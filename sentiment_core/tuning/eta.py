@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from optuna.trial import FrozenTrial, TrialState
 
+from ..reporting import rough_duration
 from .rungs import epoch_values
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -36,14 +37,7 @@ def eta_line(trials: list[FrozenTrial], target: int, workers: int) -> str:
     not_started = max(0, target - len(finished) - len(running))
     left_epochs = not_started * per_trial + sum(max(0.0, per_trial - len(epoch_values(t))) for t in running)
     seconds = left_epochs * per_epoch / max(1, workers)
-    return (line + f"; about {_duration(seconds)} left ({per_trial:.1f} epochs per trial so far at "
+    return (line + f"; about {rough_duration(seconds)} left ({per_trial:.1f} epochs per trial so far at "
                    f"{per_epoch:.{0 if per_epoch >= 10 else 1}f} s per epoch, {max(1, workers)} at a time)")
 
-
-def _duration(seconds: float) -> str:
-    if seconds >= 5400:
-        return f"{seconds / 3600:.1f} h"
-    if seconds >= 90:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds:.0f} s"
 
