@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from optuna.trial import TrialState
 
 from .. import reporting
+from ..comparison.arms import predict_lines
 from ..comparison.seeds import AutoSeeds, planning_line
 from ..tracking.runs import RunTracker
 from ..tracking.store import browse_lines
@@ -282,6 +283,8 @@ def report(spec, study: optuna.Study, client, experiment_id: str, parent_run_id:
                      f"training in all):\n" + reporting.markdown_table(table))
         if challenger is not None:
             lines.extend(paired_seed_differences(groups, label, auto if stop and stop.startswith("precision") else None))
+        # The newcomer's next step: ask a retrained model (the best-valid seed of each configuration).
+        lines.append(predict_lines([(name, run) for name, runs in groups.items() for run in runs if run.result.summary]))
     budget, band = budget_frame(study), seed_band(study)  # the band: the retrains just kept in the study
     lines.extend(budget_lines(budget, band))
     if len(budget):
