@@ -125,26 +125,22 @@ def parity_one(cell: str, precision: str, device: str, layers: int = 1,
 
 def check_parity(device: str) -> list[tuple]:
     offered = device_precisions(device)
+    # (label, parity_one's model), each at every precision; the 2-layer model checks what sits
+    # between stacked layers (the output dropout and the directions' concatenation).
+    models = [(f"parity {cell} {{}} vs CPU fp32 (uni+bi, packed+padded)", {"cell": cell}) for cell in ("rnn", "gru", "lstm")]
+    models.append(("parity lstm 2-layer bidirectional {} vs CPU fp32 (packed+padded)",
+                   {"cell": "lstm", "layers": 2, "directions": (True,)}))
     rows = []
-    for cell in ("rnn", "gru", "lstm"):
+    for label, model in models:
         for precision in ("fp32", "tf32", "bf16", "fp16"):
-            label = f"parity {cell} {precision} vs CPU fp32 (uni+bi, packed+padded)"
             if precision not in offered:
-                rows.append((label, f"{precision} is not offered on this {device}", NA))
+                rows.append((label.format(precision), f"{precision} is not offered on this {device}", NA))
                 continue
-            logits, grads = parity_one(cell, precision, device)
+            logits, grads = parity_one(precision=precision, device=device, **model)
             tolerance = TOLERANCE[precision]
             verdict = OK if logits <= tolerance and grads <= tolerance and math.isfinite(logits + grads) else FAIL
-            rows.append((label, f"logits {logits:.1e}, grads {grads:.1e} (tolerance {tolerance:g})", verdict))
-    for precision in ("fp32", "tf32", "bf16", "fp16"):  # layers stacked: the output dropout and the concat between
-        label = f"parity lstm 2-layer bidirectional {precision} vs CPU fp32 (packed+padded)"
-        if precision not in offered:
-            rows.append((label, f"{precision} is not offered on this {device}", NA))
-            continue
-        logits, grads = parity_one("lstm", precision, device, layers=2, directions=(True,))
-        tolerance = TOLERANCE[precision]
-        verdict = OK if logits <= tolerance and grads <= tolerance and math.isfinite(logits + grads) else FAIL
-        rows.append((label, f"logits {logits:.1e}, grads {grads:.1e} (tolerance {tolerance:g})", verdict))
+            rows.append((label.format(precision), f"logits {logits:.1e}, grads {grads:.1e} (tolerance {tolerance:g})",
+                         verdict))
     return rows
 
 
