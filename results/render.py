@@ -15,6 +15,7 @@ import argparse
 import csv
 import functools
 import re
+import statistics
 import subprocess
 import sys
 from collections.abc import Callable
@@ -184,8 +185,7 @@ def auto_cost_30() -> Rendered:
     stop = next(n for n in range(3, len(diffs) + 1) if rule.stop({"tuned": diffs[:n]}) or n == len(diffs))
 
     def width(n):
-        mean = sum(diffs[:n]) / n
-        return half_width((sum((d - mean) ** 2 for d in diffs[:n]) / (n - 1)) ** 0.5 * 100, n)
+        return half_width(statistics.stdev(diffs[:n]) * 100, n)
 
     text = (f"seeds {seeds[0]}-{seeds[-1]} in order: {', '.join(f'{d * 100:+.2f}' for d in diffs)} points; with the "
             f"default D = {rule.target:g} point, `--retrain-best auto` stops after {stop} seeds (half-width "

@@ -180,17 +180,23 @@ def rough_duration(seconds: float) -> str:
     return f"{seconds:.0f} s"
 
 
+def half_width(spread: float, n: int, confidence: float = 0.95) -> float:
+    """The t interval's half-width for ``n`` values whose sample standard deviation is ``spread``
+    (infinite below 2 values)."""
+    if n < 2:
+        return math.inf
+    # Imported here: one seed needs no interval, and the GPU check's offline install (which also
+    # brings scipy) must not fail for want of it after both cells trained.
+    from scipy import stats
+
+    return float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * spread / math.sqrt(n)
+
+
 def paired_difference(a: list[float], b: list[float], confidence: float = 0.95) -> dict:
     """Mean of the per-seed differences a - b with a t confidence interval (none for one seed)."""
     diffs = pd.Series(a, dtype=float) - pd.Series(b, dtype=float)
     mean, n = diffs.mean(), len(diffs)
-    half = float("nan")
-    if n > 1:
-        # Imported here: one seed needs no interval, and the GPU check's offline install (which
-        # also brings scipy) must not fail for want of it after both cells trained.
-        from scipy import stats
-
-        half = stats.t.ppf(0.5 + confidence / 2, n - 1) * diffs.std(ddof=1) / math.sqrt(n)
+    half = half_width(diffs.std(ddof=1), n, confidence) if n > 1 else float("nan")
     return {"diffs": diffs.tolist(), "mean": mean, "low": mean - half, "high": mean + half, "n": n}
 
 

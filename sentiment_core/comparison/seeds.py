@@ -17,27 +17,15 @@ so the t interval at the stop covers less than 95% (simulated, spread 0.56 point
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from statistics import stdev
 
-from ..reporting import rough_duration
+from ..reporting import half_width, rough_duration
 
 FIRST_SEED = 1234  # the project's default seed: auto seeds are 1234, 1235, ...
 MIN_SEEDS = 3  # a t interval from fewer says nothing about the spread
 DEFAULT_TARGET = 1.0  # points of accuracy, the interval's half-width
 DEFAULT_MAX_SEEDS = 10
-
-
-def t_quantile(n: int, confidence: float = 0.95) -> float:
-    """The two-sided t quantile for ``n`` paired differences (n - 1 degrees of freedom)."""
-    from scipy import stats  # imported where used: one seed needs no interval
-
-    return float(stats.t.ppf(0.5 + confidence / 2, n - 1))
-
-
-def half_width(spread: float, n: int, confidence: float = 0.95) -> float:
-    """The t interval's half-width for ``n`` differences whose sample standard deviation is ``spread``."""
-    return t_quantile(n, confidence) * spread / math.sqrt(n) if n > 1 else math.inf
 
 
 def seeds_for(spread: float, target: float, confidence: float = 0.95, most: int = 1000) -> int | None:
@@ -72,7 +60,7 @@ class AutoSeeds:
         n = min(len(d) for d in differences.values()) if differences else 0
         if n < MIN_SEEDS:
             return None
-        widths = {arm: half_width(_spread(d) * 100, len(d)) for arm, d in differences.items()}
+        widths = {arm: half_width(stdev(d) * 100, len(d)) for arm, d in differences.items()}
         widest = max(widths, key=widths.get)
         if widths[widest] <= self.target:
             return (f"precision target met: every paired interval's half-width <= {self.target:g} points after {n} "
@@ -104,7 +92,7 @@ def simulate(rule: AutoSeeds, spread: float, sequences: int = 10_000, true_mean:
         while not (reason := rule.stop({"b": diffs})):
             diffs.append(rng.normal(true_mean, spread) / 100)
         n, mean = len(diffs), sum(diffs) / len(diffs)
-        half = half_width(_spread(diffs) * 100, n) / 100
+        half = half_width(stdev(diffs) * 100, n) / 100
         low, high = rule.interval({"mean": mean, "low": mean - half, "high": mean + half},
                                   stopped_by_target=reason.startswith("precision target met"))
         covered += low <= true_mean / 100 <= high
@@ -114,19 +102,13 @@ def simulate(rule: AutoSeeds, spread: float, sequences: int = 10_000, true_mean:
             "mean_seeds": sum(used) / sequences, "max_seeds_reached": sum(n >= rule.max_seeds for n in used) / sequences}
 
 
-def _spread(values: list[float]) -> float:
-    n = len(values)
-    mean = sum(values) / n
-    return math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else math.nan
-
-
 def planning_line(diffs: list[float], seconds_per_seed: float | None, targets=(0.5, 1.0)) -> str:
     """What +-0.5 and +-1 point would take at the spread measured here (``diffs``: fractions), and
     at this machine's measured seconds per seed (both arms), e.g. "+-0.5 pt: about 12 seeds,
     about 11 h here"."""
     if len(diffs) < 2:
         return "planning: the spread needs 2 seeds or more"
-    spread = _spread(diffs) * 100
+    spread = stdev(diffs) * 100
     parts = []
     for target in targets:
         n = seeds_for(spread, target)
