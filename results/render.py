@@ -23,6 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+# Some tables come from the package's own code (the precision table, study budgets, the auto seed
+# rule), imported where they are rendered: the others need no torch.
+sys.path.insert(0, str(REPO))
 PAGES = ["README.md", "docs/results.md", "docs/speed.md", "docs/statistics.md"]
 MAIN = "results/main-default/compare-20261202-193843"
 REGION = re.compile(r"<!-- results:(?P<name>[a-z0-9-]+) -->(?P<body>.*?)<!-- /results -->", re.S)
@@ -116,7 +119,6 @@ def data_package_lines() -> Rendered:
 def precision_table() -> Rendered:
     """What each precision computes in, per device, from the code that decides it (runtime.what_runs),
     on each device's default sequence path (padded on CPUs, packed on GPUs)."""
-    sys.path.insert(0, str(REPO))
     from sentiment_core.training.runtime import what_runs
 
     body = []
@@ -171,7 +173,6 @@ def auto_rule_table() -> Rendered:
 
 def auto_cost_30() -> Rendered:
     """What --retrain-best auto would have cost the 30-epoch study's 5-seed verdict (seeds in order)."""
-    sys.path.insert(0, str(REPO))
     from sentiment_core.comparison.seeds import AutoSeeds, half_width, planning_line
 
     name = "lstm-basic-accuracy-30-epochs"
@@ -220,7 +221,6 @@ def budget_figure(study_name: str) -> str:
 
 def study_budget() -> Rendered:
     """What each committed study's trials bought against the seed setting's retrains (tuning/budget.py)."""
-    sys.path.insert(0, str(REPO))
     from sentiment_core.tuning.budget import budget_frame, budget_summary, expected_best, seed_band
 
     def after(n, trials):
@@ -243,18 +243,14 @@ def study_budget() -> Rendered:
                  tuple(sources))
 
 
-def draw_budget_figures() -> list[str]:
+def draw_budget_figures() -> None:
     """The budget figure of each committed study, under docs/ (drawn, not compared: a PNG's bytes
     follow the matplotlib version)."""
-    sys.path.insert(0, str(REPO))
     from sentiment_core.tuning.budget import budget_frame, plot_budget, seed_band
 
-    drawn = []
     for label, name in BUDGET_STUDIES.items():
         study = load_study(name)
         plot_budget(budget_frame(study), seed_band(study), REPO / budget_figure(name), f"what the budget bought: {label}")
-        drawn.append(budget_figure(name))
-    return drawn
 
 
 def budget_30_minus_12() -> Rendered:
