@@ -13,7 +13,7 @@ from .. import reporting
 from ..tracking.tracked_run import TrackedRun
 from . import yardstick
 from .intervals import paired_bootstrap
-from .seeds import AutoSeeds, planning_line
+from .seeds import AutoSeeds, met_target, planning_line
 
 
 def comparison_table(runs: list[tuple[str, TrackedRun]], labels: list[str],
@@ -111,7 +111,7 @@ def write_comparison(runs: list[tuple[str, TrackedRun]], labels: list[str], out:
                                              f"{name} test acc at best valid")
             markdown += (f"\n\n{name} test accuracy at best valid, paired over {diff['n']} seeds: "
                          + reporting.describe_difference(diff))
-            if stop_reason and stop_reason.startswith("precision target met"):
+            if met_target(stop_reason):
                 low, high = auto.interval(diff, stopped_by_target=True)
                 markdown += (f"\n{name}, the auto rule's fixed-width 95% interval: {low * 100:+.2f} to "
                              f"{high * 100:+.2f} points (mean +- {auto.target:g}; it contains the t interval)")

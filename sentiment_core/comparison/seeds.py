@@ -26,6 +26,13 @@ FIRST_SEED = 1234  # the project's default seed: auto seeds are 1234, 1235, ...
 MIN_SEEDS = 3  # a t interval from fewer says nothing about the spread
 DEFAULT_TARGET = 1.0  # points of accuracy, the interval's half-width
 DEFAULT_MAX_SEEDS = 10
+TARGET_MET = "precision target met"  # how AutoSeeds.stop's reason begins when the target stopped it
+
+
+def met_target(reason: str | None) -> bool:
+    """Whether a stop reason of :meth:`AutoSeeds.stop` says the precision target stopped the seeds
+    (then the answer is the fixed-width interval), not ``--max-seeds``."""
+    return bool(reason) and reason.startswith(TARGET_MET)
 
 
 def seeds_for(spread: float, target: float, confidence: float = 0.95, most: int = 1000) -> int | None:
@@ -63,7 +70,7 @@ class AutoSeeds:
         widths = {arm: half_width(stdev(d) * 100, len(d)) for arm, d in differences.items()}
         widest = max(widths, key=widths.get)
         if widths[widest] <= self.target:
-            return (f"precision target met: every paired interval's half-width <= {self.target:g} points after {n} "
+            return (f"{TARGET_MET}: every paired interval's half-width <= {self.target:g} points after {n} "
                     f"seeds (widest {widths[widest]:.2f}, {widest})")
         if n >= self.max_seeds:
             return (f"--max-seeds {self.max_seeds} reached before the precision target: half-width "
@@ -94,7 +101,7 @@ def simulate(rule: AutoSeeds, spread: float, sequences: int = 10_000, true_mean:
         n, mean = len(diffs), sum(diffs) / len(diffs)
         half = half_width(stdev(diffs) * 100, n) / 100
         low, high = rule.interval({"mean": mean, "low": mean - half, "high": mean + half},
-                                  stopped_by_target=reason.startswith("precision target met"))
+                                  stopped_by_target=met_target(reason))
         covered += low <= true_mean / 100 <= high
         covered_t += mean - half <= true_mean / 100 <= mean + half
         used.append(n)

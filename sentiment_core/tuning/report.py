@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 
 from .. import reporting
 from ..comparison.arms import predict_lines
-from ..comparison.seeds import AutoSeeds, planning_line
+from ..comparison.seeds import AutoSeeds, met_target, planning_line
 from ..tracking.runs import RunTracker
 from ..tracking.store import browse_lines
 from . import pareto
@@ -282,7 +282,7 @@ def report(spec, study: optuna.Study, client, experiment_id: str, parent_run_id:
                      f"{spec.retrain_epochs or spec.config.epochs} epochs ({duration(retrain_seconds(groups))} of "
                      f"training in all):\n" + reporting.markdown_table(table))
         if challenger is not None:
-            lines.extend(paired_seed_differences(groups, label, auto if stop and stop.startswith("precision") else None))
+            lines.extend(paired_seed_differences(groups, label, auto if met_target(stop) else None))
         # The newcomer's next step: ask a retrained model (the best-valid seed of each configuration).
         lines.append(predict_lines([(name, run) for name, runs in groups.items() for run in runs if run.result.summary]))
     budget, band = budget_frame(study), seed_band(study)  # the band: the retrains just kept in the study
