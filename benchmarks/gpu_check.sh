@@ -20,6 +20,10 @@ if ! $PYTHON -c "import torch" 2>/dev/null; then
     echo "error: torch is not importable by $PYTHON; install a CUDA build of torch 2.x first (or set PYTHON=...)" >&2
     exit 2
 fi
+# Into whichever Python $PYTHON is when called (the PEP 668 branch below switches it), from .whl/
+# only. --no-compile: byte-compiling every module of ~60 wheels took 33 s of a 37 s install; the
+# few the check imports compile on first import.
+install_from_wheels() { $PYTHON -m pip install --quiet --no-compile --no-index --find-links "$ROOT/.whl" "$@"; }
 missing=$($PYTHON - <<'PY'
 import importlib.util
 modules = {"mlflow": "mlflow-skinny", "sqlalchemy": "sqlalchemy", "alembic": "alembic", "optuna": "optuna",
@@ -35,9 +39,7 @@ if [ -n "$missing" ]; then
     fi
     echo "installing from .whl/ (no network): $missing"
     # Only what is missing: the node's own numpy, pandas and matplotlib (matched to its torch) stay.
-    # --no-compile: byte-compiling every module of ~60 wheels took 33 s of a 37 s install; the few
-    # the check imports compile on first import.
-    if ! log=$($PYTHON -m pip install --quiet --no-compile --no-index --find-links "$ROOT/.whl" $missing 2>&1); then
+    if ! log=$(install_from_wheels $missing 2>&1); then
         if ! grep -q "externally-managed-environment" <<<"$log"; then
             echo "$log" >&2
             exit 1
@@ -51,12 +53,12 @@ if [ -n "$missing" ]; then
             exit 2
         }
         PYTHON="$VENV/bin/python"
-        $PYTHON -m pip install --quiet --no-compile --no-index --find-links "$ROOT/.whl" $missing
+        install_from_wheels $missing
     fi
 fi
 # Optional: the GPU's system metrics in MLflow. Installed when .whl/ has it; the runs say if not.
 if ! $PYTHON -c "import pynvml" 2>/dev/null && ls "$ROOT"/.whl/nvidia_ml_py-*.whl >/dev/null 2>&1; then
-    $PYTHON -m pip install --quiet --no-compile --no-index --find-links "$ROOT/.whl" nvidia-ml-py
+    install_from_wheels nvidia-ml-py
 fi
 if [ "${1:-}" = "--install-only" ]; then
     echo "ready: $PYTHON has every package the check imports"
