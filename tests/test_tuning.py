@@ -261,7 +261,14 @@ def test_retrain_best_reports_seed_vs_tuned_over_seeds(tmp_path, run_inprocess):
         assert "the auto rule's fixed-width 95% interval" in loose.stdout and "planning (spread" in loose.stdout
         tight = tune(tmp_path, "--n-trials", "0", "--retrain-best", "auto", "--precision-target", "0.001",
                      "--max-seeds", "3", runner=run_inprocess)
-        assert tight.returncode == 0 and "--max-seeds 3 reached before the precision target" in tight.stdout
+        # A tight target is missed, unless this tiny data made the three paired differences equal
+        # (both models at the same accuracy for every seed): no spread, a zero-width interval, met.
+        kept = load(tmp_path).user_attrs
+        diffs = {round(kept[f"retrain:{challenger}:seed {s}"]["summary"]["test_acc_at_best_valid"]
+                       - kept[f"retrain:seed config:seed {s}"]["summary"]["test_acc_at_best_valid"], 9)
+                 for s in (1234, 1235, 1236)}
+        expected = "precision target met" if len(diffs) == 1 else "--max-seeds 3 reached before the precision target"
+        assert tight.returncode == 0 and expected in tight.stdout, (diffs, tight.stdout)
     else:
         assert "nothing to set against the seed config: 3 seeds of it" in loose.stdout
 
