@@ -26,11 +26,13 @@ PAGES = ["README.md", "docs/results.md", "docs/speed.md", "docs/statistics.md"]
 REGION = re.compile(r"<!-- results:(?P<name>[a-z0-9-]+) -->(?P<body>.*?)<!-- /results -->", re.S)
 
 
+PAIRED_12 = {"valid": "best_valid_acc", "test at best valid": "test_acc_at_best_valid",
+             "gap at best valid": "gap_at_best_valid"}
+REVISIONS = {"rnn": "results/benchmarks/rnn_fast_path_and_dropout_zen5.txt",
+             "lstm": "results/benchmarks/lstm_dropout_mask_zen5.txt"}
 RENDERERS: dict[str, Callable[[], Rendered]] = {
     "speed-zen5": lambda: runs.speed_table("results/benchmarks/training_speed_zen5.json"),
     "quick-time": runs.quick_time,
-    "history-basic-12": lambda: studies.study_history("lstm-basic-accuracy"),
-    "history-extended-12": lambda: studies.study_history("lstm-extended-accuracy-gap"),
     "history-basic-30": lambda: studies.study_history("lstm-basic-accuracy-30-epochs"),
     "retrain-epoch-seconds-30": lambda: studies.retrain_epoch_seconds("lstm-basic-accuracy-30-epochs"),
     "budget-30-minus-12": studies.budget_30_minus_12,
@@ -46,6 +48,34 @@ RENDERERS: dict[str, Callable[[], Rendered]] = {
     "main-job-lstm-minus-rnn": runs.lstm_minus_rnn,
     "main-job-valid-from-epoch-8": lambda: runs.valid_range_from(8),
     "main-job-by-length": runs.accuracy_by_length,
+    "presets-table": lambda: runs.comparison_table(
+        runs.PRESETS, {"default": "previous default", "seed": "seed recipe (**now the default**)",
+                       "tfidf-logreg": "tfidf-logreg (yardstick)"}, "recipe", list(runs.COMPARISON_COLUMNS)),
+    "presets-by-length": lambda: runs.length_table(
+        runs.PRESETS, {"default": "previous default", "seed": "seed recipe", "tfidf-logreg": "tfidf-logreg"}),
+    "presets-paired": lambda: runs.paired_runs(runs.PRESETS, "seed", "default"),
+    "presets-below-yardstick": lambda: runs.below_yardstick(runs.PRESETS, ["default", "seed"]),
+    "quick-table": lambda: runs.comparison_table(
+        runs.QUICK_AMX, {"rnn": "RNN", "lstm": "LSTM", "tfidf-logreg": "tfidf-logreg"}, "model",
+        list(runs.COMPARISON_COLUMNS)[:4]),
+    "quick-by-length": lambda: runs.length_table(
+        runs.QUICK_AMX, {"rnn": "RNN", "lstm": "LSTM", "tfidf-logreg": "tfidf-logreg"}),
+    "quick-zen2": lambda: runs.quick_sentence(runs.QUICK_ZEN2),
+    "retrain-seeds-30": lambda: studies.retrain_seeds_table("lstm-basic-accuracy-30-epochs"),
+    "paired-30": lambda: studies.paired_sentence("lstm-basic-accuracy-30-epochs", {
+        "test accuracy at best valid": "test_acc_at_best_valid", "best valid accuracy": "best_valid_acc",
+        "gap at best valid": "gap_at_best_valid", "test accuracy at epoch 30": "final_test_acc",
+        "gap at epoch 30": "final_gap"}),
+    "paired-30-half-width": lambda: studies.paired_half_width("lstm-basic-accuracy-30-epochs", "test_acc_at_best_valid"),
+    "speed-zen2": lambda: runs.copied_table("results/benchmarks/training_speed_amd_epyc_zen2.md"),
+    "cpu-sharing": lambda: runs.copied_table("results/benchmarks/cpu_sharing_policy_amd_epyc_zen2.md"),
+    "revisions-zen5": lambda: runs.revisions_table(REVISIONS),
+    "rnn-over-lstm-zen5": lambda: runs.rnn_over_lstm(REVISIONS),
+    "studies-12-table": studies.studies_12_table,
+    "retrains-extended-12": lambda: studies.retrain_groups_table("lstm-extended-accuracy-gap", extended=True),
+    "retrains-basic-12": lambda: studies.retrain_groups_table("lstm-basic-accuracy", extended=False),
+    "paired-extended-12": lambda: studies.paired_sentence("lstm-extended-accuracy-gap", PAIRED_12),
+    "paired-basic-12": lambda: studies.paired_sentence("lstm-basic-accuracy", PAIRED_12),
 }
 
 

@@ -4,6 +4,7 @@ package's size, the precision table."""
 from __future__ import annotations
 
 import json
+import re
 
 from rendering import NAMES, REPO, Rendered, number, rows, table
 
@@ -133,3 +134,102 @@ def speed_table(source: str) -> Rendered:
     text = (f"\n{machine['cpu']}, {machine['threads']} threads, torch {machine['torch']}, {machine['date'][:10]}; "
             f"RNN / LSTM tokens/s {ratio:.2f}x.\n" + rendered.text)
     return Rendered(text, (source,))
+
+
+PRESETS = "results/presets/compare-20261129-123722"
+QUICK_AMX = "results/quick/compare-20261129-143904"
+QUICK_ZEN2 = "results/quick/compare-20261202-232009"
+COMPARISON_COLUMNS = {"best valid acc %": "best valid acc %", "test acc at best valid %": "test acc at best valid %",
+                      "best epoch": "best epoch", "honest gap at best valid (pts)": "gap at best valid (train-valid) pts",
+                      "final train acc (eval mode) %": "final train acc (eval mode) %",
+                      "final test acc %": "final test acc %"}
+
+
+def comparison_table(folder: str, labels: dict[str, str], first: str, columns: list[str]) -> Rendered:
+    """A comparison's comparison.csv as a table: one row per model (``labels`` names them, in their
+    order), the ``columns`` named as COMPARISON_COLUMNS does; a seeds column where a model had more
+    than one seed."""
+    source = f"{folder}/comparison.csv"
+    found = by_model(source)
+    seeds = any(row["seeds"] not in ("1", "-") for row in found.values())
+    body = [[label] + ([found[model]["seeds"]] if seeds else [])
+            + [found[model][COMPARISON_COLUMNS[c]].replace(",", ", ") for c in columns] for model, label in labels.items()]
+    return table([first] + (["seeds"] if seeds else []) + columns, body, (source,))
+
+
+def length_table(folder: str, labels: dict[str, str]) -> Rendered:
+    """A comparison's test accuracy per length quartile (accuracy_by_length.csv), one column per model."""
+    source = f"{folder}/accuracy_by_length.csv"
+    body = [[q["length bin"], q["tokens"], q["reviews"]] + [f"{float(q[f'{m} acc %']):.2f}" for m in labels]
+            for q in rows(source)]
+    return table(["length bin", "tokens", "reviews"] + [f"{label} %" for label in labels.values()], body, (source,))
+
+
+def paired_runs(folder: str, a: str, b: str) -> Rendered:
+    """``a`` minus ``b`` (models of one comparison), paired by seed from its runs.csv: the mean
+    differences of best valid and of test at best valid, and the latter's 95% t interval."""
+    from sentiment_core.reporting import paired_difference
+
+    source = f"{folder}/runs.csv"
+    by_seed = {m: {r["seed"]: r for r in rows(source) if r["model"] == m} for m in (a, b)}
+    seeds = sorted(set(by_seed[a]) & set(by_seed[b]))
+
+    def diff(key):
+        return paired_difference([float(by_seed[a][s][key]) for s in seeds], [float(by_seed[b][s][key]) for s in seeds])
+
+    test, valid = diff("test_acc_at_best_valid"), diff("best_valid_acc")
+    return Rendered(f"paired over {len(seeds)} seeds: {test['mean'] * 100:+.2f} points (95% CI {test['low'] * 100:+.2f} "
+                    f"to {test['high'] * 100:+.2f}); best valid {valid['mean'] * 100:+.2f}", (source,))
+
+
+def below_yardstick(folder: str, models: list[str]) -> Rendered:
+    """How far the models' test accuracy at best valid stays under the TF-IDF yardstick's, in points."""
+    source = f"{folder}/comparison.csv"
+    found = by_model(source)
+
+    def test(model):
+        return float(found[model]["test acc at best valid %"].split(" ")[0])
+
+    gaps = [test("tfidf-logreg") - test(m) for m in models]
+    return Rendered(f"{min(gaps):.1f}-{max(gaps):.1f}", (source,))
+
+
+def quick_sentence(folder: str) -> Rendered:
+    """A --quick run's best valid and test at best valid per cell, as a sentence's list."""
+    source = f"{folder}/comparison.csv"
+    found = by_model(source)
+    return Rendered(f"RNN {found['rnn']['best valid acc %']}% best valid, {found['rnn']['test acc at best valid %']}% "
+                    f"test; LSTM {found['lstm']['best valid acc %']}%, {found['lstm']['test acc at best valid %']}%",
+                    (source,))
+
+
+def copied_table(source: str) -> Rendered:
+    """The first Markdown table a benchmark wrote into its raw output, as it wrote it."""
+    lines = (REPO / source).read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    cited = f"(Copied by `python results/render.py` from the benchmark's raw output, `{source}`.)"
+    return Rendered("\n" + "\n".join(lines[start:end]) + f"\n\n{cited}\n", (source,))
+
+
+def revisions(source: str) -> tuple[float, float]:
+    """compare_revisions.sh's summary line: tokens/s before and after."""
+    last = (REPO / source).read_text().strip().splitlines()[-1]
+    before, after = (float(x.replace(",", "")) for x in re.findall(r": ([\d,]+) tokens/s", last))
+    return before, after
+
+
+def revisions_table(sources: dict[str, str]) -> Rendered:
+    """compare_revisions.sh, one cell per raw output: tokens/s before and after, and the ratio."""
+    body = []
+    for cell, source in sources.items():
+        before, after = revisions(source)
+        body.append([NAMES[cell], f"{before:,.0f}", f"{after:,.0f}", f"{after / before:.2f}x"])
+    return table(["cell", "before, tokens/s", "after, tokens/s", "after / before"], body, tuple(sources.values()))
+
+
+def rnn_over_lstm(sources: dict[str, str]) -> Rendered:
+    """The RNN's tokens/s over the LSTM's, after and before, from compare_revisions.sh's outputs."""
+    (rnn_before, rnn_after), (lstm_before, lstm_after) = revisions(sources["rnn"]), revisions(sources["lstm"])
+    return Rendered(f"{rnn_after / lstm_after:.1f}x the LSTM's tokens/s in the same precision "
+                    f"({rnn_before / lstm_before:.1f}x before)", tuple(sources.values()))

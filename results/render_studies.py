@@ -3,6 +3,7 @@ that would have stopped them."""
 
 from __future__ import annotations
 
+import re
 import statistics
 
 from rendering import REPO, STUDIES, Rendered, load_study, retrains, rows, table
@@ -125,3 +126,165 @@ def study_history(study_name: str) -> Rendered:
     if alone:
         parts.append(f"never retried: {', '.join(alone)}")
     return Rendered("; ".join(parts), (f"{STUDIES}/{study_name}.journal",))
+
+
+def retrain_groups(study_name: str) -> dict[str, dict[int, dict]]:
+    """A study's kept retrains as {group: {seed: record}}: "seed config" and its challenger."""
+    groups: dict[str, dict[int, dict]] = {}
+    for (group, seed), record in retrains(study_name).items():
+        groups.setdefault(group, {})[seed] = record
+    return groups
+
+
+def paired(study_name: str, metric: str) -> dict:
+    """The challenger minus the seed setting, paired by seed, for one summary ``metric``."""
+    from sentiment_core.reporting import paired_difference
+
+    groups = retrain_groups(study_name)
+    challenger = next(g for g in groups if g != "seed config")
+    seeds = sorted(set(groups[challenger]) & set(groups["seed config"]))
+    return paired_difference([groups[challenger][s]["summary"][metric] for s in seeds],
+                             [groups["seed config"][s]["summary"][metric] for s in seeds])
+
+
+def paired_sentence(study_name: str, metrics: dict[str, str]) -> Rendered:
+    """The challenger minus the seed setting per metric (label: summary key), with 95% t intervals;
+    an interval that excludes zero is in bold, the reader's cue that it is not seed noise."""
+    parts = []
+    for label, metric in metrics.items():
+        diff = paired(study_name, metric)
+        text = f"{diff['mean'] * 100:+.2f} ({diff['low'] * 100:+.2f} to {diff['high'] * 100:+.2f})"
+        parts.append(f"{label} " + (f"**{text}**" if diff["low"] > 0 or diff["high"] < 0 else text))
+    return Rendered("; ".join(parts), (f"{STUDIES}/{study_name}.journal",))
+
+
+def paired_half_width(study_name: str, metric: str) -> Rendered:
+    """The half-width of the paired interval of one metric, in points."""
+    diff = paired(study_name, metric)
+    return Rendered(f"+-{(diff['high'] - diff['mean']) * 100:.2f}", (f"{STUDIES}/{study_name}.journal",))
+
+
+def mean_sd(values: list[float], digits: int) -> str:
+    return f"{statistics.mean(values) * 100:.{digits}f} +- {statistics.stdev(values) * 100:.{digits}f}"
+
+
+def retrain_seeds_table(study_name: str) -> Rendered:
+    """Each seed's retrain of the seed setting and its challenger side by side, then mean +- sd."""
+    groups = retrain_groups(study_name)
+    challenger = next(g for g in groups if g != "seed config")
+    seeds = sorted(set(groups[challenger]) & set(groups["seed config"]))
+    epochs = groups["seed config"][seeds[0]]["recipe"]["epochs"]
+
+    def cells(s):
+        return [f"{s['best_valid_acc'] * 100:.2f} / {s['test_acc_at_best_valid'] * 100:.2f}",
+                f"{s['gap_at_best_valid'] * 100:.1f}", str(s["best_epoch"])]
+
+    body = []
+    for seed in seeds:
+        a, b = (groups[g][seed]["summary"] for g in ("seed config", challenger))
+        body.append([str(seed)] + cells(a) + cells(b) + [f"{(b['test_acc_at_best_valid'] - a['test_acc_at_best_valid']) * 100:+.2f}"])
+    mean = ["mean +- sd"]
+    for group in ("seed config", challenger):
+        summaries = [groups[group][s]["summary"] for s in seeds]
+        mean += [f"{mean_sd([s['best_valid_acc'] for s in summaries], 2)} / "
+                 f"{mean_sd([s['test_acc_at_best_valid'] for s in summaries], 2)}",
+                 f"{mean_sd([s['gap_at_best_valid'] for s in summaries], 1)} "
+                 f"({mean_sd([s['final_gap'] for s in summaries], 1)} at epoch {epochs})", ""]
+    mean.append(f"**{paired(study_name, 'test_acc_at_best_valid')['mean'] * 100:+.2f}**")
+    body.append(mean)
+    return table(["seed", "seed setting: best valid / test at best valid %", "gap at best valid (pts)", "best epoch",
+                  f"{challenger}: best valid / test at best valid %", "gap at best valid (pts)", "best epoch",
+                  f"{challenger} - seed, test at best valid (pts)"], body, (f"{STUDIES}/{study_name}.journal",))
+
+
+def challenger_trial(study_name: str, group: str) -> str:
+    """The trial a study's retrains set against the seed setting, as its report names it."""
+    report = (REPO / STUDIES / f"study-{study_name}" / "report.md").read_text()
+    pattern = r"the runner-up, trial (\d+)" if group == "runner-up" else r"recommended trial (\d+)"
+    return re.search(pattern, report).group(1)
+
+
+def regularizers(recipe: dict, extended: bool) -> str:
+    if extended:
+        dropouts = " / ".join(f"{round(recipe[k], 2):g}" for k in ("embedding_dropout", "output_dropout", "word_dropout"))
+        return f"{dropouts}, {round(recipe['weight_drop'], 2):g}"
+    decay = f"{recipe['weight_decay']:.1e}" if recipe["weight_decay"] else "none"
+    return f"{round(recipe['embedding_dropout'], 3):g}, {decay}"
+
+
+def retrain_groups_table(study_name: str, extended: bool) -> Rendered:
+    """The seed setting and its challenger over their retrain seeds: mean +- sd per metric."""
+    groups = retrain_groups(study_name)
+    body = []
+    for group, by_seed in groups.items():
+        summaries = [by_seed[s]["summary"] for s in sorted(by_seed)]
+        label = "seed setting" if group == "seed config" else f"{group} (trial {challenger_trial(study_name, group)})"
+        row = [label, regularizers(next(iter(by_seed.values()))["recipe"], extended)]
+        row += [mean_sd([s[k] for s in summaries], 2) for k in ("best_valid_acc", "test_acc_at_best_valid",
+                                                               "gap_at_best_valid", "final_gap")]
+        body.append(row)
+    body.sort(key=lambda row: row[0] != "seed setting")
+    knobs = "embedding / output / word dropout, DropConnect" if extended else "dropout, weight decay"
+    return table(["configuration", knobs, "best valid acc %", "test acc at best valid %", "gap at best valid (pts)",
+                  "gap at the last epoch (pts)"], body, (f"{STUDIES}/{study_name}.journal",))
+
+
+def report_line(study_name: str, pattern: str) -> re.Match:
+    """The first match of ``pattern`` in a study's committed report.md (written by the study
+    command from its journal; --n-trials 0 writes it again)."""
+    report = (REPO / STUDIES / f"study-{study_name}" / "report.md").read_text()
+    found = re.search(pattern, report, re.M)
+    if found is None:
+        raise ValueError(f"{STUDIES}/study-{study_name}/report.md: no line matches {pattern!r}")
+    return found
+
+
+def trial_summary(row, reference: bool) -> str:
+    who = f"trial {row.trial}" + (" (the seed setting)" if reference else "")
+    return (f"{who}: {row.best_valid_acc * 100:.2f}% (gap {row.gap_at_best_valid * 100:.1f} pts, "
+            f"test {row.test_acc_at_best_valid * 100:.2f}%)")
+
+
+def study_12_rows(study_name: str) -> list[str]:
+    """One column of the 12-epoch studies' table: what the journal and its report say."""
+    from sentiment_core.tuning.report import trials_frame
+    from sentiment_core.tuning.rungs import REFERENCE_ATTR
+
+    study = load_study(study_name)
+    reference = {t.number for t in study.trials if t.user_attrs.get(REFERENCE_ATTR)}
+    frame = trials_frame(study)
+    complete = frame[frame.state == "COMPLETE"]
+    best = complete.sort_values(["best_valid_acc", "trial"], ascending=[False, True]).head(3)
+    smallest = complete.sort_values("gap_at_best_valid").iloc[0]
+    epochs = report_line(study_name, r"^epochs trained: (\d+); pruned \d+ trial\(s\) \(([^)]*)\), saving up to (\d+) "
+                                     r"epochs \((\d+)%")
+    rungs = re.findall(r"rung check, epoch (\d+): .*Spearman ([+-]?[\d.]+) over (\d+) trial",
+                       (REPO / STUDIES / f"study-{study_name}" / "report.md").read_text())
+    return [
+        f"{study_history(study_name).text} (pruned: {epochs.group(2)})",
+        f"{epochs.group(1)} / {epochs.group(3)} ({epochs.group(4)}%)",
+        report_line(study_name, r"^time in trials: (.+?) for").group(1),
+        "; ".join(trial_summary(row, row.trial in reference) for row in best.itertuples()),
+        trial_summary(smallest, smallest.trial in reference),
+        report_line(study_name, r"^recommended (trial \d+: [^;]*)").group(1),
+        report_line(study_name, r"^importances for honest gap: (.*)$").group(1),
+        report_line(study_name, r"^importances for best valid accuracy: (.*)$").group(1),
+        "; ".join(f"epoch {epoch}: {rho} ({n} trials)" for epoch, rho, n in rungs),
+    ]
+
+
+def studies_12_table() -> Rendered:
+    """The two 12-epoch studies side by side, from their journals and reports."""
+    names = {"extended (two objectives)": "lstm-extended-accuracy-gap", "basic (one objective)": "lstm-basic-accuracy"}
+    columns = [study_12_rows(name) for name in names.values()]
+    labels = ["trials, as the journal tells it", "epochs trained / saved by pruning (upper bound)",
+              "time in trials (one worker's wall time, pauses included)",
+              "best valid accuracy, the three best complete trials (one seed each)",
+              "smallest gap of a complete trial (not pruned)", "recommended (the study's rule)",
+              "importance for the gap", "importance for valid accuracy",
+              "rung check, Spearman of valid acc at the rung vs best valid acc (the report's subset: the trials that "
+              "went on past the rung; the rung choice above used every trial that ran 6 epochs, hence other values)"]
+    body = [[label] + [column[i] for column in columns] for i, label in enumerate(labels)]
+    sources = [f"{STUDIES}/{name}.journal" for name in names.values()]
+    sources += [f"{STUDIES}/study-{name}/report.md" for name in names.values()]
+    return table([""] + list(names), body, tuple(sources))
