@@ -68,7 +68,9 @@ def mlflow_server(backend_store_uri: str, cwd, *extra: str, timeout: float = 120
     server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_store_uri,
                                "--host", "127.0.0.1", "--port", str(port), *extra],
                               cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              env={**os.environ, **(env or {})})
+                              # MLflow's job runner (eight more processes: a runner and huey
+                              # consumers for GenAI jobs) serves nothing this project uses.
+                              env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})})
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + timeout
