@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+import ordering
 import pytest
 import torch
 
@@ -31,6 +32,14 @@ def pytest_addoption(parser):
     parser.addoption("--quick", action="store_true",
                      help="the inner loop: leave out the tests that start the scripts as processes (marked "
                           "processes; about 30 s on 2 cores); the full tiers before a submission")
+    parser.addoption("--store-durations", action="store_true",
+                     help="write each test's seconds into tests/durations.json, which orders the tests (longest "
+                          "first on every worker; see tests/ordering.py)")
+
+
+def pytest_configure(config):
+    if config.getoption("--store-durations"):
+        config.pluginmanager.register(ordering.Recorder(), "store-durations")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -38,10 +47,10 @@ def pytest_collection_modifyitems(config, items):
     for item, fixture in used.items():
         if fixture:
             item.add_marker(pytest.mark.processes)
-    # A fixture's users side by side and first: xdist hands each worker a run of consecutive tests
-    # and steals from the end of a run, so one worker builds the fixture once (the integration
-    # tier built `compared` two or three times, 10-18 s each, when its users were spread out).
-    items.sort(key=lambda item: (used[item] == "", used[item]))
+    # A fixture's users side by side: xdist hands each worker a run of consecutive tests and
+    # steals from the end of a run, so one worker builds the fixture once (the integration tier
+    # built `compared` two or three times, 10-18 s each, when its users were spread out).
+    items[:] = ordering.order(items, used, ordering.recorded(), ordering.worker_count())
     if config.getoption("--quick"):
         slow = [item for item in items if item.get_closest_marker("processes")]
         config.hook.pytest_deselected(items=slow)
