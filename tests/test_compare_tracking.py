@@ -199,6 +199,7 @@ def test_without_the_variable_it_writes_the_repositorys_mlflow_db(tmp_path):
     repo = tmp_path / "repo"
     for part in ("experiments", "sentiment_core"):
         shutil.copytree(REPO / part, repo / part, ignore=shutil.ignore_patterns("__pycache__"))
+    store(repo)  # the store made from the template (creating one is tested on its own, with a race)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
@@ -206,8 +207,9 @@ def test_without_the_variable_it_writes_the_repositorys_mlflow_db(tmp_path):
                            "--models", "rnn"], cwd=elsewhere, capture_output=True, text=True, timeout=300,
                           env={**env, "XDG_CACHE_HOME": str(tmp_path / "cache")})
     assert proc.returncode == 0, proc.stderr
-    assert (repo / "mlflow.db").exists() and not (elsewhere / "mlflow.db").exists()
-    assert (repo / "mlruns").is_dir() and not (elsewhere / "mlruns").exists()
+    assert not (elsewhere / "mlflow.db").exists() and not (elsewhere / "mlruns").exists()
+    _, runs = _runs(f"sqlite:///{repo / 'mlflow.db'}")
+    assert len(runs) == 3 and (repo / "mlruns").is_dir()  # parent, RNN and yardstick, in the repository's store
 
 
 def test_experiment_name_from_environment(tmp_path, run_inprocess):

@@ -200,7 +200,8 @@ def test_only_runs_of_processes_gone_from_this_host_are_reaped(tmp_path):
 
 
 @pytest.mark.processes
-def test_a_sigkilled_comparison_run_again_ends_its_runs_killed_replays_the_finished_and_resumes_the_cut(tmp_path):
+def test_a_sigkilled_comparison_run_again_ends_its_runs_killed_replays_the_finished_and_resumes_the_cut(
+        tmp_path, run_inprocess):
     uri = store(tmp_path)
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     command = [sys.executable, str(COMPARE), *TINY, "--epochs", "12", "--models", "rnn,lstm", "--no-baseline",
@@ -215,7 +216,9 @@ def test_a_sigkilled_comparison_run_again_ends_its_runs_killed_replays_the_finis
            for r in runs if r.info.status == "RUNNING"}  # what SIGKILL leaves behind: the parent, the LSTM
     assert len(cut) == 2, [(r.info.run_name, r.info.status) for r in runs]
 
-    again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    # The next command in this process: the kill is the victim's; what follows is about the store.
+    again = run_inprocess(COMPARE, command[2:], {"MLFLOW_TRACKING_URI": uri, "XDG_CACHE_HOME": tmp_path / "cache"},
+                          cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     # The next command on the store ends the dead command's runs KILLED first, their epochs intact.
     assert "ended 2 run(s)" in again.stdout

@@ -246,7 +246,7 @@ def test_asha_prunes_a_hopeless_trial_at_epoch_2(objective, rung_store, tiny_con
 
 
 @pytest.mark.processes
-def test_the_parent_run_ends_with_the_last_command_on_the_study(tmp_path):
+def test_the_parent_run_ends_with_the_last_command_on_the_study(tmp_path, run_inprocess):
     long = tune(tmp_path, "--n-trials", "1", *ENDLESS, background=True)
     try:
         deadline = time.time() + 240
@@ -256,8 +256,9 @@ def test_the_parent_run_ends_with_the_last_command_on_the_study(tmp_path):
             assert time.time() < deadline, "the long command never reported an epoch"
             time.sleep(0.5)
         # A second command on the same study that adds nothing (the study holds one trial, running):
-        # it finishes while the first works.
-        short = tune(tmp_path, "--total-trials", "1", *ENDLESS)
+        # it finishes while the first works (in this process: the promise is about the study's
+        # parent run, and the long command is the other process).
+        short = tune(tmp_path, "--total-trials", "1", *ENDLESS, runner=run_inprocess)
         assert short.returncode == 0, short.stderr
         assert "stays RUNNING: 1 other command(s) still work on this study" in short.stdout
         assert long.poll() is None, "the long command ended before the check: the test proves nothing"
