@@ -200,8 +200,8 @@ def test_sigterm_fails_the_trial_kills_its_run_and_the_next_command_goes_on_from
     epochs = 25  # tiny epochs: ample room for the kill to land mid-trial on a slow machine
     endless = ("--n-trials", "1", "--epochs", str(epochs), "--early-stopping-patience", "0", "--pruner", "none")
     stopped_command = tune(tmp_path, *endless, background=True)
-    kill_mid_trial(stopped_command, lambda: load_study(tmp_path), sig=signal.SIGTERM)
-    assert stopped_command.returncode == 130
+    _, said = kill_mid_trial(stopped_command, lambda: load_study(tmp_path), sig=signal.SIGTERM)
+    assert stopped_command.returncode == 130, said[-3000:]
     stopped = load_study(tmp_path).trials[0]
     assert stopped.state == TrialState.FAIL
     run = MlflowClient(store(tmp_path)).get_run(stopped.user_attrs["mlflow_run_id"])
