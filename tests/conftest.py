@@ -38,23 +38,37 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    config.pluginmanager.register(Ordering(), "ordering")
     if config.getoption("--store-durations"):
         config.pluginmanager.register(ordering.Recorder(), "store-durations")
 
 
+def fixture_used(item) -> str:
+    """The process fixture ``item`` uses ('' for none)."""
+    return min(PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())), default="")
+
+
 def pytest_collection_modifyitems(config, items):
-    used = {item: min(PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())), default="") for item in items}
-    for item, fixture in used.items():
-        if fixture:
+    for item in items:
+        if fixture_used(item):
             item.add_marker(pytest.mark.processes)
-    # A fixture's users side by side: xdist hands each worker a run of consecutive tests and
-    # steals from the end of a run, so one worker builds the fixture once (the integration tier
-    # built `compared` two or three times, 10-18 s each, when its users were spread out).
-    items[:] = ordering.order(items, used, ordering.recorded(), ordering.worker_count())
-    if config.getoption("--quick"):
-        slow = [item for item in items if item.get_closest_marker("processes")]
-        config.hook.pytest_deselected(items=slow)
-        items[:] = [item for item in items if not item.get_closest_marker("processes")]
+
+
+class Ordering:
+    """Last of all collection hooks, after -m and --quick left the tier's own tests: deal those
+    into the workers' lanes (ordered over every test, a lane held tests another tier then left out)."""
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, config, items):
+        if config.getoption("--quick"):
+            slow = [item for item in items if item.get_closest_marker("processes")]
+            config.hook.pytest_deselected(items=slow)
+            items[:] = [item for item in items if not item.get_closest_marker("processes")]
+        # A fixture's users side by side: xdist hands each worker a run of consecutive tests and
+        # steals from the end of a run, so one worker builds the fixture once (the integration tier
+        # built `compared` two or three times, 10-18 s each, when its users were spread out).
+        used = {item: fixture_used(item) for item in items}
+        items[:] = ordering.order(items, used, ordering.recorded(), ordering.worker_count())
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 
 `--dist worksteal` gives each worker an equal count of consecutive tests and lets an idle
 worker steal from the end of another's queue. So the collection is dealt into one lane per
-worker, longest test first in each, by the seconds each test took last time
+worker (longest first, each to the lightest lane with room), by the seconds each test took last time
 (tests/durations.json, written by ``pytest --store-durations``): a long test never starts last
 while the other worker sits idle, and what is stolen at the end is short. A test the file does
 not know counts as short. A fixture's users stay together in one lane (the fixture is built
@@ -26,18 +26,25 @@ def recorded() -> dict[str, float]:
 
 
 def order(items: list, group_of: dict, seconds: dict[str, float], workers: int) -> list:
-    """``items`` dealt into ``workers`` lanes of (nearly) equal counts, longest first; items
-    with the same non-empty ``group_of`` value move as one unit."""
+    """``items`` dealt into ``workers`` lanes, longest first in each: each next-longest unit goes to
+    the lightest lane with room, the lanes sized as worksteal splits a collection (equal counts,
+    the larger ones last); items with the same non-empty ``group_of`` value move as one unit."""
     units: dict[object, list] = {}
     for index, item in enumerate(items):
         units.setdefault(group_of[item] or ("alone", index), []).append(item)
-    ranked = sorted(units.values(), key=lambda unit: -sum(seconds.get(item.nodeid, 0.0) for item in unit))
-    lanes: list[list] = [[] for _ in range(max(1, workers))]
-    loads = [0.0] * len(lanes)
-    for unit in ranked:
-        lane = min(range(len(lanes)), key=lambda i: (len(lanes[i]), loads[i]))
+
+    def cost(unit):
+        return sum(seconds.get(item.nodeid, 0.0) for item in unit)
+
+    count = max(1, workers)
+    sizes = [len(items) // count + (i >= count - len(items) % count) for i in range(count)]
+    lanes: list[list] = [[] for _ in range(count)]
+    loads = [0.0] * count
+    for unit in sorted(units.values(), key=lambda unit: -cost(unit)):
+        room = [i for i in range(count) if len(lanes[i]) + len(unit) <= sizes[i]]
+        lane = min(room, key=lambda i: loads[i]) if room else max(range(count), key=lambda i: sizes[i] - len(lanes[i]))
         lanes[lane] += unit
-        loads[lane] += sum(seconds.get(item.nodeid, 0.0) for item in unit)
+        loads[lane] += cost(unit)
     return [item for lane in lanes for item in lane]
 
 
