@@ -196,7 +196,8 @@ def test_a_trial_stopped_while_another_process_locks_the_store_is_still_queued_a
 
 
 @pytest.mark.processes
-def test_sigterm_fails_the_trial_kills_its_run_and_the_next_command_goes_on_from_its_last_epoch(tmp_path):
+def test_sigterm_fails_the_trial_kills_its_run_and_the_next_command_goes_on_from_its_last_epoch(tmp_path,
+                                                                                               run_inprocess):
     epochs = 25  # tiny epochs: ample room for the kill to land mid-trial on a slow machine
     endless = ("--n-trials", "1", "--epochs", str(epochs), "--early-stopping-patience", "0", "--pruner", "none")
     stopped_command = tune(tmp_path, *endless, background=True)
@@ -206,7 +207,7 @@ def test_sigterm_fails_the_trial_kills_its_run_and_the_next_command_goes_on_from
     assert stopped.state == TrialState.FAIL
     run = MlflowClient(store(tmp_path)).get_run(stopped.user_attrs["mlflow_run_id"])
     assert run.info.status == "KILLED" and run.data.tags["trial_state"] == "KILLED"
-    proc = tune(tmp_path, *endless)
+    proc = tune(tmp_path, *endless, runner=run_inprocess)  # what the signal left is on disk: any process reads it
     assert proc.returncode == 0, proc.stderr
     done = re.search(rf"resuming after epoch (\d+) of {epochs}", proc.stdout)
     assert done, proc.stdout[-2000:]
