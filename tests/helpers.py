@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import atexit
 import contextlib
+import fcntl
 import functools
 import os
 import shutil
@@ -141,14 +141,26 @@ def read_until(stream, words: str) -> str:
 
 @functools.cache
 def _empty_store_template() -> Path:
-    """An MLflow SQLite store with its schema, made once per test process: creating one runs
-    MLflow's migrations (3.5-5 s), copying the file takes a millisecond."""
+    """An MLflow SQLite store with its schema, made once per machine and MLflow version (in the
+    temporary folder, so every tier and run after the first reuses it): creating one runs MLflow's
+    migrations (3.5-5 s of CPU), copying it takes a millisecond. Made under a lock and moved into
+    place whole: test processes that start together make it once and never read half of it."""
+    import mlflow
+    import sqlalchemy
     from mlflow import MlflowClient
 
-    folder = Path(tempfile.mkdtemp(prefix="mlflow-template-"))
-    atexit.register(shutil.rmtree, folder, True)
-    MlflowClient(f"sqlite:///{folder / 'mlflow.db'}").search_experiments()
-    return folder / "mlflow.db"
+    template = Path(tempfile.gettempdir()) / (f"sentiment-core-empty-store-mlflow-{mlflow.__version__}"
+                                              f"-sqlalchemy-{sqlalchemy.__version__}.db")
+    if template.exists():
+        return template
+    with open(template.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not template.exists():
+            folder = Path(tempfile.mkdtemp(prefix="mlflow-template-"))
+            MlflowClient(f"sqlite:///{folder / 'mlflow.db'}").search_experiments()
+            os.replace(folder / "mlflow.db", template)
+            shutil.rmtree(folder, True)
+    return template
 
 
 def store(folder: Path, name: str = "mlflow.db") -> str:
