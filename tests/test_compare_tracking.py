@@ -18,7 +18,7 @@ import pytest
 from mlflow import MlflowClient
 
 from helpers import COMPARE as SCRIPT
-from helpers import TINY, mlflow_server, run_script, store
+from helpers import TINY, mlflow_server, store
 from sentiment_core.data.corpus import load_corpus
 from sentiment_core.tracking.models import download_checkpoint
 from sentiment_core.tracking.store import open_experiment
@@ -194,22 +194,37 @@ def test_three_seeds_add_the_paired_lstm_minus_rnn_interval(tmp_path, run_inproc
 
 
 @pytest.mark.processes
-def test_without_the_variable_it_writes_the_repositorys_mlflow_db(tmp_path):
-    # A copy of the repository, so the real mlflow.db is never touched; run from elsewhere.
+def test_a_normal_start_from_a_clone_prints_a_few_lines_and_tracks_into_the_repositorys_mlflow_db(tmp_path):
+    # What a new user sees: no MLFLOW_TRACKING_URI, the script run from another folder. A copy of
+    # the repository, so the real mlflow.db is never touched.
     repo = tmp_path / "repo"
     for part in ("experiments", "sentiment_core"):
         shutil.copytree(REPO / part, repo / part, ignore=shutil.ignore_patterns("__pycache__"))
-    store(repo)  # the store made from the template (creating one is tested on its own, with a race)
+    uri = store(repo)  # the store made from the template (creating one is tested on its own, with a race)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     proc = subprocess.run([sys.executable, str(repo / "experiments" / "compare_rnn_lstm.py"), *TINY, "--epochs", "1",
-                           "--models", "rnn"], cwd=elsewhere, capture_output=True, text=True, timeout=300,
-                          env={**env, "XDG_CACHE_HOME": str(tmp_path / "cache")})
+                           "--output-dir", str(tmp_path / "out")], cwd=elsewhere, capture_output=True, text=True,
+                          timeout=300, env={**env, "XDG_CACHE_HOME": str(tmp_path / "cache")})
     assert proc.returncode == 0, proc.stderr
     assert not (elsewhere / "mlflow.db").exists() and not (elsewhere / "mlruns").exists()
-    _, runs = _runs(f"sqlite:///{repo / 'mlflow.db'}")
-    assert len(runs) == 3 and (repo / "mlruns").is_dir()  # parent, RNN and yardstick, in the repository's store
+    client, runs = _runs(uri)
+    assert len(runs) == 4 and (repo / "mlruns").is_dir()  # parent, RNN, LSTM, yardstick: the repository's store
+    out = proc.stdout.splitlines()
+    before_training = out[:next(i for i, line in enumerate(out) if line.startswith("tfidf-logreg:"))]
+    assert len(before_training) <= 4, before_training
+    lstm = next(line for line in out if line.startswith("lstm on cpu (") and "; the default recipe but " in line)
+    assert "max_examples 200" in lstm and "max_len 60" in lstm
+    assert "{" not in proc.stdout.split("| model")[0]  # no JSON config dump
+    assert "Warning" not in proc.stderr and "INFO" not in proc.stderr  # nothing of MLflow's own
+    experiment_id = client.get_experiment_by_name("rnn-vs-lstm").experiment_id
+    assert out[-1] == (f"browse: mlflow ui --backend-store-uri {uri}, then open "
+                       f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs?workflowType=machine_learning")
+    assert any(line.startswith("wall time") and str(tmp_path / "out") in line for line in out)
+    # A --max-examples run is a smoke run: the registry stays empty unless --register asks.
+    assert not client.search_registered_models()
+    assert "models not registered (--max-examples: a smoke run; --register registers them)" in proc.stdout
 
 
 def test_experiment_name_from_environment(tmp_path, run_inprocess):
@@ -308,27 +323,6 @@ def test_a_wrong_data_dir_is_a_few_lines_ending_in_the_fix(tmp_path):
     assert len(lines) <= 5, lines
     assert "does not exist" in lines[-1] and "--data-dir" in lines[-1]
     assert "Creating initial MLflow database tables" not in proc.stderr
-
-
-@pytest.mark.processes
-def test_a_normal_start_prints_a_few_lines_and_ends_with_the_table_link_and_folder(tmp_path):
-    uri = store(tmp_path)
-    proc = run_script([*TINY, "--epochs", "1", "--output-dir", str(tmp_path / "out")], uri, tmp_path, tmp_path / "cache")
-    assert proc.returncode == 0, proc.stderr
-    out = proc.stdout.splitlines()
-    before_training = out[:next(i for i, line in enumerate(out) if line.startswith("tfidf-logreg:"))]
-    assert len(before_training) <= 4, before_training
-    lstm = next(line for line in out if line.startswith("lstm on cpu (") and "; the default recipe but " in line)
-    assert "max_examples 200" in lstm and "max_len 60" in lstm
-    assert "{" not in proc.stdout.split("| model")[0]  # no JSON config dump
-    assert "Warning" not in proc.stderr and "INFO" not in proc.stderr  # nothing of MLflow's own
-    experiment_id = MlflowClient(uri).get_experiment_by_name("rnn-vs-lstm").experiment_id
-    assert out[-1] == (f"browse: mlflow ui --backend-store-uri {uri}, then open "
-                       f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs?workflowType=machine_learning")
-    assert any(line.startswith("wall time") and str(tmp_path / "out") in line for line in out)
-    # A --max-examples run is a smoke run: the registry stays empty unless --register asks.
-    assert not MlflowClient(uri).search_registered_models()
-    assert "models not registered (--max-examples: a smoke run; --register registers them)" in proc.stdout
 
 
 def test_system_metrics_are_logged_and_can_be_turned_off(tmp_path, run_inprocess):
