@@ -31,7 +31,7 @@ PROCESS_FIXTURES = {"compared", "learned"}
 def pytest_addoption(parser):
     parser.addoption("--quick", action="store_true",
                      help="the inner loop: leave out the tests that start the scripts as processes (marked "
-                          "processes; about 30 s on 2 cores); the full tiers before a submission")
+                          "processes; its time: docs/development.md); the full tiers before a submission")
     parser.addoption("--store-durations", action="store_true",
                      help="write each test's seconds into tests/durations.json, which orders the tests (longest "
                           "first on every worker; see tests/ordering.py)")

@@ -63,11 +63,13 @@ def free_port() -> int:
 def mlflow_server(backend_store_uri: str, cwd, *extra: str, timeout: float = 120, env: dict | None = None,
                   port: int | None = None) -> Iterator[str]:
     """A real `mlflow server` on 127.0.0.1 (a free port unless given; ``env``: added to this
-    process's environment); yields its URL once /health answers."""
+    process's environment); yields its URL once /health answers. Its output goes to
+    ``cwd/mlflow-server-PORT.log`` (``server_log``), for a test to show when a request failed."""
     port = port or free_port()
+    log = open(server_log(cwd, port), "a")
     server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_store_uri,
                                "--host", "127.0.0.1", "--port", str(port), *extra],
-                              cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
                               # MLflow's job runner (eight more processes: a runner and huey
                               # consumers for GenAI jobs) serves nothing this project uses.
                               env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})})
@@ -80,12 +82,19 @@ def mlflow_server(backend_store_uri: str, cwd, *extra: str, timeout: float = 120
                 break
             except OSError:
                 if time.time() > deadline or server.poll() is not None:
-                    raise RuntimeError("mlflow server did not start") from None
+                    tail = server_log(cwd, port).read_text()[-3000:]
+                    raise RuntimeError(f"mlflow server did not start; its log ends:\n{tail}") from None
                 time.sleep(0.5)
         yield url
     finally:
         server.terminate()
         server.wait(30)
+        log.close()
+
+
+def server_log(cwd, port: int) -> Path:
+    """Where ``mlflow_server`` on ``port`` writes its output."""
+    return Path(cwd) / f"mlflow-server-{port}.log"
 
 
 def kill_mid_trial(worker: subprocess.Popen, load_study: Callable[[], optuna.Study], timeout: float = 240,
