@@ -20,9 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import render_runs as runs  # noqa: E402
 import render_studies as studies  # noqa: E402
+import render_tiers as tiers  # noqa: E402
 from rendering import REPO, Rendered  # noqa: E402
 
-PAGES = ["README.md", "docs/results.md", "docs/speed.md", "docs/statistics.md"]
+PAGES = ["README.md", "docs/results.md", "docs/speed.md", "docs/statistics.md", "docs/development.md"]
 REGION = re.compile(r"<!-- results:(?P<name>[a-z0-9-]+) -->(?P<body>.*?)<!-- /results -->", re.S)
 
 
@@ -72,6 +73,16 @@ RENDERERS: dict[str, Callable[[], Rendered]] = {
     "revisions-zen5": lambda: runs.revisions_table(REVISIONS),
     "rnn-over-lstm-zen5": lambda: runs.rnn_over_lstm(REVISIONS),
     "studies-12-table": studies.studies_12_table,
+    "test-tiers": tiers.tiers_table,
+    "test-cpu-split-default": lambda: tiers.cpu_split("default"),
+    "test-cpu-split-integration": lambda: tiers.cpu_split("integration"),
+    "test-slowest-default": lambda: tiers.slowest_tests("default"),
+    "test-slowest-integration": lambda: tiers.slowest_tests("integration", shown=6),
+    "test-steadiness": tiers.steadiness,
+    "test-loaded": tiers.loaded,
+    "ci-run-time": tiers.ci_run_time,
+    "test-tiers-sentence": tiers.tiers_sentence,
+    "test-before-after": tiers.before_after,
     "retrains-extended-12": lambda: studies.retrain_groups_table("lstm-extended-accuracy-gap", extended=True),
     "retrains-basic-12": lambda: studies.retrain_groups_table("lstm-basic-accuracy", extended=False),
     "paired-extended-12": lambda: studies.paired_sentence("lstm-extended-accuracy-gap", PAIRED_12),

@@ -3,6 +3,8 @@ number edited by hand is caught."""
 
 from __future__ import annotations
 
+import re
+
 from helpers import REPO, module_from_file
 
 render = module_from_file(REPO / "results" / "render.py")
@@ -32,3 +34,17 @@ def test_an_unknown_region_and_an_uncommitted_source_are_problems():
     render.render_page("<!-- results:no-such-table -->x<!-- /results -->", "page.md", problems)
     assert problems and "no renderer for region 'no-such-table'" in problems[0]
     assert render.committed({"results/no-such-file.csv", "README.md"}) == {"README.md"}
+
+
+# A measurement in a table cell: a decimal, a percentage, seconds, a ratio, or a count with a
+# thousands separator.
+MEASURED = re.compile(r"\d+\.\d+|\d\s?%|\b\d+ ?s\b|\d+(?:\.\d+)?x\b|\d,\d{3}")
+
+
+def test_every_table_of_measurements_in_the_pages_is_rendered():
+    typed = []
+    for page in render.PAGES:
+        text = render.REGION.sub("", (REPO / page).read_text())
+        typed += [f"{page}: {line[:100]}" for line in text.splitlines()
+                  if line.startswith("|") and not line.startswith("|---") and MEASURED.search(line)]
+    assert not typed, "tables typed by hand (render them from committed data): " + "\n".join(typed)
