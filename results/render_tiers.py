@@ -129,13 +129,13 @@ GOALS = {"default": 150, "integration": 180, "ci": 480}
 
 
 def before_after(folder: str = TIERS) -> Rendered:
-    """Each tier at this work's start (a recorded figure, its source named), at this session's start
+    """Each tier at this work's start (a recorded figure, its source named), at the start of this round (1f470ab)
     (one run of that commit, on the same machine the same day), now (the median of the five runs),
     and the goal. Machines here differ by 10-20% from hour to hour, so only figures measured close
     together compare."""
     before = {r["tier"]: r for r in rows(f"{folder}/before.csv")}
     found = tier_rows(folder)
-    start = {r["tier"]: r for r in rows(f"{folder}_session_start/tiers.csv")}
+    start = {r["tier"]: r for r in rows(f"{folder}_1f470ab/tiers.csv")}
     ci = float(dict(line.split(": ", 1) for line in (REPO / folder / "ci_run.txt").read_text().splitlines()
                     if ": " in line)["seconds"])
     body = []
@@ -154,7 +154,7 @@ def before_after(folder: str = TIERS) -> Rendered:
                       f"{found[tier][0]['passed']} tests, {now:.0f} s, CPU "
                       f"{statistics.median(float(r['cpu_s']) for r in found[tier]):.0f} s"]
         body.append(cells + [f"{GOALS[tier]} s", "met" if now <= GOALS[tier] else "**missed**"])
-    sources = (f"{folder}/before.csv", f"{folder}_session_start/tiers.csv", f"{folder}/tiers.csv",
+    sources = (f"{folder}/before.csv", f"{folder}_1f470ab/tiers.csv", f"{folder}/tiers.csv",
                f"{folder}/ci_run.txt")
-    return table(["", "before (this work's start)", "this session's start, same machine and day",
+    return table(["", "before (this work's start)", "this round's start, same machine and day",
                   "now, median of the 5 runs", "goal", ""], body, sources)
