@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 
-from rendering import NAMES, REPO, Rendered, number, rows, table
+from rendering import NAMES, REPO, Rendered, key_values, number, rows, table
 
 MAIN = "results/main-default/compare-20261202-193843"
 
@@ -108,7 +108,7 @@ QUICK_TIME = "results/quick/time_zen5.txt"
 
 def quick_time() -> Rendered:
     """How long ``compare_rnn_lstm.py --quick`` took, measured alone (a "key: value" file)."""
-    fields = dict(line.split(": ", 1) for line in (REPO / QUICK_TIME).read_text().splitlines() if ": " in line)
+    fields = key_values(QUICK_TIME)
     wall, cpu = float(fields["real"]), float(fields["user"]) + float(fields["sys"])
     return Rendered(f"{wall / 60:.1f} minutes ({cpu / 60:.1f} min of CPU) on an {fields['cpu']}", (QUICK_TIME,))
 

@@ -199,9 +199,8 @@ def retrain_seeds_table(study_name: str) -> Rendered:
 
 def challenger_trial(study_name: str, group: str) -> str:
     """The trial a study's retrains set against the seed setting, as its report names it."""
-    report = (REPO / STUDIES / f"study-{study_name}" / "report.md").read_text()
     pattern = r"the runner-up, trial (\d+)" if group == "runner-up" else r"recommended trial (\d+)"
-    return re.search(pattern, report).group(1)
+    return report_line(study_name, pattern).group(1)
 
 
 def regularizers(recipe: dict, extended: bool) -> str:
@@ -229,11 +228,15 @@ def retrain_groups_table(study_name: str, extended: bool) -> Rendered:
                   "gap at the last epoch (pts)"], body, (f"{STUDIES}/{study_name}.journal",))
 
 
+def report_text(study_name: str) -> str:
+    """A study's committed report.md (written by the study command from its journal; --n-trials 0
+    writes it again)."""
+    return (REPO / STUDIES / f"study-{study_name}" / "report.md").read_text()
+
+
 def report_line(study_name: str, pattern: str) -> re.Match:
-    """The first match of ``pattern`` in a study's committed report.md (written by the study
-    command from its journal; --n-trials 0 writes it again)."""
-    report = (REPO / STUDIES / f"study-{study_name}" / "report.md").read_text()
-    found = re.search(pattern, report, re.M)
+    """The first match of ``pattern`` in a study's report.md."""
+    found = re.search(pattern, report_text(study_name), re.M)
     if found is None:
         raise ValueError(f"{STUDIES}/study-{study_name}/report.md: no line matches {pattern!r}")
     return found
@@ -258,8 +261,7 @@ def study_12_rows(study_name: str) -> list[str]:
     smallest = complete.sort_values("gap_at_best_valid").iloc[0]
     epochs = report_line(study_name, r"^epochs trained: (\d+); pruned \d+ trial\(s\) \(([^)]*)\), saving up to (\d+) "
                                      r"epochs \((\d+)%")
-    rungs = re.findall(r"rung check, epoch (\d+): .*Spearman ([+-]?[\d.]+) over (\d+) trial",
-                       (REPO / STUDIES / f"study-{study_name}" / "report.md").read_text())
+    rungs = re.findall(r"rung check, epoch (\d+): .*Spearman ([+-]?[\d.]+) over (\d+) trial", report_text(study_name))
     return [
         f"{study_history(study_name).text} (pruned: {epochs.group(2)})",
         f"{epochs.group(1)} / {epochs.group(3)} ({epochs.group(4)}%)",

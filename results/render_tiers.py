@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import statistics
 
-from rendering import REPO, Rendered, rows, table
+from rendering import REPO, Rendered, key_values, rows, table
 
 TIERS = "results/benchmarks/test_tiers_zen5"
 WHAT = {
@@ -99,7 +99,7 @@ def loaded(folder: str = TIERS + "_loaded") -> Rendered:
 
 def ci_run_time(source: str = TIERS + "/ci_run.txt") -> Rendered:
     """A fresh clone's `.ci/run` (installs included), as timed around it: a "key: value" file."""
-    fields = dict(line.split(": ", 1) for line in (REPO / source).read_text().splitlines() if ": " in line)
+    fields = key_values(source)
     seconds = float(fields["seconds"])
     return Rendered(f"{seconds:.0f} s ({seconds / 60:.1f} min; commit {fields['commit']}, {fields['date']}, exit "
                     f"{fields['exit']})", (source,))
@@ -129,15 +129,14 @@ GOALS = {"default": 150, "integration": 180, "ci": 480}
 
 
 def before_after(folder: str = TIERS) -> Rendered:
-    """Each tier at this work's start (a recorded figure, its source named), at the start of this round (1f470ab)
-    (one run of that commit, on the same machine the same day), now (the median of the five runs),
-    and the goal. Machines here differ by 10-20% from hour to hour, so only figures measured close
+    """Each tier at this work's start (a recorded figure, its source named), at this round's start
+    (one run of 1f470ab, on the same machine the same day), now (the median of the five runs), and
+    the goal. Machines here differ by 10-20% from hour to hour, so only figures measured close
     together compare."""
     before = {r["tier"]: r for r in rows(f"{folder}/before.csv")}
     found = tier_rows(folder)
     start = {r["tier"]: r for r in rows(f"{folder}_1f470ab/tiers.csv")}
-    ci = float(dict(line.split(": ", 1) for line in (REPO / folder / "ci_run.txt").read_text().splitlines()
-                    if ": " in line)["seconds"])
+    ci = float(key_values(f"{folder}/ci_run.txt")["seconds"])
     body = []
     for tier, label in (("default", "the suite"), ("integration", "integration tier"), ("ci", "fresh clone `.ci/run`")):
         was = before[tier]

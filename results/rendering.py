@@ -61,3 +61,8 @@ def retrains(study_name: str) -> dict[tuple[str, int], dict]:
             _, group, seed = key.split(":")
             kept[(group, int(seed.split()[-1]))] = record
     return kept
+
+
+def key_values(path: str) -> dict[str, str]:
+    """A "key: value" file (a timing written around a command) as a dict."""
+    return dict(line.split(": ", 1) for line in (REPO / path).read_text().splitlines() if ": " in line)
