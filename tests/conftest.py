@@ -55,8 +55,8 @@ def pytest_collection_modifyitems(config, items):
 
 
 class Ordering:
-    """Last of all collection hooks, after -m and --quick left the tier's own tests: deal those
-    into the workers' lanes (ordered over every test, a lane held tests another tier then left out)."""
+    """Last of all collection hooks, after -m and --quick left the tier's own tests: deal only
+    those into the workers' lanes (lanes dealt from every test were emptied unevenly by -m)."""
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, config, items):
