@@ -66,13 +66,13 @@ def mlflow_server(backend_store_uri: str, cwd, *extra: str, timeout: float = 120
     process's environment); yields its URL once /health answers. Its output goes to
     ``cwd/mlflow-server-PORT.log`` (``server_log``), for a test to show when a request failed."""
     port = port or free_port()
-    log = open(server_log(cwd, port), "a")
-    server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_store_uri,
-                               "--host", "127.0.0.1", "--port", str(port), *extra],
-                              cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
-                              # MLflow's job runner (eight more processes: a runner and huey
-                              # consumers for GenAI jobs) serves nothing this project uses.
-                              env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})})
+    with open(server_log(cwd, port), "a") as log:  # the server keeps its own copy of the descriptor
+        server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_store_uri,
+                                   "--host", "127.0.0.1", "--port", str(port), *extra],
+                                  cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                                  # MLflow's job runner (eight more processes: a runner and huey
+                                  # consumers for GenAI jobs) serves nothing this project uses.
+                                  env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})})
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + timeout
@@ -89,7 +89,6 @@ def mlflow_server(backend_store_uri: str, cwd, *extra: str, timeout: float = 120
     finally:
         server.terminate()
         server.wait(30)
-        log.close()
 
 
 def server_log(cwd, port: int) -> Path:
