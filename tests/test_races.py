@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from mlflow.exceptions import MlflowException
 
+from sentiment_core.system.folders import private_folder
 from sentiment_core.tracking.races import is_duplicate_key, repeat_on_duplicate_key, upload_again_if_cut
 
 POSTGRES = ('BAD_REQUEST: (psycopg.errors.UniqueViolation) duplicate key value violates unique constraint '
@@ -83,3 +86,24 @@ def test_the_drivers_own_refusal_is_written_again_too():
 
     repeat_on_duplicate_key(set_alias, first_wait=0)
     assert len(tries) == 2 and db.execute("SELECT version FROM aliases").fetchall() == [(2,)]
+
+
+def test_a_report_folder_shared_by_commands_only_ever_holds_whole_files(tmp_path):
+    """Each command writes its report apart and moves it in by renames: an upload that opened a
+    file keeps reading the whole of it, as long as its size said, while another command publishes
+    its own version; a command that fails publishes nothing; no private folder is left."""
+    out = tmp_path / "study-x"
+    with private_folder(out) as first:
+        (first / "report.md").write_text("first " * 1000)
+    uploading = open(out / "report.md", "rb")  # what MLflow's upload does: fstat's size, then read
+    size = os.fstat(uploading.fileno()).st_size
+    with private_folder(out) as second:
+        (second / "report.md").write_text("second")
+        (second / "trials.csv").write_text("number\n0\n")
+    assert len(uploading.read()) == size == 6000
+    uploading.close()
+    with pytest.raises(KeyboardInterrupt), private_folder(out) as third:
+        (third / "report.md").write_text("cut short")
+        raise KeyboardInterrupt
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["study-x"]
+    assert (out / "report.md").read_text() == "second" and (out / "trials.csv").exists()

@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 from ..data.corpus import load_corpus
 from ..errors import UserError
 from ..system.cpu_share import CpuShare
+from ..system.folders import private_folder
 from ..tracking import models as mlflow_model
 from ..tracking.runs import RunTracker, reap_and_report
 from ..tracking.store import (
@@ -134,14 +135,17 @@ def run_arms(arms: dict[str, TrainConfig], seeds: list[int] | AutoSeeds, *, repo
         if auto is not None:
             parent.set_tags({"seeds_stop": stop_reason or "interrupted"})
             parent.log_metrics({"seeds_used": len({r.config.seed for _, r in runs})})
-        table, markdown = write_comparison(runs, labels, out, corpus, reference, auto, stop_reason)
+        # Written apart, uploaded, then moved into `out` whole: two comparisons started in the same
+        # second share that folder (system/folders.py says why).
+        with private_folder(out) as folder:
+            table, markdown = write_comparison(runs, labels, folder, corpus, reference, auto, stop_reason)
+            for path in sorted(folder.iterdir()):
+                parent.log_artifact(path, "comparison")
         # Every run is done: the same command now trains anew. Until here, a comparison run again
         # after an interruption replays its finished runs from their kept state (seconds each).
         for _, run in runs:
             if run.result.kept_state is not None:
                 run.result.kept_state.discard()
-        for path in sorted(out.iterdir()):
-            parent.log_artifact(path, "comparison")
         parent.log_metrics({"wall_seconds": time.perf_counter() - started})
 
     print("\n" + markdown)

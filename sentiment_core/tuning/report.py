@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 from .. import reporting
 from ..comparison.arms import predict_lines
 from ..comparison.seeds import AutoSeeds, met_target, planning_line
+from ..system.folders import private_folder
 from ..tracking.runs import RunTracker
 from ..tracking.store import browse_lines
 from . import pareto
@@ -217,7 +218,20 @@ def challenger_of(study: optuna.Study, recommended: optuna.trial.FrozenTrial, se
 
 def report(spec, study: optuna.Study, client, experiment_id: str, parent_run_id: str) -> None:
     out = Path(spec.output_dir or spec.repo_root / "outputs") / f"study-{spec.study_name}"
-    out.mkdir(parents=True, exist_ok=True)
+    parent = RunTracker(client, parent_run_id)
+    # Every worker of a study writes this report: each into a folder of its own, uploaded from
+    # there, then moved into `out` file by file (system/folders.py says why).
+    with private_folder(out) as folder:
+        metrics = write_report(spec, study, client, experiment_id, parent_run_id, folder)
+        for path in sorted(folder.iterdir()):
+            parent.log_artifact(path, "report")
+    parent.log_metrics(metrics, step=metrics["n_trials"])
+    print(f"\nreport and plots: {out}")
+    print(browse_lines(client.tracking_uri, experiment_id))
+
+
+def write_report(spec, study: optuna.Study, client, experiment_id: str, parent_run_id: str, out: Path) -> dict:
+    """The study's report, tables and plots written into ``out`` (and printed); its summary metrics."""
     frame = trials_frame(study)
     frame.to_csv(out / "trials.csv", index=False)
     counts = frame.state.value_counts().to_dict()
@@ -292,12 +306,7 @@ def report(spec, study: optuna.Study, client, experiment_id: str, parent_run_id:
     text = "\n".join(lines)
     (out / "report.md").write_text(text + "\n")
     print(text)
-    parent = RunTracker(client, parent_run_id)
-    for path in sorted(out.iterdir()):
-        parent.log_artifact(path, "report")
     metrics = {**pruning_metrics, **time_metrics, "n_trials": len(frame)}
     if recommended is not None:
         metrics["best_valid_acc"] = recommended.values[0]
-    parent.log_metrics(metrics, step=len(frame))
-    print(f"\nreport and plots: {out}")
-    print(browse_lines(client.tracking_uri, experiment_id))
+    return metrics
