@@ -10,9 +10,6 @@ data defines them. Swapped class names, a wrong probability or a mis-tokenized r
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -128,18 +125,17 @@ def test_an_empty_review_is_exit_2_with_one_line(learned, run_inprocess):
     assert "review 2 is empty after tokenization" in proc.stderr.strip().splitlines()[-1]
 
 
-@pytest.mark.processes
-def test_the_pyfunc_model_answers_as_the_oracle(learned):
-    uri, tmp, run, checkpoint = learned
+def test_the_pyfunc_model_answers_as_the_oracle(learned, tmp_path):
+    # In this process: a fresh process loading a registered model is tests/test_mlflow_models.py's.
+    import mlflow
+    import pandas as pd
+
+    from sentiment_core.tracking.models import download_model
+
+    uri, _, run, checkpoint = learned
     texts = load_splits("embedded", seed=1234, max_examples=MAX_EXAMPLES).test.texts[:20]
-    code = ("import json, sys, mlflow, pandas as pd\n"
-            f"model = mlflow.pyfunc.load_model('runs:/{run.info.run_id}/model')\n"
-            "texts = json.loads(sys.stdin.read())\n"
-            "print(json.dumps(model.predict(pd.DataFrame({'text': texts})).to_dict('records')))\n")
-    proc = subprocess.run([sys.executable, "-c", code], input=json.dumps(texts), cwd=tmp, capture_output=True,
-                          text=True, timeout=180, env={**os.environ, "MLFLOW_TRACKING_URI": uri})
-    assert proc.returncode == 0, proc.stderr
-    answers = json.loads(proc.stdout.strip().splitlines()[-1])
+    local = download_model(f"runs:/{run.info.run_id}/model", uri, tmp_path)  # as predict.py fetches it
+    answers = mlflow.pyfunc.load_model(local).predict(pd.DataFrame({"text": texts})).to_dict("records")
     expected = oracle(checkpoint, texts)
     assert [a["label"] for a in answers] == [label for label, _ in expected]
     assert np.allclose([a["probability"] for a in answers], [p for _, p in expected], atol=1e-4)
