@@ -70,6 +70,7 @@ RENDERERS: dict[str, Callable[[], Rendered]] = {
     "paired-30-half-width": lambda: studies.paired_half_width("lstm-basic-accuracy-30-epochs", "test_acc_at_best_valid"),
     "speed-zen2": lambda: runs.copied_table("results/benchmarks/training_speed_amd_epyc_zen2.md"),
     "cpu-sharing": lambda: runs.copied_table("results/benchmarks/cpu_sharing_policy_amd_epyc_zen2.md"),
+    "rnn-step-floor": lambda: runs.copied_table("results/benchmarks/rnn_step_floor_zen5.txt"),
     "revisions-zen5": lambda: runs.revisions_table(REVISIONS),
     "rnn-over-lstm-zen5": lambda: runs.rnn_over_lstm(REVISIONS),
     "studies-12-table": studies.studies_12_table,
