@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -185,11 +186,18 @@ def half_width(spread: float, n: int, confidence: float = 0.95) -> float:
     (infinite below 2 values)."""
     if n < 2:
         return math.inf
+    return t_quantile(0.5 + confidence / 2, n - 1) * spread / math.sqrt(n)
+
+
+@functools.lru_cache(maxsize=256)
+def t_quantile(probability: float, dof: int) -> float:
+    """Student's t quantile, remembered: scipy takes ~0.1 ms a call, and the seed rule's simulation
+    (10,000 sequences of a few seeds, tests/test_seeds.py) asks for the same few thousands of times."""
     # Imported here: one seed needs no interval, and the GPU check's offline install (which also
     # brings scipy) must not fail for want of it after both cells trained.
     from scipy import stats
 
-    return float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * spread / math.sqrt(n)
+    return float(stats.t.ppf(probability, dof))
 
 
 def paired_difference(a: list[float], b: list[float], confidence: float = 0.95) -> dict:
