@@ -9,7 +9,8 @@
 # Runs the tests of the repository it sits in with the active Python; the integration tier needs
 # SENTIMENT_POSTGRES_URL (bash .ci/postgres.sh). A failing tier is recorded and the next one runs.
 # Writes OUT/run-N/TIER.txt (pytest's output) and OUT/run-N/TIER.jsonl (CPU per test), and one
-# line per tier and run to OUT/tiers.csv. Nothing else may run meanwhile: the times are the point.
+# line per tier and run to OUT/tiers.csv; runs into an OUT that has some go on from the next
+# number. Nothing else may run meanwhile: the times are the point.
 set -uo pipefail
 out=$(realpath -m "${1:?usage: test_tiers.sh OUT [RUNS]}")
 runs=${2:-1}
@@ -20,7 +21,8 @@ machine=$(python -c "from sentiment_core.training.runtime import cpu_name; impor
 print(f'{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}')")
 [ -f "$out/tiers.csv" ] || echo "run,tier,passed,failed,wall_s,cpu_s,commit,machine,date" > "$out/tiers.csv"
 declare -A args=([quick]="--quick" [default]="" [integration]="-m integration" [alone]="-m alone -n 0")
-for run in $(seq 1 "$runs"); do
+first=$(( $(find "$out" -maxdepth 1 -name 'run-*' -type d | wc -l) + 1 ))
+for run in $(seq "$first" $(( first + runs - 1 ))); do
   mkdir -p "$out/run-$run"
   for tier in quick default integration alone; do
     log="$out/run-$run/$tier"
