@@ -80,6 +80,7 @@ RENDERERS: dict[str, Callable[[], Rendered]] = {
     "test-slowest-default": lambda: tiers.slowest_tests("default"),
     "test-slowest-integration": lambda: tiers.slowest_tests("integration", shown=6),
     "test-steadiness": tiers.steadiness,
+    "test-steadiness-previous": lambda: tiers.steadiness(tiers.PREVIOUS),
     "test-loaded": tiers.loaded,
     "ci-run-time": tiers.ci_run_time,
     "test-tiers-sentence": tiers.tiers_sentence,

@@ -8,7 +8,12 @@ import statistics
 
 from rendering import REPO, Rendered, key_values, rows, table
 
-TIERS = "results/benchmarks/test_tiers_zen5"
+# This round's runs (named by the commit measured); the previous round's five runs; the loaded run
+# (previous round: nothing it measures changed since); this round's start, measured the same day.
+TIERS = "results/benchmarks/test_tiers_zen5_726f3dc"
+PREVIOUS = "results/benchmarks/test_tiers_zen5"
+LOADED = "results/benchmarks/test_tiers_zen5_loaded"
+START = "results/benchmarks/test_tiers_zen5_89fe6eb"
 WHAT = {
     "quick": ("`python -m pytest --quick`", "the inner loop: everything that runs in the test process (no script "
               "started as a process)"),
@@ -81,10 +86,10 @@ def steadiness(folder: str = TIERS) -> Rendered:
     failed = [f"run {r['run']}, {tier} tier: {r['failed']} failed" for tier, rs in found.items() for r in rs
               if int(r["failed"])]
     verdict = "every tier passed in every run" if not failed else "; ".join(failed)
-    return Rendered(f"{runs} consecutive runs of the four commands: {verdict}", (source,))
+    return Rendered(f"{runs} runs of the four commands: {verdict}", (source,))
 
 
-def loaded(folder: str = TIERS + "_loaded") -> Rendered:
+def loaded(folder: str = LOADED) -> Rendered:
     """The run beside a process that kept the other core busy: each tier's result (pytest's own
     last line, which counts skipped tests too) and time."""
     source = f"{folder}/tiers.csv"
@@ -97,7 +102,7 @@ def loaded(folder: str = TIERS + "_loaded") -> Rendered:
     return Rendered("; ".join(parts), tuple(sources))
 
 
-def ci_run_time(source: str = TIERS + "/ci_run.txt") -> Rendered:
+def ci_run_time(source: str = PREVIOUS + "/ci_run.txt") -> Rendered:
     """A fresh clone's `.ci/run` (installs included), as timed around it: a "key: value" file."""
     fields = key_values(source)
     seconds = float(fields["seconds"])
@@ -128,32 +133,37 @@ def tiers_sentence(folder: str = TIERS) -> Rendered:
 GOALS = {"default": 150, "integration": 180, "ci": 480}
 
 
-def before_after(folder: str = TIERS) -> Rendered:
-    """Each tier at this work's start (a recorded figure, its source named), at this round's start
-    (one run of 1f470ab, on the same machine the same day), now (the median of the five runs), and
-    the goal. Machines here differ by 10-20% from hour to hour, so only figures measured close
-    together compare."""
-    before = {r["tier"]: r for r in rows(f"{folder}/before.csv")}
-    found = tier_rows(folder)
-    start = {r["tier"]: r for r in rows(f"{folder}_1f470ab/tiers.csv")}
-    ci = float(key_values(f"{folder}/ci_run.txt")["seconds"])
+def before_after(folder: str = TIERS, previous: str = PREVIOUS, start: str = START) -> Rendered:
+    """Each tier at this work's start (a recorded figure, its source named), the previous round's
+    median, this round's start (one run, the same machine and day as now), now (the median of this
+    round's runs), and the goal. Machines here differ by 10-20% from hour to hour, so only figures
+    measured close together compare."""
+    before = {r["tier"]: r for r in rows(f"{previous}/before.csv")}
+    found, earlier = tier_rows(folder), tier_rows(previous)
+    then = {r["tier"]: r for r in rows(f"{start}/tiers.csv")}
+    timed = (REPO / folder / "ci_run.txt").exists()
+    ci = float(key_values(f"{folder}/ci_run.txt")["seconds"]) if timed else None
+    ci_earlier = float(key_values(f"{previous}/ci_run.txt")["seconds"])
+
+    def median_of(runs: list[dict], tests: bool = True) -> str:
+        wall = statistics.median(float(r["wall_s"]) for r in runs)
+        cpu = statistics.median(float(r["cpu_s"]) for r in runs)
+        return f"{runs[0]['passed'] + ' tests, ' if tests else ''}{wall:.0f} s, CPU {cpu:.0f} s"
+
     body = []
     for tier, label in (("default", "the suite"), ("integration", "integration tier"), ("ci", "fresh clone `.ci/run`")):
         was = before[tier]
         cells = [label, f"{(was['tests'] + ' tests, ') if was['tests'] else ''}{was['wall_s']} s ({was['how']})"]
         if tier == "ci":
-            now = ci
-            cells += ["", f"{ci:.0f} s (one run)"]
+            now = ci if timed else ci_earlier
+            cells += [f"{ci_earlier:.0f} s (one run)", "", f"{ci:.0f} s (one run)" if timed else "not yet timed"]
         else:
             now = statistics.median(float(r["wall_s"]) for r in found[tier])
-            then = start[tier]
-            measured = int(then["passed"]) and not int(then["failed"])
-            cells += [f"{then['passed']} tests, {float(then['wall_s']):.0f} s, CPU {then['cpu_s']} s ({then['commit']})"
-                      if measured else "not measured: the run was stopped (a tracking-server stall, see Steady)",
-                      f"{found[tier][0]['passed']} tests, {now:.0f} s, CPU "
-                      f"{statistics.median(float(r['cpu_s']) for r in found[tier]):.0f} s"]
+            cells += [f"{median_of(earlier[tier])} ({earlier[tier][0]['commit']})",
+                      f"{median_of([then[tier]])} ({then[tier]['commit']})", median_of(found[tier])]
         body.append(cells + [f"{GOALS[tier]} s", "met" if now <= GOALS[tier] else "**missed**"])
-    sources = (f"{folder}/before.csv", f"{folder}_1f470ab/tiers.csv", f"{folder}/tiers.csv",
-               f"{folder}/ci_run.txt")
-    return table(["", "before (this work's start)", "this round's start, same machine and day",
-                  "now, median of the 5 runs", "goal", ""], body, sources)
+    sources = (f"{previous}/before.csv", f"{previous}/tiers.csv", f"{previous}/ci_run.txt", f"{start}/tiers.csv",
+               f"{folder}/tiers.csv", *([f"{folder}/ci_run.txt"] if timed else []))
+    runs = len(found["default"])
+    return table(["", "before (this work's start)", f"previous round, median of {len(earlier['default'])} runs",
+                  "this round's start, same machine and day", f"now, median of {runs} runs", "goal", ""], body, sources)
