@@ -81,6 +81,8 @@ RENDERERS: dict[str, Callable[[], Rendered]] = {
     "test-slowest-integration": lambda: tiers.slowest_tests("integration", shown=6),
     "test-steadiness": tiers.steadiness,
     "test-steadiness-previous": lambda: tiers.steadiness(tiers.PREVIOUS),
+    "test-steadiness-earlier": lambda: tiers.steadiness(tiers.EARLIER),
+    "test-spreads-earlier": lambda: tiers.tier_spreads(tiers.EARLIER),
     "test-loaded": tiers.loaded,
     "ci-run-time": tiers.ci_run_time,
     "test-tiers-sentence": tiers.tiers_sentence,

@@ -8,9 +8,10 @@ import statistics
 
 from rendering import REPO, Rendered, key_values, rows, table
 
-# This round's runs (named by the commit measured); the previous round's five runs; the loaded run
-# (previous round: nothing it measures changed since); this round's start, measured the same day.
-TIERS = "results/benchmarks/test_tiers_zen5_726f3dc"
+# This round's final runs (named by the commit measured) and its earlier ones; the previous round's
+# five runs; the loaded run (previous round); this round's start, measured the same day.
+TIERS = "results/benchmarks/test_tiers_zen5_a4875fd"
+EARLIER = "results/benchmarks/test_tiers_zen5_726f3dc"
 PREVIOUS = "results/benchmarks/test_tiers_zen5"
 LOADED = "results/benchmarks/test_tiers_zen5_loaded"
 START = "results/benchmarks/test_tiers_zen5_89fe6eb"
@@ -128,6 +129,15 @@ def tiers_sentence(folder: str = TIERS) -> Rendered:
                     f"servers, outages, a browser, the GPU check in a fresh venv) in {integ_time}; then {alone} that "
                     f"measure CPU load, alone, in {alone_time}; `python -m pytest --quick`, the inner loop: {quick} "
                     f"tests in {quick_time}", (f"{folder}/tiers.csv",))
+
+
+def tier_spreads(folder: str) -> Rendered:
+    """The suite's and the integration tier's wall times over a folder's runs, and its commit."""
+    found = tier_rows(folder)
+    parts = [f"{label} {spread([float(r['wall_s']) for r in found[tier]], 's')}"
+             for tier, label in (("default", "the suite"), ("integration", "the integration tier"))]
+    return Rendered(f"{' and '.join(parts)} over {len(found['default'])} runs of {found['default'][0]['commit']}",
+                    (f"{folder}/tiers.csv",))
 
 
 GOALS = {"default": 150, "integration": 180, "ci": 480}
