@@ -103,7 +103,7 @@ def loaded(folder: str = LOADED) -> Rendered:
     return Rendered("; ".join(parts), tuple(sources))
 
 
-def ci_run_time(source: str = PREVIOUS + "/ci_run.txt") -> Rendered:
+def ci_run_time(source: str = TIERS + "/ci_run.txt") -> Rendered:
     """A fresh clone's `.ci/run` (installs included), as timed around it: a "key: value" file."""
     fields = key_values(source)
     seconds = float(fields["seconds"])
