@@ -151,29 +151,28 @@ def before_after(folder: str = TIERS, previous: str = PREVIOUS, start: str = STA
     before = {r["tier"]: r for r in rows(f"{previous}/before.csv")}
     found, earlier = tier_rows(folder), tier_rows(previous)
     then = {r["tier"]: r for r in rows(f"{start}/tiers.csv")}
-    timed = (REPO / folder / "ci_run.txt").exists()
-    ci = float(key_values(f"{folder}/ci_run.txt")["seconds"]) if timed else None
+    ci = float(key_values(f"{folder}/ci_run.txt")["seconds"])
     ci_earlier = float(key_values(f"{previous}/ci_run.txt")["seconds"])
 
-    def median_of(runs: list[dict], tests: bool = True) -> str:
+    def median_of(runs: list[dict]) -> str:
         wall = statistics.median(float(r["wall_s"]) for r in runs)
         cpu = statistics.median(float(r["cpu_s"]) for r in runs)
-        return f"{runs[0]['passed'] + ' tests, ' if tests else ''}{wall:.0f} s, CPU {cpu:.0f} s"
+        return f"{runs[0]['passed']} tests, {wall:.0f} s, CPU {cpu:.0f} s"
 
     body = []
     for tier, label in (("default", "the suite"), ("integration", "integration tier"), ("ci", "fresh clone `.ci/run`")):
         was = before[tier]
         cells = [label, f"{(was['tests'] + ' tests, ') if was['tests'] else ''}{was['wall_s']} s ({was['how']})"]
         if tier == "ci":
-            now = ci if timed else ci_earlier
-            cells += [f"{ci_earlier:.0f} s (one run)", "", f"{ci:.0f} s (one run)" if timed else "not yet timed"]
+            now = ci
+            cells += [f"{ci_earlier:.0f} s (one run)", "", f"{ci:.0f} s (one run)"]
         else:
             now = statistics.median(float(r["wall_s"]) for r in found[tier])
             cells += [f"{median_of(earlier[tier])} ({earlier[tier][0]['commit']})",
                       f"{median_of([then[tier]])} ({then[tier]['commit']})", median_of(found[tier])]
         body.append(cells + [f"{GOALS[tier]} s", "met" if now <= GOALS[tier] else "**missed**"])
     sources = (f"{previous}/before.csv", f"{previous}/tiers.csv", f"{previous}/ci_run.txt", f"{start}/tiers.csv",
-               f"{folder}/tiers.csv", *([f"{folder}/ci_run.txt"] if timed else []))
+               f"{folder}/tiers.csv", f"{folder}/ci_run.txt")
     runs = len(found["default"])
     return table(["", "before (this work's start)", f"previous round, median of {len(earlier['default'])} runs",
                   "this round's start, same machine and day", f"now, median of {runs} runs", "goal", ""], body, sources)
