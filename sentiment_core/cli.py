@@ -12,9 +12,9 @@ from pathlib import Path
 
 from .data.sources import SOURCES
 from .data.text import TOKENIZERS
-from .errors import UserError
+from .errors import UserError, was_interrupted
 from .system.cpu_share import CpuShare
-from .system.workers import quiet_libraries, raise_keyboard_interrupt
+from .system.workers import quiet_libraries, raise_keyboard_interrupt, redeliver_lost_interrupts
 from .training.config import (
     DEVICES,
     OPTIMIZERS,
@@ -188,13 +188,17 @@ def run_main(main: Callable[[], int | None]) -> None:
     """Run a script's main: SIGTERM behaves like Ctrl-C; a UserError is one line and exit 2;
     an interruption is exit 130 after the runs were marked KILLED."""
     signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
+    redeliver_lost_interrupts()
     quiet_libraries()
     try:
         code = main()
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         code = 2
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Exception) as exc:
+        # Also an error raised while a library handled the interruption (one that took its place).
+        if not was_interrupted(exc):
+            raise
         print("\ninterrupted: active runs were ended as KILLED; every epoch finished so far is logged.",
               file=sys.stderr)
         code = 130

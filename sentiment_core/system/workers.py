@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import _thread
 import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 
-from ..errors import UserError
+from ..errors import UserError, was_interrupted
 
 
 def raise_keyboard_interrupt(signum, frame):
@@ -69,9 +71,52 @@ def stop_once(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def redeliver_lost_interrupts() -> None:
+    """Raise again an interruption that Python dropped, once, in the main thread.
+
+    A signal's handler runs at whatever bytecode the main thread is at; when that is a
+    garbage-collection callback or a ``__del__`` (SQLAlchemy has weakref callbacks on its hot
+    path), the handler's KeyboardInterrupt is raised there, where Python only prints "Exception
+    ignored" and goes on: the command trained on as if never signalled, until SIGKILL
+    (benchmarks/interrupt_anywhere.py). The hook hands the interruption to a one-shot SIGINT
+    handler and has another thread trip it 10 ms later, when the hook has returned (tripped from
+    inside the hook, the handler runs at once, still inside, and is dropped again); if it lands in
+    such a place again, the hook sees it again. The handler puts back the one it replaced (a worker's
+    SIG_IGN after its first interruption stays). Installed once per process; other unraisable
+    errors are printed as before.
+    """
+    if getattr(sys.unraisablehook, "redelivers_interrupts", False):
+        return
+    previous = sys.unraisablehook
+
+    def hook(unraisable) -> None:
+        if not (isinstance(unraisable.exc_value, KeyboardInterrupt)
+                and threading.current_thread() is threading.main_thread()):
+            previous(unraisable)
+            return
+        replaced = signal.getsignal(signal.SIGINT)
+        if getattr(replaced, "redelivers", False):  # one is on its way already: one interruption
+            return
+        args = unraisable.exc_value.args
+
+        def once(signum, frame):
+            signal.signal(signal.SIGINT, replaced if replaced is not None else signal.default_int_handler)
+            raise KeyboardInterrupt(*args)
+
+        once.redelivers = True
+        signal.signal(signal.SIGINT, once)
+        trip = threading.Timer(0.01, _thread.interrupt_main, args=(signal.SIGINT,))
+        trip.daemon = True
+        trip.start()
+
+    hook.redelivers_interrupts = True
+    sys.unraisablehook = hook
+
+
 def _spawned(target: Callable, arguments: tuple, threads: int, gpu: str | None = None) -> None:
     signal.signal(signal.SIGTERM, stop_once)
     signal.signal(signal.SIGINT, stop_once)
+    redeliver_lost_interrupts()
     if gpu is not None:  # before anything initializes CUDA in this process
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     import torch
@@ -80,11 +125,13 @@ def _spawned(target: Callable, arguments: tuple, threads: int, gpu: str | None =
     torch.set_num_threads(threads)
     try:
         target(*arguments)
-    except KeyboardInterrupt:
-        sys.exit(130)
     except UserError as exc:
         print(f"error (worker process {os.getpid()}): {exc}", file=sys.stderr)
         sys.exit(2)
+    except (KeyboardInterrupt, Exception) as exc:
+        if not was_interrupted(exc):  # as run_main: an error that took an interruption's place is one
+            raise
+        sys.exit(130)
 
 
 def quiet_libraries() -> None:

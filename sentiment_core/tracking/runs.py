@@ -211,6 +211,12 @@ def ending(end: Callable[[str], object], client: MlflowClient,
             error = root_cause(error)  # the driver's words ("database is locked"), not the wrappers'
             print(f"could not mark the run KILLED now ({type(error).__name__}: {first_line(error)}); the next "
                   "command on this store will", file=sys.stderr, flush=True)
+        if not isinstance(stopped, KeyboardInterrupt):
+            # An error raised while SQLAlchemy handled the interruption took its place (a commit cut
+            # off raises AssertionError, which MLflow wraps): callers, down to the script's exit
+            # 130, handle KeyboardInterrupt, not the wrapper (benchmarks/interrupt_anywhere.py).
+            interruption = next(cause for cause in causes(stopped) if isinstance(cause, KeyboardInterrupt))
+            raise KeyboardInterrupt(*interruption.args) from stopped
         raise
     end(finished())
 
