@@ -27,10 +27,14 @@ the instruction set oneDNN uses, the threads and each measurement's peak memory 
     python benchmarks/training_speed.py             # ~5 min of timings, then the parity check
     python benchmarks/training_speed.py --quick     # a quarter epoch, smaller parity check
     python benchmarks/training_speed.py --speed-only --threads 2
-    python benchmarks/training_speed.py --speed-only --lever THP_MEM_ALLOC_ENABLE=1   # a lever, A/B
+    python benchmarks/training_speed.py --speed-only --lever THP_MEM_ALLOC_ENABLE=0   # a lever, A/B
     python benchmarks/training_speed.py --parity-only --parity-seeds 3
 
-Each measurement runs in its own subprocess so its peak memory (max RSS) is its own.
+Each measurement runs in its own subprocess so its peak memory (max RSS) is its own. The fast
+path runs with the allocator lever the training commands set for themselves (PyTorch's huge pages:
+``sentiment_core/system/cpu_allocator.py``; a value set in the environment stands, so
+``--lever THP_MEM_ALLOC_ENABLE=0`` times an epoch without it); the seed's code runs without.
+A lever's rows time both cells, and its line compares tokens/s, peak memory and page faults.
 """
 
 from __future__ import annotations
@@ -58,6 +62,10 @@ from sentiment_core.data.corpus import load_corpus  # noqa: E402
 from sentiment_core.training.config import TrainConfig  # noqa: E402
 from sentiment_core.training.loop import build_model, make_optimizer, train, train_step  # noqa: E402
 from sentiment_core.training.runtime import resolve_runtime  # noqa: E402
+
+# What the training commands set for themselves before torch allocates (the fast path is timed as
+# the main job runs it); the seed's code ran without.
+COMMANDS_ALLOCATOR = {"THP_MEM_ALLOC_ENABLE": "1"}
 
 
 class SeedLSTM(nn.Module):
@@ -143,7 +151,8 @@ def real_epoch(fraction: float, threads: int | None = None, batch_size: int = 32
             "reviews": len(corpus.train), "tokens_per_s": record["train_tokens_per_s"],
             "reviews_per_s": record["train_reviews_per_s"],
             "seconds": len(corpus.train) / record["train_reviews_per_s"],
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "page_faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt}  # the whole process's
 
 
 def warm_batch(repeats: int, threads: int | None = None) -> dict:
@@ -246,8 +255,9 @@ def onednn_isa() -> str:
 
 
 def in_subprocess(kind: str, env: dict | None = None, **kwargs) -> dict:
+    levers = {} if kind == "seed_path" else COMMANDS_ALLOCATOR
     out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", json.dumps({"kind": kind, **kwargs})],
-                         check=True, capture_output=True, text=True, env={**os.environ, **(env or {})})
+                         check=True, capture_output=True, text=True, env={**levers, **os.environ, **(env or {})})
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -263,7 +273,7 @@ def main() -> None:
                         help="torch threads of every measurement (default: every core, %(default)s here)")
     parser.add_argument("--lever", action="append", default=[], metavar="NAME=VALUE",
                         help="also time the real epoch with this environment variable set (repeatable), "
-                             "e.g. THP_MEM_ALLOC_ENABLE=1")
+                             "e.g. THP_MEM_ALLOC_ENABLE=0 (the commands set 1)")
     parser.add_argument("--profile", type=int, default=0, metavar="STEPS",
                         help="also profile STEPS real training steps of each cell with torch.profiler: a table "
                              "of the ops with the most self CPU time")
@@ -315,10 +325,13 @@ def throughput(measured_on: dict, quick: bool, levers: list[str]) -> dict:
     seed = in_subprocess("seed_path", n_batches=8 if quick else 24, threads=threads)
     print("  measured the seed's code path", file=sys.stderr)
     epochs = {"real epoch": in_subprocess("real_epoch", fraction=fraction, threads=threads)}
+    rnn_levers = {}
     for lever in levers:
         name, _, value = lever.partition("=")
         epochs[f"real epoch, {lever}"] = in_subprocess("real_epoch", env={name: value}, fraction=fraction,
                                                        threads=threads)
+        rnn_levers[lever] = in_subprocess("real_epoch", env={name: value}, fraction=fraction, threads=threads,
+                                          cell="rnn")
     rnn = in_subprocess("real_epoch", fraction=fraction, threads=threads, cell="rnn")
     print("  measured real epochs" + (f" and {len(levers)} lever(s)" if levers else ""), file=sys.stderr)
     fast = epochs["real epoch"]
@@ -344,12 +357,15 @@ def throughput(measured_on: dict, quick: bool, levers: list[str]) -> dict:
           f"warm repeated batch; the RNN's {achieved['rnn']:.1f} GFLOP/s, {achieved['rnn'] / limits['rnn']:.0%} of "
           f"its own")
     print(f"RNN / LSTM tokens/s, same run and precision: {rnn['tokens_per_s'] / fast['tokens_per_s']:.2f}x (goal: 2.5x)")
-    for label, row in epochs.items():
-        if label != "real epoch":
-            print(f"{label.split(', ', 1)[1]}: {row['tokens_per_s'] / fast['tokens_per_s'] - 1:+.1%} tokens/s, "
-                  f"peak RSS {row['peak_rss_mb'] / fast['peak_rss_mb']:.2f}x")
-    return {"seed": seed, "epochs": epochs, "rnn": rnn, "warm": warm, "step_matmul_gflops": limits,
-            "flop_per_token": {cell: flop_per_token(cell) for cell in ("lstm", "rnn")}}
+    for lever in levers:
+        changes = []
+        for cell, row, base in (("LSTM", epochs[f"real epoch, {lever}"], fast), ("RNN", rnn_levers[lever], rnn)):
+            changes.append(f"{cell} {row['tokens_per_s'] / base['tokens_per_s'] - 1:+.1%} tokens/s, peak RSS "
+                           f"{row['peak_rss_mb'] / base['peak_rss_mb']:.2f}x, page faults "
+                           f"{row['page_faults'] / base['page_faults']:.2f}x")
+        print(f"{lever} against the commands' setting: " + "; ".join(changes))
+    return {"seed": seed, "epochs": epochs, "rnn": rnn, "rnn_levers": rnn_levers, "warm": warm,
+            "step_matmul_gflops": limits, "flop_per_token": {cell: flop_per_token(cell) for cell in ("lstm", "rnn")}}
 
 
 def profile_table(cell: str, steps: int, threads: int) -> dict:

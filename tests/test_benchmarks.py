@@ -29,6 +29,7 @@ def test_the_rnn_row_and_the_profile_run_on_tiny_sizes(speed, cache_dir, monkeyp
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache_dir))
     row = speed.real_epoch(fraction=1.0, threads=1, cell="rnn", **TINY_SIZES)
     assert row["cell"] == "rnn" and row["tokens_per_s"] > 0 and row["path"].startswith("real epoch, RNN")
+    assert row["page_faults"] > 0  # what a lever line compares, with peak memory
     found = speed.profile(steps=3, cell="rnn", threads=1, top=5, **TINY_SIZES)
     assert len(found["ops"]) == 5 and abs(sum(op["share"] for op in found["ops"])) <= 1.0
     assert found["ops"] == sorted(found["ops"], key=lambda op: -op["self_ms"])
