@@ -193,7 +193,9 @@ def ending(end: Callable[[str], object], client: MlflowClient,
     An interruption stays one even when the store refuses the status (another process holds its
     lock): an error raised here would turn Ctrl-C into a crash, and callers would not do what they
     do on Ctrl-C (a study queues its trial again). The run then stays RUNNING until the next
-    command on the store ends it KILLED (:func:`reap_dead_runs`).
+    command on the store ends it KILLED (:func:`reap_dead_runs`). For the same reason an
+    interruption leaves as a KeyboardInterrupt even when an error raised while a library handled
+    it took its place.
     """
     try:
         yield
