@@ -82,6 +82,7 @@ RENDERERS: dict[str, Callable[[], Rendered]] = {
     "test-steadiness": tiers.steadiness,
     "test-steadiness-previous": lambda: tiers.steadiness(tiers.PREVIOUS),
     "test-steadiness-earlier": lambda: tiers.steadiness(tiers.EARLIER),
+    "test-steadiness-template": lambda: tiers.steadiness(tiers.TEMPLATE),
     "test-spreads-earlier": lambda: tiers.tier_spreads(tiers.EARLIER),
     "test-loaded": tiers.loaded,
     "ci-run-time": tiers.ci_run_time,

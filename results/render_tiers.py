@@ -8,12 +8,14 @@ import statistics
 
 from rendering import REPO, Rendered, key_values, rows, table
 
-# This round's final runs (named by the commit measured) and its earlier ones; the previous round's
-# five runs; the loaded run (this round, final commit); this round's start, measured the same day.
-TIERS = "results/benchmarks/test_tiers_zen5_a4875fd"
+# This round's final runs (named by the commit measured: after the SIGTERM fix) and its earlier ones
+# (with the stall fix; then with the PostgreSQL template); the previous round's five runs; the loaded
+# run (final commit); this round's start, measured the same day.
+TIERS = "results/benchmarks/test_tiers_zen5_918f8cd"
 EARLIER = "results/benchmarks/test_tiers_zen5_726f3dc"
+TEMPLATE = "results/benchmarks/test_tiers_zen5_a4875fd"
 PREVIOUS = "results/benchmarks/test_tiers_zen5"
-LOADED = "results/benchmarks/test_tiers_zen5_0f5b96d_loaded"
+LOADED = "results/benchmarks/test_tiers_zen5_918f8cd_loaded"
 START = "results/benchmarks/test_tiers_zen5_89fe6eb"
 WHAT = {
     "quick": ("`python -m pytest --quick`", "the inner loop: everything that runs in the test process (no script "
