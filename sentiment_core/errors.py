@@ -37,7 +37,12 @@ def root_cause(error: BaseException) -> BaseException:
     return error
 
 
+def interruption(error: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C or SIGTERM in ``error``'s chain, also when an error raised while handling it (a
+    store that refused a write) took its place; None if there is none."""
+    return next((cause for cause in causes(error) if isinstance(cause, KeyboardInterrupt)), None)
+
+
 def was_interrupted(error: BaseException) -> bool:
-    """Ctrl-C or SIGTERM, also when an error raised while handling it (a store that refused a
-    write) took its place."""
-    return any(isinstance(cause, KeyboardInterrupt) for cause in causes(error))
+    """Whether ``error`` is an interruption, or an error that took one's place (:func:`interruption`)."""
+    return interruption(error) is not None

@@ -26,7 +26,7 @@ from mlflow import MlflowClient
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 
 from ..data.corpus import Corpus
-from ..errors import causes, first_line, root_cause, was_interrupted
+from ..errors import causes, first_line, interruption, root_cause, was_interrupted
 from ..system.processes import is_alive, process_identity
 from .races import repeat_on_duplicate_key, upload_again_if_cut
 from .store import open_experiment, resolve_experiment_name, resolve_tracking_uri
@@ -217,8 +217,7 @@ def ending(end: Callable[[str], object], client: MlflowClient,
             # An error raised while SQLAlchemy handled the interruption took its place (a commit cut
             # off raises AssertionError, which MLflow wraps): callers, down to the script's exit
             # 130, handle KeyboardInterrupt, not the wrapper (benchmarks/interrupt_anywhere.py).
-            interruption = next(cause for cause in causes(stopped) if isinstance(cause, KeyboardInterrupt))
-            raise KeyboardInterrupt(*interruption.args) from stopped
+            raise KeyboardInterrupt(*interruption(stopped).args) from stopped
         raise
     end(finished())
 
