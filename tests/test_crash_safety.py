@@ -303,7 +303,7 @@ LOST_AND_DISGUISED = """
 import json, signal, sys, time
 from mlflow.exceptions import MlflowException
 from sentiment_core.cli import run_main
-from sentiment_core.system.workers import _spawned, stop_once
+from sentiment_core.system.workers import _spawned, raise_keyboard_interrupt, stop_once
 
 class Collected:  # a signal whose handler runs in a __del__ or a GC callback: Python drops what it raises
     def __init__(self, handler):
@@ -335,10 +335,7 @@ def code(call):
         return stopped.code
     return "returned"
 
-def raise_interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
-
-codes = [code(lambda: run_main(trains_on(raise_interrupt))), code(lambda: run_main(disguised)),
+codes = [code(lambda: run_main(trains_on(raise_keyboard_interrupt))), code(lambda: run_main(disguised)),
          code(lambda: _spawned(trains_on(stop_once), (), 1))]  # last: a worker ignores signals after its first
 print(json.dumps(codes))
 """
