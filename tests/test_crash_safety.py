@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -25,7 +27,7 @@ from sqlalchemy.engine import Engine
 
 from helpers import TINY, store, tune
 from sentiment_core.errors import UserError
-from sentiment_core.tracking.runs import KILLED_REASON_TAG, RunTracker, reap_dead_runs
+from sentiment_core.tracking.runs import KILLED_REASON_TAG, RunTracker, monitor_system, reap_dead_runs
 from sentiment_core.tracking.store import open_experiment
 from sentiment_core.tracking.tracked_run import run_training
 from sentiment_core.tuning.journal import check_journal
@@ -297,6 +299,58 @@ def test_a_read_left_unfinished_does_not_hold_up_the_killed_status(tmp_path):
         reader.close()
     assert client.get_run(tracker.run_id).info.status == "KILLED"
     assert seconds < 10, f"the write waited {seconds:.0f} s on the open read"
+
+
+
+def _until_thread_runs(thread_name: str, function: str, timeout: float = 60) -> None:
+    """Until the thread ``thread_name`` is inside ``function`` (its frames say so)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        frames = sys._current_frames()
+        for thread in threading.enumerate():
+            frame = frames.get(thread.ident) if thread.name == thread_name else None
+            while frame is not None:
+                if frame.f_code.co_name == function:
+                    return
+                frame = frame.f_back
+        time.sleep(0.01)
+    raise AssertionError(f"no thread {thread_name} ran {function} within {timeout:.0f} s")
+
+
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+# Integration tier: it waits out MLflow's 20 s busy timeout once, idle.
+@pytest.mark.integration
+def test_an_interrupted_runs_system_metrics_give_way_to_a_locked_store_without_a_word(tmp_path, monkeypatch):
+    # CI: SIGTERM while another process locked the store. The samples that the monitor's thread
+    # could not write were written again on the way out: a second 20 s wait, MLflow's traceback
+    # and an ERROR line before the KILLED status. Now they are dropped, and nothing is said.
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.05")
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING", "1")
+    client, experiment_id = open_experiment(store(tmp_path), "locked-monitor")
+    tracker = RunTracker.create(client, experiment_id, run_name="r")
+    said, mlflow_logger = _Records(), logging.getLogger("mlflow")  # what MLflow's loggers say
+    mlflow_logger.addHandler(said)
+    lock = sqlite3.connect(tmp_path / "mlflow.db", isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(KeyboardInterrupt), monitor_system(tracker):
+            _until_thread_runs("SystemMetricsMonitor", "log_batch")  # its first sample waits on the lock
+            raise KeyboardInterrupt
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+        mlflow_logger.removeHandler(said)
+    loud = [f"{r.name} {r.levelname}: {r.getMessage()[:200]}" for r in said.records if r.levelno >= logging.WARNING]
+    assert loud == []
+    assert not [key for key in client.get_run(tracker.run_id).data.metrics if key.startswith("system/")]
 
 
 LOST_AND_DISGUISED = """

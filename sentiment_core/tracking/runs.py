@@ -304,7 +304,7 @@ def reap_and_report(client: MlflowClient, experiment_id: str, experiment_name: s
 def monitor_system(tracker: RunTracker, enabled: bool = True, gpu: bool = False) -> Iterator[None]:
     """Log MLflow system metrics (CPU, memory, disk, network; GPU with nvidia-ml-py) for the
     run while the block runs, when ``enabled`` and psutil is installed (the last, partial
-    interval too, unless the block was interrupted). On a GPU without
+    interval too; after Ctrl-C / SIGTERM, samples not yet written are dropped). On a GPU without
     nvidia-ml-py, one line says that the GPU's metrics are missing and how to get them."""
     monitor = None
     if enabled and gpu:
@@ -334,11 +334,39 @@ def monitor_system(tracker: RunTracker, enabled: bool = True, gpu: bool = False)
         raise
     finally:
         if monitor is not None:
-            monitor.finish()
-            # Not after Ctrl-C / SIGTERM: a store that another process locks makes this write wait
-            # out MLflow's 20 s busy timeout before the run's KILLED status waits out its own.
-            if not interrupted:
+            if interrupted:
+                _stop_dropping_samples(monitor)
+            else:
+                monitor.finish()
                 _log_last_window(monitor)
+
+
+class _DroppedSamples:
+    """Where an interrupted run's monitor sends the samples it still has: nowhere (the interface
+    of MLflow's ``BatchMetricsLogger`` that the monitor uses)."""
+
+    def __init__(self):
+        self.data: list = []
+
+    def record_metrics(self, metrics, step=None) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
+def _stop_dropping_samples(monitor) -> None:
+    """Stop ``monitor`` after Ctrl-C / SIGTERM without writing the samples it still holds.
+
+    On a store that another process locks every write waits out MLflow's 20 s busy timeout, then
+    fails. ``finish()`` writes what its thread could not: another 20 s, MLflow's traceback and an
+    ERROR line, all before the run's KILLED status waits out its own timeout (a CI run failed on
+    that traceback). A sample the thread is writing right now still ends, silently, at worst after
+    that timeout; the last window's samples are not worth a wait on the way out.
+    """
+    monitor.mlflow_logger = _DroppedSamples()
+    with _quiet("mlflow.store.db.utils"), _quiet("mlflow.system_metrics.system_metrics_monitor"):
+        monitor.finish()
 
 
 def _log_last_window(monitor) -> None:
