@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import pytest
 from mlflow.exceptions import MlflowException
 
 from sentiment_core.system.folders import private_folder
+from sentiment_core.system.locks import file_lock
 from sentiment_core.tracking.races import is_duplicate_key, repeat_on_duplicate_key, upload_again_if_cut
 
 POSTGRES = ('BAD_REQUEST: (psycopg.errors.UniqueViolation) duplicate key value violates unique constraint '
@@ -107,3 +109,30 @@ def test_a_report_folder_shared_by_commands_only_ever_holds_whole_files(tmp_path
         raise KeyboardInterrupt
     assert sorted(p.name for p in tmp_path.iterdir()) == ["study-x"]
     assert (out / "report.md").read_text() == "second" and (out / "trials.csv").exists()
+
+
+def test_a_lock_whose_holder_deleted_its_file_is_taken_on_the_file_at_the_path(tmp_path):
+    # Retrain claims: the holder deletes its lock file before it lets go. A process that opened the
+    # deleted file and waited on it, and one that opened the new file, both held "the lock": two
+    # commands registered one run's model twice, 49 ms apart (three test processes on two cores).
+    # flock belongs to an open file, so two threads that open the path contend as two processes do.
+    path = tmp_path / "claim.lock"
+    waiting, held, leave = threading.Event(), threading.Event(), threading.Event()
+
+    def second():
+        with file_lock(path, on_wait=waiting.set):
+            held.set()
+            leave.wait(60)
+
+    thread = threading.Thread(target=second)
+    try:
+        with file_lock(path):
+            thread.start()
+            assert waiting.wait(60), "the second never waited"  # it opened this file and waits on it
+            path.unlink()
+        assert held.wait(60), "the second never took the lock"
+        with file_lock(path, wait=False) as third:
+            assert not third, "a third took the lock while the second held it"
+    finally:
+        leave.set()
+        thread.join(60)

@@ -186,8 +186,9 @@ def register_run(client, run: TrackedRun, source_run_id: str) -> None:
         return
     name = mlflow_model.registered_name(run.config.data, run.config.cell)
     # The registry itself, not only the run's tag: a version of this run is never made twice, even
-    # where the tag is missing (a command cut off between registering and tagging; CI once saw two
-    # commands that share a study's retrains register one run twice, cause not found).
+    # where the tag is missing (a command cut off between registering and tagging). Two commands
+    # that shared a study's retrains did register one run twice, at the same moment: both held its
+    # claim, one on the deleted lock file (fixed in system.locks.file_lock).
     existing = client.search_model_versions(f"name = '{name}' and run_id = '{run.run_id}'")
     if existing:
         version = min(existing, key=lambda v: int(v.version)).version

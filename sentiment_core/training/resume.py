@@ -18,7 +18,6 @@ trains the run: a second process with the same run trains without saving rather 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import math
@@ -33,6 +32,7 @@ import torch
 
 from ..data.splits import default_cache_dir
 from ..errors import first_line
+from ..system.locks import file_lock
 from .config import TrainConfig
 from .runtime import resolved_config
 
@@ -96,12 +96,10 @@ class ResumeFile:
     @contextlib.contextmanager
     def claimed(self) -> Iterator[ResumeFile | None]:
         """This file while this process holds its lock, or None if another process trains the same run."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_suffix(".lock"), "w") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                print(f"another process is training this same run (lock {handle.name}): this one starts "
+        lock = self.path.with_suffix(".lock")
+        with file_lock(lock, wait=False) as held:
+            if not held:
+                print(f"another process is training this same run (lock {lock}): this one starts "
                       "from epoch 1 and saves no state to resume from", flush=True)
                 yield None
                 return
@@ -109,8 +107,7 @@ class ResumeFile:
                 yield self
             finally:
                 if not self.path.exists():  # nothing left to resume: no lock file either (one per run would pile up)
-                    Path(handle.name).unlink(missing_ok=True)
-                fcntl.flock(handle, fcntl.LOCK_UN)
+                    lock.unlink(missing_ok=True)
 
     def save(self, model, optimizer, scheduler, scaler, history: list[dict], best: dict | None,
              best_state: dict | None, last: bool = False) -> None:
@@ -161,16 +158,11 @@ class ResumeFile:
         """Delete the state, and its lock file unless a process holds it (this one, while it trains)."""
         self.path.unlink(missing_ok=True)
         lock = self.path.with_suffix(".lock")
-        try:
-            handle = open(lock)
-        except FileNotFoundError:
+        if not lock.exists():
             return
-        with handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return
-            lock.unlink(missing_ok=True)
+        with file_lock(lock, wait=False) as held:
+            if held:
+                lock.unlink(missing_ok=True)
 
 
 def clone_state(model) -> dict:

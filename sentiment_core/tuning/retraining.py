@@ -210,7 +210,7 @@ def train_and_keep(spec: StudySpec, jobs: list[tuple[str, TrainConfig]], parent_
                 if stored_run(study, label, config) is None:
                     _train_one(spec, study, label, config, corpus, parent_run_id, progress, client, experiment_id,
                                cpu)
-                # Kept: whoever takes this lock next, even on the unlinked file, finds it in the study.
+                # Kept: whoever takes this lock next (file_lock takes it on the file at the path) finds it in the study.
                 claim.unlink(missing_ok=True)
 
 
