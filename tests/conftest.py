@@ -37,6 +37,20 @@ def pytest_addoption(parser):
                           "first on every worker; see tests/ordering.py)")
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto``: xdist's count (one test process per core), and one more for the integration
+    tier alone. Its tests spend much of their time waiting (a tracking server away for 20 s,
+    MLflow's 20 s busy timeout, a PostgreSQL restart) and a third process on two cores fills those
+    waits: 201 s and 201 s with two, 174 s and 166 s with three (Zen 5, 2 cores). The default tier
+    keeps its cores busy and was slower with three (162 s against 169 s and 184 s).
+    ``PYTEST_XDIST_AUTO_NUM_WORKERS`` still decides where it is set."""
+    count = yield
+    if config.getoption("markexpr", "") == "integration" and not os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return count + 1
+    return count
+
+
 def pytest_configure(config):
     config.pluginmanager.register(Ordering(), "ordering")
     if config.getoption("--store-durations"):
