@@ -31,6 +31,7 @@ from sentiment_core.tracking.runs import KILLED_REASON_TAG, RunTracker, monitor_
 from sentiment_core.tracking.store import open_experiment
 from sentiment_core.tracking.tracked_run import run_training
 from sentiment_core.tuning.journal import check_journal
+from sentiment_core.tuning.storage import make_storage
 
 REPO = Path(__file__).resolve().parents[1]
 COMPARE = REPO / "experiments" / "compare_rnn_lstm.py"
@@ -107,6 +108,39 @@ def _cut_at_the_last_trial_end(journal: Path) -> int:
     last = ends[-1]
     journal.write_bytes(b"\n".join(lines[:last]) + b"\n" + lines[last][: len(lines[last]) // 2])
     return json.loads(lines[last])["trial_id"]
+
+
+HOLD_THE_WRITER_LOCK = """
+import sys, time
+from sentiment_core.tuning.journal import WriterLock
+lock = WriterLock(sys.argv[1])
+lock.acquire()
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.processes
+def test_a_journal_writer_killed_holding_its_lock_holds_up_no_one(tmp_path):
+    # A worker SIGKILLed during an append left Optuna's own lock (a symlink) behind, and the next
+    # writer waited out its 30 s grace period. The kernel lets the writers' flock go with its holder.
+    journal = tmp_path / "s.journal"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_THE_WRITER_LOCK, str(journal)], cwd=REPO,
+                              stdout=subprocess.PIPE, text=True)
+    writer = threading.Thread(target=lambda: optuna.create_study(study_name="s", storage=make_storage(f"journal:{journal}")))
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        writer.start()
+        writer.join(1.0)
+        assert writer.is_alive(), "the study was written while another process held the writers' lock"
+        holder.kill()
+        holder.wait(60)
+        writer.join(20)  # within Optuna's 30 s grace period: a lock left behind would still hold it
+        assert not writer.is_alive(), "the lock of a dead process still held up the writer"
+    finally:
+        holder.kill()
+        writer.join(60)
+    assert optuna.load_study(study_name="s", storage=make_storage(f"journal:{journal}")) is not None
 
 
 @pytest.mark.processes

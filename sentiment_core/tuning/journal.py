@@ -10,6 +10,7 @@ and retried like one. Damage anywhere else is not guessed at: the file is left u
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -17,6 +18,39 @@ from datetime import datetime
 from pathlib import Path
 
 from ..errors import UserError
+
+
+class WriterLock:
+    """Optuna's journal writer lock (``acquire`` / ``release``, what ``JournalFileBackend``'s
+    ``lock_obj`` calls) as an flock on ``<journal>.writer.lock``, which the kernel lets go the
+    moment its holder dies.
+
+    Optuna's default lock is a symlink beside the journal. A worker SIGKILLed or OOM-killed during
+    an append leaves it behind, and the next writer waited out Optuna's 30 s grace period before
+    taking it over (a test that SIGKILLs a worker took 36 s instead of 5, 1 run in 2). The lock file
+    stays: deleting one races with whoever waits on it. Every writer in this project takes this
+    lock; plain Optuna writing the same journal at the same moment would take its symlink instead
+    and not be kept out (local file systems only, as the journal itself).
+    """
+
+    def __init__(self, journal: str | Path):
+        self.path = Path(f"{journal}.writer.lock")
+        self._held = None
+
+    def acquire(self) -> bool:
+        handle = open(self.path, "a")  # noqa: SIM115 -- held until release()
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except BaseException:
+            handle.close()
+            raise
+        self._held = handle  # only once held: another thread of this process may be waiting on its own handle
+        return True
+
+    def release(self) -> None:
+        handle, self._held = self._held, None
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
 
 
 def _is_record(line: bytes) -> bool:
@@ -37,10 +71,8 @@ def check_journal(path: str | Path, repair: bool = True) -> str | None:
         return None
     if not repair:  # a reader takes no lock (it would write one beside the file): at worst it sees a live append
         return _check_locked(path, repair)
-    from optuna.storages.journal import JournalFileSymlinkLock
-
-    # Optuna's own writer lock: no worker is half-way through an append while we look.
-    lock = JournalFileSymlinkLock(str(path))
+    # The writers' lock: no worker is half-way through an append while we look.
+    lock = WriterLock(path)
     lock.acquire()
     try:
         return _check_locked(path, repair)

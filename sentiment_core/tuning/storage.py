@@ -38,8 +38,10 @@ def make_storage(url: str, heartbeat_interval: int = HEARTBEAT_INTERVAL_S, grace
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend
 
+        from .journal import WriterLock
+
         path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path)))
+        return JournalStorage(JournalFileBackend(str(path), lock_obj=WriterLock(path)))
     from optuna.storages import RetryHeartbeatStaleTrialCallback
 
     from ..system.locks import database_lock
