@@ -83,6 +83,8 @@ RENDERERS: dict[str, Callable[[], Rendered]] = {
     "test-steadiness-previous": lambda: tiers.steadiness(tiers.PREVIOUS),
     "test-steadiness-earlier": lambda: tiers.steadiness(tiers.EARLIER),
     "test-steadiness-template": lambda: tiers.steadiness(tiers.TEMPLATE),
+    "test-steadiness-sigterm-fix": lambda: tiers.steadiness(tiers.SIGTERM_FIX),
+    "test-loaded-918f8cd": lambda: tiers.loaded(tiers.LOADED_918F8CD),
     "test-spreads-earlier": lambda: tiers.tier_spreads(tiers.EARLIER),
     "test-loaded": tiers.loaded,
     "ci-run-time": tiers.ci_run_time,

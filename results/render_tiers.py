@@ -8,14 +8,17 @@ import statistics
 
 from rendering import REPO, Rendered, key_values, rows, table
 
-# This round's final runs (named by the commit measured: after the SIGTERM fix) and its earlier ones
-# (with the stall fix; then with the PostgreSQL template); the previous round's five runs; the loaded
-# run (final commit); this round's start, measured the same day.
-TIERS = "results/benchmarks/test_tiers_zen5_918f8cd"
+# The latest runs (named by the commit measured: after the monitor, claim-lock and journal-lock
+# fixes); the round before's final runs (after the SIGTERM fix) and its earlier ones (with the stall
+# fix; then with the PostgreSQL template); the first round's five runs; the loaded runs (latest
+# commit; the round before's); that round's start, measured the same day.
+TIERS = "results/benchmarks/test_tiers_zen5_d498964"
+SIGTERM_FIX = "results/benchmarks/test_tiers_zen5_918f8cd"
 EARLIER = "results/benchmarks/test_tiers_zen5_726f3dc"
 TEMPLATE = "results/benchmarks/test_tiers_zen5_a4875fd"
 PREVIOUS = "results/benchmarks/test_tiers_zen5"
-LOADED = "results/benchmarks/test_tiers_zen5_918f8cd_loaded"
+LOADED = "results/benchmarks/test_tiers_zen5_d498964_loaded"
+LOADED_918F8CD = "results/benchmarks/test_tiers_zen5_918f8cd_loaded"
 START = "results/benchmarks/test_tiers_zen5_89fe6eb"
 WHAT = {
     "quick": ("`python -m pytest --quick`", "the inner loop: everything that runs in the test process (no script "
