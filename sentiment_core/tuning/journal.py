@@ -10,7 +10,7 @@ and retried like one. Damage anywhere else is not guessed at: the file is left u
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import json
 import os
 import shutil
@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..errors import UserError
+from ..system.locks import file_lock
 
 
 class WriterLock:
@@ -35,22 +36,17 @@ class WriterLock:
 
     def __init__(self, journal: str | Path):
         self.path = Path(f"{journal}.writer.lock")
-        self._held = None
+        self._held: contextlib.ExitStack | None = None
 
     def acquire(self) -> bool:
-        handle = open(self.path, "a")  # noqa: SIM115 -- held until release()
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        except BaseException:
-            handle.close()
-            raise
-        self._held = handle  # only once held: another thread of this process may be waiting on its own handle
+        held = contextlib.ExitStack()
+        held.enter_context(file_lock(self.path))
+        self._held = held  # only once held: another thread of this process may be waiting on its own
         return True
 
     def release(self) -> None:
-        handle, self._held = self._held, None
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
+        held, self._held = self._held, None
+        held.close()
 
 
 def _is_record(line: bytes) -> bool:
