@@ -335,7 +335,6 @@ def test_a_read_left_unfinished_does_not_hold_up_the_killed_status(tmp_path):
     assert seconds < 10, f"the write waited {seconds:.0f} s on the open read"
 
 
-
 def _until_thread_runs(thread_name: str, function: str, timeout: float = 60) -> None:
     """Until the thread ``thread_name`` is inside ``function`` (its frames say so)."""
     deadline = time.monotonic() + timeout
@@ -351,18 +350,9 @@ def _until_thread_runs(thread_name: str, function: str, timeout: float = 60) -> 
     raise AssertionError(f"no thread {thread_name} ran {function} within {timeout:.0f} s")
 
 
-class _Records(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record):
-        self.records.append(record)
-
-
 # Integration tier: it waits out MLflow's 20 s busy timeout once, idle.
 @pytest.mark.integration
-def test_an_interrupted_runs_system_metrics_give_way_to_a_locked_store_without_a_word(tmp_path, monkeypatch):
+def test_an_interrupted_runs_system_metrics_give_way_to_a_locked_store_without_a_word(tmp_path, monkeypatch, caplog):
     # CI: SIGTERM while another process locked the store. The samples that the monitor's thread
     # could not write were written again on the way out: a second 20 s wait, MLflow's traceback
     # and an ERROR line before the KILLED status. Now they are dropped, and nothing is said.
@@ -370,8 +360,8 @@ def test_an_interrupted_runs_system_metrics_give_way_to_a_locked_store_without_a
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING", "1")
     client, experiment_id = open_experiment(store(tmp_path), "locked-monitor")
     tracker = RunTracker.create(client, experiment_id, run_name="r")
-    said, mlflow_logger = _Records(), logging.getLogger("mlflow")  # what MLflow's loggers say
-    mlflow_logger.addHandler(said)
+    mlflow_logger = logging.getLogger("mlflow")  # it does not propagate to the root, where caplog listens
+    mlflow_logger.addHandler(caplog.handler)
     lock = sqlite3.connect(tmp_path / "mlflow.db", isolation_level=None)
     lock.execute("BEGIN IMMEDIATE")
     try:
@@ -381,8 +371,9 @@ def test_an_interrupted_runs_system_metrics_give_way_to_a_locked_store_without_a
     finally:
         lock.execute("ROLLBACK")
         lock.close()
-        mlflow_logger.removeHandler(said)
-    loud = [f"{r.name} {r.levelname}: {r.getMessage()[:200]}" for r in said.records if r.levelno >= logging.WARNING]
+        mlflow_logger.removeHandler(caplog.handler)
+    loud = [f"{r.name} {r.levelname}: {r.getMessage()[:200]}" for r in caplog.records
+            if r.name.startswith("mlflow") and r.levelno >= logging.WARNING]
     assert loud == []
     assert not [key for key in client.get_run(tracker.run_id).data.metrics if key.startswith("system/")]
 
