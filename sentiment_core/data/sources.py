@@ -68,7 +68,10 @@ def read_reviews_csv(source_value: str, csv_path: str | Path | None = None) -> S
 
     path = Path(csv_path) if csv_path is not None else package_csv_path()
     try:
-        frame = pd.read_csv(path, dtype={"text": str, "source": str}, keep_default_na=False)
+        # Plain Python strings (object), not pandas' default Arrow strings: the same texts, but
+        # reading and selecting one source's rows takes 0.1 s instead of 0.25-0.5 s, paid by
+        # every command and worker process at its start.
+        frame = pd.read_csv(path, dtype={"text": object, "source": object}, keep_default_na=False)
     except FileNotFoundError:
         raise UserError(f"data file not found: {path}") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
