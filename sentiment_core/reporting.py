@@ -194,10 +194,11 @@ def t_quantile(probability: float, dof: int) -> float:
     """Student's t quantile, remembered: scipy takes ~0.1 ms a call, and the seed rule's simulation
     (10,000 sequences of a few seeds, tests/test_seeds.py) asks for the same few thousands of times."""
     # Imported here: one seed needs no interval, and the GPU check's offline install (which also
-    # brings scipy) must not fail for want of it after both cells trained.
-    from scipy import stats
+    # brings scipy) must not fail for want of it after both cells trained. scipy.special's inverse
+    # t distribution gives scipy.stats.t.ppf's values, and imports in 0.03 s instead of 0.35 s.
+    from scipy.special import stdtrit
 
-    return float(stats.t.ppf(probability, dof))
+    return float(stdtrit(dof, probability))
 
 
 def paired_difference(a: list[float], b: list[float], confidence: float = 0.95) -> dict:
