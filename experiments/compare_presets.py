@@ -20,20 +20,22 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # run from a checkout without installing
 
 from sentiment_core.system.cpu_allocator import use_huge_pages  # noqa: E402
+from sentiment_core.system.startup import heavy_imports  # noqa: E402
 
 use_huge_pages()  # before torch allocates anything
-from sentiment_core import comparison  # noqa: E402
-from sentiment_core.cli import (  # noqa: E402
-    add_config_arguments,
-    add_run_arguments,
-    add_seed_arguments,
-    config_overrides,
-    run_main,
-    seeds_from,
-    share_cpu,
-)
-from sentiment_core.errors import UserError  # noqa: E402
-from sentiment_core.training.config import PRESETS, TrainConfig  # noqa: E402
+with heavy_imports():  # torch's, MLflow's and Optuna's imports without the garbage collector's passes
+    from sentiment_core import comparison
+    from sentiment_core.cli import (
+        add_config_arguments,
+        add_run_arguments,
+        add_seed_arguments,
+        config_overrides,
+        run_main,
+        seeds_from,
+        share_cpu,
+    )
+    from sentiment_core.errors import UserError
+    from sentiment_core.training.config import PRESETS, TrainConfig
 
 CHOICES = ("default", *PRESETS)
 

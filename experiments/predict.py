@@ -16,9 +16,12 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from sentiment_core.cli import run_main  # noqa: E402
-from sentiment_core.errors import UserError  # noqa: E402
-from sentiment_core.training.checkpoint import load_checkpoint, predict  # noqa: E402
+from sentiment_core.system.startup import heavy_imports  # noqa: E402
+
+with heavy_imports():  # torch's and MLflow's imports without the garbage collector's passes
+    from sentiment_core.cli import run_main
+    from sentiment_core.errors import UserError
+    from sentiment_core.training.checkpoint import load_checkpoint, predict
 
 
 def main() -> int:

@@ -26,26 +26,28 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from sentiment_core.system.cpu_allocator import use_huge_pages  # noqa: E402
+from sentiment_core.system.startup import heavy_imports  # noqa: E402
 
 use_huge_pages()  # before torch allocates anything
-from sentiment_core import tuning  # noqa: E402
-from sentiment_core.cli import (  # noqa: E402
-    add_auto_seed_arguments,
-    add_config_arguments,
-    add_run_arguments,
-    config_overrides,
-    run_main,
-    seeds_from,
-    share_cpu,
-)
-from sentiment_core.errors import UserError  # noqa: E402
-from sentiment_core.system.outages import OUTAGE_WAIT_S  # noqa: E402
-from sentiment_core.training.config import TrainConfig  # noqa: E402
-from sentiment_core.training.model import CELLS  # noqa: E402
-from sentiment_core.tuning.rungs import RungPruner  # noqa: E402
-from sentiment_core.tuning.space import OBJECTIVES, SEARCHED_FIELDS, SPACES, SearchSpace  # noqa: E402
-from sentiment_core.tuning.spec import StudySpec  # noqa: E402
-from sentiment_core.tuning.study import run_study  # noqa: E402
+with heavy_imports():  # torch's, MLflow's and Optuna's imports without the garbage collector's passes
+    from sentiment_core import tuning
+    from sentiment_core.cli import (
+        add_auto_seed_arguments,
+        add_config_arguments,
+        add_run_arguments,
+        config_overrides,
+        run_main,
+        seeds_from,
+        share_cpu,
+    )
+    from sentiment_core.errors import UserError
+    from sentiment_core.system.outages import OUTAGE_WAIT_S
+    from sentiment_core.training.config import TrainConfig
+    from sentiment_core.training.model import CELLS
+    from sentiment_core.tuning.rungs import RungPruner
+    from sentiment_core.tuning.space import OBJECTIVES, SEARCHED_FIELDS, SPACES, SearchSpace
+    from sentiment_core.tuning.spec import StudySpec
+    from sentiment_core.tuning.study import run_study
 
 # Tuning trains with AdamW (decoupled decay: the same shrinkage for every weight, however large
 # its gradients; with weight decay 0 it is exactly the seed's Adam) and stops a trial early
