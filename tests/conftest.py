@@ -6,14 +6,19 @@ a temporary MLflow store and Optuna storage.
 
 from __future__ import annotations
 
+import gc
 import os
 
 import ordering
 import pytest
-import torch
 
-from sentiment_core.data.corpus import load_corpus
-from sentiment_core.training.config import TrainConfig
+from sentiment_core.system.startup import heavy_imports
+
+with heavy_imports():  # as the scripts do (sentiment_core/system/startup.py)
+    import torch
+
+    from sentiment_core.data.corpus import load_corpus
+    from sentiment_core.training.config import TrainConfig
 
 # Keep test runs off the user's real store even if a test forgets its own URI.
 os.environ.pop("MLFLOW_TRACKING_URI", None)
@@ -60,6 +65,13 @@ def pytest_configure(config):
 def fixture_used(item) -> str:
     """The process fixture ``item`` uses ('' for none)."""
     return min(PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())), default="")
+
+
+def pytest_collection_finish(session):
+    # The test modules have imported MLflow, Optuna and the rest by now: their objects are never
+    # garbage, so they leave the collector's passes (as the scripts' do after their imports).
+    gc.collect()
+    gc.freeze()
 
 
 def pytest_collection_modifyitems(config, items):
