@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine
 
 from helpers import TINY, store, tune
 from sentiment_core.errors import UserError
-from sentiment_core.tracking.runs import KILLED_REASON_TAG, RunTracker, monitor_system, reap_dead_runs
+from sentiment_core.tracking.runs import KILLED_REASON_TAG, RunTracker, monitor_system, reap_dead_runs, store_engine
 from sentiment_core.tracking.store import open_experiment
 from sentiment_core.tracking.tracked_run import run_training
 from sentiment_core.tuning.journal import check_journal
@@ -223,6 +223,38 @@ def test_after_an_interruption_the_pools_cleanup_errors_stay_off_the_console(tmp
     caplog.clear()
     sqlalchemy.create_engine("sqlite://").pool.logger.error("Error closing cursor")
     assert "Error closing cursor" not in caplog.text
+
+
+def test_a_read_cut_off_by_an_interruption_closes_its_cursor_without_a_word(tmp_path, caplog):
+    # A signal landing inside a read: SQLAlchemy invalidates the connection, then fails to close the
+    # cursor and logs that with a traceback, before the command's own handling runs (one full test
+    # run in three printed it above "interrupted: ...").
+    client, experiment_id = open_experiment(store(tmp_path), "signals")
+    engine = store_engine(client)
+
+    def cut_off_read(interrupted: bool) -> None:
+        with engine.connect() as conn:
+            cursor = conn.exec_driver_sql("SELECT 1").cursor
+            conn.connection.dbapi_connection.close()  # what SQLAlchemy's invalidation does first
+            try:
+                raise KeyboardInterrupt("signal 15") if interrupted else OSError("disk gone")
+            except BaseException:
+                conn._safe_close_cursor(cursor)  # SQLAlchemy's own clean-up: it logs "Error closing cursor"
+            conn.invalidate()
+
+    parent = logging.getLogger("sqlalchemy.pool")
+    level = parent.level
+    parent.setLevel(logging.NOTSET)  # an earlier test in this process may have quieted it after its interruption
+    try:
+        with pytest.raises(KeyboardInterrupt), RunTracker.create(client, experiment_id, "reading").terminating():
+            caplog.clear()
+            cut_off_read(interrupted=True)
+            assert "Error closing cursor" not in caplog.text
+            cut_off_read(interrupted=False)  # an error of its own is still reported
+            assert "Error closing cursor" in caplog.text
+            raise KeyboardInterrupt("signal 15")
+    finally:
+        parent.setLevel(level)
 
 
 def test_only_runs_of_processes_gone_from_this_host_are_reaped(tmp_path):
