@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 
 from rendering import NAMES, REPO, Rendered, key_values, number, rows, table
 
@@ -233,3 +234,34 @@ def rnn_over_lstm(sources: dict[str, str]) -> Rendered:
     (rnn_before, rnn_after), (lstm_before, lstm_after) = revisions(sources["rnn"]), revisions(sources["lstm"])
     return Rendered(f"{rnn_after / lstm_after:.1f}x the LSTM's tokens/s in the same precision "
                     f"({rnn_before / lstm_before:.1f}x before)", tuple(sources.values()))
+
+
+STARTUP = "results/benchmarks/startup_cost_zen5.csv"
+
+
+def startup_table(source: str = STARTUP) -> Rendered:
+    """benchmarks/startup_cost.py's runs: each case's median CPU and wall seconds, the old start
+    (the collector's passes through the imports) against the scripts' now, and the ratio."""
+    found = rows(source)
+    body = []
+    for case in dict.fromkeys(r["case"] for r in found):
+        med = {(way, key): statistics.median(float(r[key]) for r in found if r["case"] == case and r["way"] == way)
+               for way in ("reference", "now") for key in ("cpu_s", "wall_s")}
+        runs = sum(r["case"] == case and r["way"] == "now" for r in found)
+        body.append([f"`{case.split(',')[0]}`{case[len(case.split(',')[0]):]}", str(runs),
+                     number(med["reference", "cpu_s"], 2), number(med["now", "cpu_s"], 2),
+                     f"{med['reference', 'cpu_s'] / med['now', 'cpu_s']:.2f}x",
+                     number(med["reference", "wall_s"], 2), number(med["now", "wall_s"], 2)])
+    return table(["command (a fresh process)", "runs each way", "CPU s, old start", "CPU s, now", "old / now",
+                  "wall s, old start", "wall s, now"], body, (source,))
+
+
+def startup_ratios(source: str = STARTUP) -> Rendered:
+    """The range of old / now CPU over the scripts' bare starts (``--help``) in startup_table."""
+    found = rows(source)
+    ratios = []
+    for case in dict.fromkeys(r["case"] for r in found if r["case"].endswith("--help")):
+        cpu = {way: statistics.median(float(r["cpu_s"]) for r in found if r["case"] == case and r["way"] == way)
+               for way in ("reference", "now")}
+        ratios.append(cpu["reference"] / cpu["now"])
+    return Rendered(f"{min(ratios):.2f}-{max(ratios):.2f}x", (source,))

@@ -8,18 +8,24 @@ import statistics
 
 from rendering import REPO, Rendered, key_values, rows, table
 
-# The latest runs (named by the commit measured: after the monitor, claim-lock and journal-lock
-# fixes); the round before's final runs (after the SIGTERM fix) and its earlier ones (with the stall
-# fix; then with the PostgreSQL template); the first round's five runs; the loaded runs (latest
-# commit; the round before's); that round's start, measured the same day.
-TIERS = "results/benchmarks/test_tiers_zen5_d498964"
+# The latest runs (named by the commit measured: the processes' imports without the garbage
+# collector's passes, and the cursor fix) and the two runs before that fix, which found the fault;
+# the round before's (after the monitor, claim-lock and journal-lock fixes);
+# the round before that's final runs (after the SIGTERM fix) and its earlier ones (with the stall
+# fix; then with the PostgreSQL template); the first round's five runs and this work's start
+# (before.csv); the loaded runs (latest commit; the two rounds before); the latest round's start,
+# measured the same day as its runs.
+TIERS = "results/benchmarks/test_tiers_zen5_eef8241"
+FOUND_CURSOR = "results/benchmarks/test_tiers_zen5_734d959"
+D498964 = "results/benchmarks/test_tiers_zen5_d498964"
 SIGTERM_FIX = "results/benchmarks/test_tiers_zen5_918f8cd"
 EARLIER = "results/benchmarks/test_tiers_zen5_726f3dc"
 TEMPLATE = "results/benchmarks/test_tiers_zen5_a4875fd"
 PREVIOUS = "results/benchmarks/test_tiers_zen5"
-LOADED = "results/benchmarks/test_tiers_zen5_d498964_loaded"
+LOADED = "results/benchmarks/test_tiers_zen5_eef8241_loaded"
+LOADED_D498964 = "results/benchmarks/test_tiers_zen5_d498964_loaded"
 LOADED_918F8CD = "results/benchmarks/test_tiers_zen5_918f8cd_loaded"
-START = "results/benchmarks/test_tiers_zen5_89fe6eb"
+START = "results/benchmarks/test_tiers_zen5_831c142"
 WHAT = {
     "quick": ("`python -m pytest --quick`", "the inner loop: everything that runs in the test process (no script "
               "started as a process)"),
@@ -148,12 +154,12 @@ def tier_spreads(folder: str) -> Rendered:
 GOALS = {"default": 150, "integration": 180, "ci": 480}
 
 
-def before_after(folder: str = TIERS, previous: str = PREVIOUS, start: str = START) -> Rendered:
+def before_after(folder: str = TIERS, previous: str = D498964, start: str = START, origin: str = PREVIOUS) -> Rendered:
     """Each tier at this work's start (a recorded figure, its source named), the previous round's
     median, this round's start (one run, the same machine and day as now), now (the median of this
     round's runs), and the goal. Machines here differ by 10-20% from hour to hour, so only figures
     measured close together compare."""
-    before = {r["tier"]: r for r in rows(f"{previous}/before.csv")}
+    before = {r["tier"]: r for r in rows(f"{origin}/before.csv")}
     found, earlier = tier_rows(folder), tier_rows(previous)
     then = {r["tier"]: r for r in rows(f"{start}/tiers.csv")}
     ci = float(key_values(f"{folder}/ci_run.txt")["seconds"])
@@ -176,7 +182,7 @@ def before_after(folder: str = TIERS, previous: str = PREVIOUS, start: str = STA
             cells += [f"{median_of(earlier[tier])} ({earlier[tier][0]['commit']})",
                       f"{median_of([then[tier]])} ({then[tier]['commit']})", median_of(found[tier])]
         body.append(cells + [f"{GOALS[tier]} s", "met" if now <= GOALS[tier] else "**missed**"])
-    sources = (f"{previous}/before.csv", f"{previous}/tiers.csv", f"{previous}/ci_run.txt", f"{start}/tiers.csv",
+    sources = (f"{origin}/before.csv", f"{previous}/tiers.csv", f"{previous}/ci_run.txt", f"{start}/tiers.csv",
                f"{folder}/tiers.csv", f"{folder}/ci_run.txt")
     runs = len(found["default"])
     return table(["", "before (this work's start)", f"previous round, median of {len(earlier['default'])} runs",

@@ -1,13 +1,15 @@
 """A command's start: importing torch, MLflow and Optuna without paying Python's garbage collector for it.
 
-Those imports create about a million objects. CPython's cyclic collector runs every few hundred
-allocations and, every so often, walks every object there is, so it ran dozens of times during the
-imports, each time over a larger heap; and the objects it walked are the modules' own, which are
-never garbage. Switched off while they load, and their objects then frozen (``gc.freeze``: left
-out of every later collection, including the ones at exit), a process that only imports them
-spends 2.9 CPU-s instead of 5.4 (Zen 5, Python 3.11); a 2-worker study command of tiny trials
-31.5 CPU-s instead of 22 (``benchmarks/startup_cost.py`` measures both ways side by side). Every
-command and every worker process it spawns pays this once, so quick commands gain the most.
+Those imports leave about 450,000 objects for CPython's cyclic collector to track. It runs every
+few hundred allocations and, every so often, walks every object there is: about a thousand passes
+during the imports (6 over everything), each over a larger heap, and again at exit; and the
+objects it walked are the modules' own, which are never garbage. Switched off while they load,
+and their objects then frozen (``gc.freeze``: left out of every later collection, the ones at exit
+included), a process that only imports them spends 2.9 CPU-s instead of 5.4 (Zen 5, Python 3.11),
+and a 2-worker study command of tiny trials 22 CPU-s instead of 31.5
+(``results/benchmarks/startup_cost_zen5_study.txt``; ``benchmarks/startup_cost.py`` measures the
+scripts both ways side by side). Every command and every worker process it spawns pays this
+once, so quick commands gain the most.
 
 Objects made after the imports are collected as before: runs, models, stores, connections.
 """
