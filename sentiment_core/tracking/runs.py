@@ -200,7 +200,7 @@ def ending(end: Callable[[str], object], client: MlflowClient,
     engine = store_engine(client)
     if engine is not None:
         # A signal landing inside a read: SQLAlchemy invalidates the connection, then fails to close
-        # its cursor and logs that, with a traceback, before any of this runs (seen once in 3 full
+        # its cursor and logs that, with a traceback, before any of this runs (seen in 1 of 2 full
         # test runs): noise of the interruption, dropped where it is logged.
         engine.pool.logger.addFilter(DROP_INTERRUPTED)
     try:
