@@ -239,16 +239,26 @@ def rnn_over_lstm(sources: dict[str, str]) -> Rendered:
 STARTUP = "results/benchmarks/startup_cost_zen5.csv"
 
 
-def startup_table(source: str = STARTUP) -> Rendered:
-    """benchmarks/startup_cost.py's runs: each case's median CPU and wall seconds, the old start
-    (the collector's passes through the imports) against the scripts' now, and the ratio."""
+def startup_medians(source: str = STARTUP) -> dict[str, dict]:
+    """benchmarks/startup_cost.py's runs, per case: the median of each (way, measure), where way is
+    "reference" (the old start) or "now" and measure "cpu_s" or "wall_s"; and "runs" each way."""
     found = rows(source)
-    body = []
+    out = {}
     for case in dict.fromkeys(r["case"] for r in found):
-        med = {(way, key): statistics.median(float(r[key]) for r in found if r["case"] == case and r["way"] == way)
-               for way in ("reference", "now") for key in ("cpu_s", "wall_s")}
-        runs = sum(r["case"] == case and r["way"] == "now" for r in found)
-        body.append([f"`{case.split(',')[0]}`{case[len(case.split(',')[0]):]}", str(runs),
+        mine = [r for r in found if r["case"] == case]
+        out[case] = {(way, key): statistics.median(float(r[key]) for r in mine if r["way"] == way)
+                     for way in ("reference", "now") for key in ("cpu_s", "wall_s")}
+        out[case]["runs"] = sum(r["way"] == "now" for r in mine)
+    return out
+
+
+def startup_table(source: str = STARTUP) -> Rendered:
+    """Each case's median CPU and wall seconds, the old start (the collector's passes through the
+    imports) against the scripts' now, and the ratio."""
+    body = []
+    for case, med in startup_medians(source).items():
+        command, comma, rest = case.partition(",")
+        body.append([f"`{command}`{comma}{rest}", str(med["runs"]),
                      number(med["reference", "cpu_s"], 2), number(med["now", "cpu_s"], 2),
                      f"{med['reference', 'cpu_s'] / med['now', 'cpu_s']:.2f}x",
                      number(med["reference", "wall_s"], 2), number(med["now", "wall_s"], 2)])
@@ -258,10 +268,6 @@ def startup_table(source: str = STARTUP) -> Rendered:
 
 def startup_ratios(source: str = STARTUP) -> Rendered:
     """The range of old / now CPU over the scripts' bare starts (``--help``) in startup_table."""
-    found = rows(source)
-    ratios = []
-    for case in dict.fromkeys(r["case"] for r in found if r["case"].endswith("--help")):
-        cpu = {way: statistics.median(float(r["cpu_s"]) for r in found if r["case"] == case and r["way"] == way)
-               for way in ("reference", "now")}
-        ratios.append(cpu["reference"] / cpu["now"])
+    ratios = [med["reference", "cpu_s"] / med["now", "cpu_s"]
+              for case, med in startup_medians(source).items() if case.endswith("--help")]
     return Rendered(f"{min(ratios):.2f}-{max(ratios):.2f}x", (source,))
