@@ -228,7 +228,7 @@ def test_after_an_interruption_the_pools_cleanup_errors_stay_off_the_console(tmp
 def test_a_read_cut_off_by_an_interruption_closes_its_cursor_without_a_word(tmp_path, caplog):
     # A signal landing inside a read: SQLAlchemy invalidates the connection, then fails to close the
     # cursor and logs that with a traceback, before the command's own handling runs (one full test
-    # run in three printed it above "interrupted: ...").
+    # run in two printed it above "interrupted: ...").
     client, experiment_id = open_experiment(store(tmp_path), "signals")
     engine = store_engine(client)
 
