@@ -26,9 +26,11 @@ class _TanhRNN(torch.autograd.Function):
         out = torch.addmm(bias_ih + bias_hh, x.reshape(steps * batch, -1), weight_ih.t())
         out = out.view(steps, batch, -1)  # the input projection, then overwritten step by step
         hidden_t = weight_hh.t()
-        out[0].tanh_()
-        for t in range(1, steps):
-            out[t].addmm_(out[t - 1], hidden_t).tanh_()
+        # The steps as views made once (indexing out[t] in the loop costs a call per step).
+        rows = out.unbind(0)
+        state = rows[0].tanh_()
+        for row in rows[1:]:
+            state = row.addmm_(state, hidden_t).tanh_()
         ctx.save_for_backward(x, weight_ih, weight_hh, out)
         return out
 
@@ -39,10 +41,12 @@ class _TanhRNN(torch.autograd.Function):
         # grad[t]: the loss's gradient with respect to step t's pre-activation, built in place
         # from the last step back: (grad_out[t] + grad[t + 1] @ W_hh) * (1 - out[t]^2).
         grad = torch.empty_like(out).copy_(grad_out)  # contiguous, whatever grad_out's layout
-        derivative = 1 - out * out
-        grad[steps - 1].mul_(derivative[steps - 1])
+        # tanh's derivative 1 - out^2 in one pass and one buffer (1 - out * out takes two of each).
+        derivative = torch.addcmul(torch.ones((), dtype=out.dtype), out, out, value=-1)
+        grads, derivatives = grad.unbind(0), derivative.unbind(0)
+        later = grads[steps - 1].mul_(derivatives[steps - 1])
         for t in range(steps - 2, -1, -1):
-            grad[t].addmm_(grad[t + 1], weight_hh).mul_(derivative[t])
+            later = grads[t].addmm_(later, weight_hh).mul_(derivatives[t])
         flat = grad.view(steps * batch, hidden)
         grad_x = (flat @ weight_ih).view(steps, batch, -1)
         grad_weight_ih = flat.t() @ x.reshape(steps * batch, -1)
