@@ -1,10 +1,13 @@
 import math
 
+import numpy as np
 import pytest
 
+from sentiment_core.data.batching import eval_batches
 from sentiment_core.errors import UserError
+from sentiment_core.training import loop
 from sentiment_core.training.config import TrainConfig
-from sentiment_core.training.loop import evaluate, train, train_eval_sample
+from sentiment_core.training.loop import evaluate, evaluate_predictions, train, train_eval_sample
 
 
 def test_loss_falls_on_real_reviews(tiny_config, tiny_corpus):
@@ -45,6 +48,22 @@ def test_the_returned_model_holds_the_best_valid_weights(tiny_config, tiny_corpu
     loss, acc = evaluate(result.model, tiny_corpus.test, result.runtime, max_len=tiny_config.max_len)
     assert acc == best["test_acc"] == result.summary["test_acc_at_best_valid"]
     assert loss == pytest.approx(best["test_loss"], rel=1e-6)
+
+
+def test_evaluation_gives_the_same_loss_and_predictions_however_it_is_batched(tiny_config, tiny_corpus,
+                                                                              monkeypatch):
+    """One review per batch (no padding at all) against batches cut by the padded-token budget
+    (set small here, so that the tiny split makes batches of several sizes)."""
+    result = train(tiny_config.replace(epochs=1, precision="fp32"), tiny_corpus, progress=False)
+    alone = evaluate_predictions(result.model, tiny_corpus.test, result.runtime, batch_size=1,
+                                 max_len=tiny_config.max_len)
+    monkeypatch.setattr(loop, "EVAL_PADDED_TOKENS", 300)
+    sizes = {len(b) for b in eval_batches(np.minimum(tiny_corpus.test.lengths, tiny_config.max_len), 64, 300)}
+    assert len(sizes) > 2  # the premise: batches of several sizes, several reviews each
+    budgeted = evaluate_predictions(result.model, tiny_corpus.test, result.runtime, batch_size=64,
+                                    max_len=tiny_config.max_len)
+    assert (budgeted[1] == alone[1]).all()
+    assert budgeted[0] == pytest.approx(alone[0], rel=1e-5)
 
 
 def test_early_stopping_stops_after_patience(tiny_config, tiny_corpus):

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..data.batching import Batch, batch_indices, make_batch, to_device
+from ..data.batching import Batch, batch_indices, eval_batches, make_batch, to_device
 from ..data.corpus import Corpus, EncodedSplit
 from ..data.text import Vocabulary
 from .config import TrainConfig
@@ -35,6 +35,11 @@ METRIC_NAMES = ("train_loss", "train_acc", "train_eval_loss", "train_eval_acc", 
                 "test_loss", "test_acc")
 # Update the progress bar (and read the running loss back from the device) every this many batches.
 PROGRESS_EVERY = 10
+# On the padded path an evaluation batch holds at most this many tokens once padded (and at most
+# eval_batch_size reviews). Measured on the valid split, fp32, 2 threads, Zen 3: the LSTM evaluated
+# at 68-77k real tokens/s in batches of 256 reviews and 102k with this budget, the RNN at 226-231k
+# and 285k (docs/speed.md, "Evaluation batches").
+EVAL_PADDED_TOKENS = 32768
 
 
 @dataclass
@@ -84,7 +89,8 @@ def evaluate_predictions(model: RecurrentClassifier, split: EncodedSplit, runtim
     total_loss = torch.zeros((), dtype=accumulator_dtype(runtime.device), device=runtime.device)
     predictions = torch.empty(len(split), dtype=torch.int64, device=runtime.device)
     packed = runtime.sequence_path == "packed"
-    for indices in batch_indices(split.lengths, batch_size, shuffle=False):
+    lengths = split.lengths if max_len is None else np.minimum(split.lengths, max_len)
+    for indices in eval_batches(lengths, batch_size, None if packed else EVAL_PADDED_TOKENS):
         batch = make_batch(split, indices, model.embedding.padding_idx, max_len, truncate, packed)
         rows = torch.from_numpy(batch.indices)
         batch = batch.to(runtime.device)
