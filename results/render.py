@@ -31,6 +31,8 @@ PAIRED_12 = {"valid": "best_valid_acc", "test at best valid": "test_acc_at_best_
              "gap at best valid": "gap_at_best_valid"}
 REVISIONS = {"rnn": "results/benchmarks/rnn_fast_path_and_dropout_zen5.txt",
              "lstm": "results/benchmarks/lstm_dropout_mask_zen5.txt"}
+REVISIONS_ZEN3 = {"rnn": "results/benchmarks/rnn_before_after_zen3.txt",
+                  "lstm": "results/benchmarks/lstm_before_after_zen3.txt"}
 RENDERERS: dict[str, Callable[[], Rendered]] = {
     "speed-zen5": lambda: runs.speed_table("results/benchmarks/training_speed_zen5.json"),
     "quick-time": runs.quick_time,
@@ -43,6 +45,11 @@ RENDERERS: dict[str, Callable[[], Rendered]] = {
     "auto-rule": studies.auto_rule_table,
     "auto-cost-30": studies.auto_cost_30,
     "main-job-before-after": runs.main_job_before_after,
+    "main-job-before-after-zen3": lambda: runs.main_job_before_after(runs.MAIN_JOB_ZEN3),
+    "speed-zen3": lambda: runs.speed_table("results/benchmarks/training_speed_zen3.json"),
+    "revisions-zen3": lambda: runs.revisions_table(REVISIONS_ZEN3),
+    "rnn-over-lstm-zen3": lambda: runs.rnn_over_lstm(REVISIONS_ZEN3),
+    "eval-batches-zen3": lambda: runs.eval_batches_table("results/benchmarks/eval_batches_zen3.txt"),
     "main-job-hours": runs.training_time,
     "main-job-table": lambda: runs.main_job_table(digits=1, final_test=False),
     "main-job-table-full": lambda: runs.main_job_table(digits=2, final_test=True),

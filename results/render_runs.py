@@ -91,9 +91,12 @@ def precision_table() -> Rendered:
     return table(["device", "--precision", "recurrent layers", "embedding, dropout, gather", "head (Linear)",
                   "float32 matmuls", "loss scaling"], body, ("sentiment_core/training/runtime.py",))
 
-def main_job_before_after() -> Rendered:
+MAIN_JOB_ZEN5 = "results/benchmarks/main_job_before_after_zen5"
+MAIN_JOB_ZEN3 = "results/benchmarks/main_job_before_after_zen3"
+
+
+def main_job_before_after(folder: str = MAIN_JOB_ZEN5) -> Rendered:
     """benchmarks/main_job_revisions.sh: the main job's wall time and per-cell seconds, two revisions."""
-    folder = "results/benchmarks/main_job_before_after_zen5"
     wall = dict(line.split() for line in (REPO / folder / "wall_seconds.txt").read_text().splitlines()[-2:])
     before, after = float(wall["before"]), float(wall["after"])
     body = [[NAMES[r["cell"]], r["before train+eval s"], r["after train+eval s"],
@@ -101,7 +104,8 @@ def main_job_before_after() -> Rendered:
              r["before valid acc by epoch %"], r["after valid acc by epoch %"]] for r in rows(f"{folder}/per_cell.csv")]
     body.append(["the command (wall)", f"{before:.0f}", f"{after:.0f}", f"{before / after:.2f}x "
                  f"({(1 - after / before) * 100:.1f}% less)", "", ""])
-    return table(["", "before: train + eval s, 5 epochs", "after", "before / after", "before: valid % by epoch",
+    epochs = len(rows(f"{folder}/per_cell.csv")[0]["before valid acc by epoch %"].split())
+    return table(["", f"before: train + eval s, {epochs} epochs", "after", "before / after", "before: valid % by epoch",
                   "after: valid % by epoch"], body, (f"{folder}/per_cell.csv", f"{folder}/wall_seconds.txt"))
 
 QUICK_TIME = "results/quick/time_zen5.txt"
@@ -234,6 +238,20 @@ def rnn_over_lstm(sources: dict[str, str]) -> Rendered:
     (rnn_before, rnn_after), (lstm_before, lstm_after) = revisions(sources["rnn"]), revisions(sources["lstm"])
     return Rendered(f"{rnn_after / lstm_after:.1f}x the LSTM's tokens/s in the same precision "
                     f"({rnn_before / lstm_before:.1f}x before)", tuple(sources.values()))
+
+
+def eval_batches_table(source: str) -> Rendered:
+    """benchmarks/eval_batches.py's output: padding and tokens/s of an epoch's evaluation, by fixed
+    rows and with the padded-token budget, per cell."""
+    text = (REPO / source).read_text()
+    body = []
+    for cell, by_rows, budgeted in re.findall(r"^(\w+): [\d,]+ real tokens.*?([\d.]+) by rows, ([\d.]+) with the budget$",
+                                              text, re.M):
+        mean = re.search(rf"^{cell}: mean ([\d,]+) tokens/s by rows, ([\d,]+) with the budget: ([\d.]+x) \(rounds (.*)\)$",
+                         text, re.M)
+        body.append([NAMES[cell], by_rows, budgeted, mean[1], mean[2], mean[3], mean[4]])
+    return table(["cell", "padded / real tokens, by rows", "with the budget", "tokens/s by rows", "with the budget",
+                  "budget / rows", "each round"], body, (source,))
 
 
 STARTUP = "results/benchmarks/startup_cost_zen5.csv"
