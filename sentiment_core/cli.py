@@ -44,7 +44,8 @@ HELP = {
     "optimizer": "adam (weight decay as L2 in the gradient, as the seed) or adamw (decoupled)",
     "lr": "learning rate", "weight_decay": "weight decay", "batch_size": "training batch size",
     "eval_batch_size": "most reviews per evaluation batch (padded sequences: also at most 32,768 tokens "
-                       "once padded, so long reviews go in smaller batches)", "epochs": "epochs", "clip_grad_norm": "gradient-norm clip (0 = off)",
+                       "once padded, so long reviews go in smaller batches)",
+    "epochs": "epochs", "clip_grad_norm": "gradient-norm clip (0 = off)",
     "scheduler_patience": "ReduceLROnPlateau patience",
     "scheduler_metric": "what ReduceLROnPlateau follows (the seed used train_loss)",
     "early_stopping_patience": "stop after N epochs without a valid-accuracy gain (0 = off)",

@@ -36,9 +36,9 @@ METRIC_NAMES = ("train_loss", "train_acc", "train_eval_loss", "train_eval_acc", 
 # Update the progress bar (and read the running loss back from the device) every this many batches.
 PROGRESS_EVERY = 10
 # On the padded path an evaluation batch holds at most this many tokens once padded (and at most
-# eval_batch_size reviews). Measured on the valid split, fp32, 2 threads, Zen 3: the LSTM evaluated
-# at 68-77k real tokens/s in batches of 256 reviews and 102k with this budget, the RNN at 226-231k
-# and 285k (docs/speed.md, "Evaluation batches").
+# eval_batch_size reviews). An epoch's evaluation, fp32, 2 threads, Zen 3: the LSTM's 1.32x and the
+# RNN's 1.14x the real tokens/s of batches of 256 reviews (benchmarks/eval_batches.py,
+# results/benchmarks/eval_batches_zen3.txt; docs/speed.md, "Evaluation batches").
 EVAL_PADDED_TOKENS = 32768
 
 
