@@ -71,14 +71,13 @@ def main() -> None:
         timings = {"rows": [], "budget": []}
         for round_ in range(1, args.rounds + 1):
             for way in ("rows", "budget"):
-                loop.EVAL_PADDED_TOKENS = None if way == "rows" else budget
                 start = time.perf_counter()
-                results = [loop.evaluate(model, s, runtime, config.eval_batch_size) for s in splits]
+                results = [loop.evaluate(model, s, runtime, config.eval_batch_size,
+                                         max_padded_tokens=None if way == "rows" else budget) for s in splits]
                 seconds = time.perf_counter() - start
                 timings[way].append(tokens / seconds)
                 say(f"{cell} round {round_} {way}: {seconds:.1f} s, {tokens / seconds:,.0f} tokens/s, "
                     f"loss/acc {' '.join(f'{loss:.6f}/{acc:.4f}' for loss, acc in results)}")
-        loop.EVAL_PADDED_TOKENS = budget
         rows, ours = statistics.mean(timings["rows"]), statistics.mean(timings["budget"])
         say(f"{cell}: mean {rows:,.0f} tokens/s by rows, {ours:,.0f} with the budget: {ours / rows:.2f}x "
             f"(rounds {', '.join(f'{b / r:.2f}' for r, b in zip(timings['rows'], timings['budget']))})")

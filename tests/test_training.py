@@ -5,7 +5,6 @@ import pytest
 
 from sentiment_core.data.batching import eval_batches
 from sentiment_core.errors import UserError
-from sentiment_core.training import loop
 from sentiment_core.training.config import TrainConfig
 from sentiment_core.training.loop import evaluate, evaluate_predictions, train, train_eval_sample
 
@@ -50,18 +49,16 @@ def test_the_returned_model_holds_the_best_valid_weights(tiny_config, tiny_corpu
     assert loss == pytest.approx(best["test_loss"], rel=1e-6)
 
 
-def test_evaluation_gives_the_same_loss_and_predictions_however_it_is_batched(tiny_config, tiny_corpus,
-                                                                              monkeypatch):
+def test_evaluation_gives_the_same_loss_and_predictions_however_it_is_batched(tiny_config, tiny_corpus):
     """One review per batch (no padding at all) against batches cut by the padded-token budget
     (set small here, so that the tiny split makes batches of several sizes)."""
     result = train(tiny_config.replace(epochs=1, precision="fp32"), tiny_corpus, progress=False)
     alone = evaluate_predictions(result.model, tiny_corpus.test, result.runtime, batch_size=1,
                                  max_len=tiny_config.max_len)
-    monkeypatch.setattr(loop, "EVAL_PADDED_TOKENS", 300)
     sizes = {len(b) for b in eval_batches(np.minimum(tiny_corpus.test.lengths, tiny_config.max_len), 64, 300)}
     assert len(sizes) > 2  # the premise: batches of several sizes, several reviews each
     budgeted = evaluate_predictions(result.model, tiny_corpus.test, result.runtime, batch_size=64,
-                                    max_len=tiny_config.max_len)
+                                    max_len=tiny_config.max_len, max_padded_tokens=300)
     assert (budgeted[1] == alone[1]).all()
     assert budgeted[0] == pytest.approx(alone[0], rel=1e-5)
 

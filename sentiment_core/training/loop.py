@@ -83,14 +83,16 @@ def train_eval_sample(train_split: EncodedSplit, size: int, seed: int) -> Encode
 
 @torch.no_grad()
 def evaluate_predictions(model: RecurrentClassifier, split: EncodedSplit, runtime: Runtime, batch_size: int = 256,
-                         max_len: int | None = None, truncate: str = "head") -> tuple[float, np.ndarray]:
-    """Mean loss over every example of ``split`` and the predicted labels, in the split's order."""
+                         max_len: int | None = None, truncate: str = "head",
+                         max_padded_tokens: int | None = EVAL_PADDED_TOKENS) -> tuple[float, np.ndarray]:
+    """Mean loss over every example of ``split`` and the predicted labels, in the split's order.
+    On the padded path a batch holds at most ``max_padded_tokens`` once padded (None: no budget)."""
     model.eval()
     total_loss = torch.zeros((), dtype=accumulator_dtype(runtime.device), device=runtime.device)
     predictions = torch.empty(len(split), dtype=torch.int64, device=runtime.device)
     packed = runtime.sequence_path == "packed"
     lengths = split.lengths if max_len is None else np.minimum(split.lengths, max_len)
-    for indices in eval_batches(lengths, batch_size, None if packed else EVAL_PADDED_TOKENS):
+    for indices in eval_batches(lengths, batch_size, None if packed else max_padded_tokens):
         batch = make_batch(split, indices, model.embedding.padding_idx, max_len, truncate, packed)
         rows = torch.from_numpy(batch.indices)
         batch = batch.to(runtime.device)
@@ -101,9 +103,10 @@ def evaluate_predictions(model: RecurrentClassifier, split: EncodedSplit, runtim
 
 
 def evaluate(model: RecurrentClassifier, split: EncodedSplit, runtime: Runtime, batch_size: int = 256,
-             max_len: int | None = None, truncate: str = "head") -> tuple[float, float]:
+             max_len: int | None = None, truncate: str = "head",
+             max_padded_tokens: int | None = EVAL_PADDED_TOKENS) -> tuple[float, float]:
     """(mean loss, accuracy) over every example of ``split``."""
-    loss, predictions = evaluate_predictions(model, split, runtime, batch_size, max_len, truncate)
+    loss, predictions = evaluate_predictions(model, split, runtime, batch_size, max_len, truncate, max_padded_tokens)
     return loss, int((predictions == split.labels).sum()) / len(split)
 
 
