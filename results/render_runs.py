@@ -99,12 +99,13 @@ def main_job_before_after(folder: str = MAIN_JOB_ZEN5) -> Rendered:
     """benchmarks/main_job_revisions.sh: the main job's wall time and per-cell seconds, two revisions."""
     wall = dict(line.split() for line in (REPO / folder / "wall_seconds.txt").read_text().splitlines()[-2:])
     before, after = float(wall["before"]), float(wall["after"])
+    cells = rows(f"{folder}/per_cell.csv")
     body = [[NAMES[r["cell"]], r["before train+eval s"], r["after train+eval s"],
              f"{float(r['before train+eval s']) / float(r['after train+eval s']):.2f}x",
-             r["before valid acc by epoch %"], r["after valid acc by epoch %"]] for r in rows(f"{folder}/per_cell.csv")]
+             r["before valid acc by epoch %"], r["after valid acc by epoch %"]] for r in cells]
     body.append(["the command (wall)", f"{before:.0f}", f"{after:.0f}", f"{before / after:.2f}x "
                  f"({(1 - after / before) * 100:.1f}% less)", "", ""])
-    epochs = len(rows(f"{folder}/per_cell.csv")[0]["before valid acc by epoch %"].split())
+    epochs = len(cells[0]["before valid acc by epoch %"].split())
     return table(["", f"before: train + eval s, {epochs} epochs", "after", "before / after", "before: valid % by epoch",
                   "after: valid % by epoch"], body, (f"{folder}/per_cell.csv", f"{folder}/wall_seconds.txt"))
 

@@ -110,11 +110,11 @@ def eval_batches(lengths: np.ndarray, max_rows: int, max_padded_tokens: int | No
     sorted_lengths = lengths[order]
     batches, start = [], 0
     while start < len(order):
-        # Sorted ascending, the batch's last review is its longest: take rows while rows x that
-        # review's length fits the budget.
+        # Sorted ascending, the batch's last review is its longest, so k rows pad to k x the k-th
+        # length: that only grows with k, and the rows that fit are a prefix, counted.
         rows = np.arange(1, min(max_rows, len(order) - start) + 1)
         fits = rows * sorted_lengths[start : start + len(rows)] <= max_padded_tokens
-        end = start + max(1, int(np.argmin(fits)) if not fits.all() else len(rows))
+        end = start + max(1, int(np.count_nonzero(fits)))
         batches.append(order[start:end])
         start = end
     return batches
