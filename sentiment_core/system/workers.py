@@ -65,10 +65,17 @@ def run_in_processes(target: Callable, argument_lists: list[tuple], threads: int
 def stop_once(signum, frame):
     """A worker's Ctrl-C or SIGTERM: one interruption. On Ctrl-C the worker gets SIGINT from the
     terminal and SIGTERM from its parent; a second KeyboardInterrupt would cut its clean-up short
-    (ending its runs, queueing its trial again, saving its state)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    (ending its runs, queueing its trial again, saving its state). The later signals go to a
+    handler that does nothing, not to SIG_IGN: the parent's SIGTERM often arrives while a long
+    torch op runs, before this handler has; Python then finds it pending under SIG_IGN and raises
+    "OSError: Signal 15 ignored due to race condition" in the middle of the clean-up."""
+    signal.signal(signal.SIGINT, _after_the_first)
+    signal.signal(signal.SIGTERM, _after_the_first)
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _after_the_first(signum, frame) -> None:
+    """A worker's signals after its first interruption: already stopping."""
 
 
 def redeliver_lost_interrupts() -> None:
@@ -82,7 +89,7 @@ def redeliver_lost_interrupts() -> None:
     handler and has another thread trip it 10 ms later, when the hook has returned (tripped from
     inside the hook, the handler runs at once, still inside, and is dropped again); if it lands in
     such a place again, the hook sees it again. The handler puts back the one it replaced (a worker's
-    SIG_IGN after its first interruption stays). Installed once per process; other unraisable
+    do-nothing handler after its first interruption stays). Installed once per process; other unraisable
     errors are printed as before.
     """
     if getattr(sys.unraisablehook, "redelivers_interrupts", False):
