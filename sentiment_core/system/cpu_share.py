@@ -16,6 +16,11 @@ threads, and what runs on the other 12 is none of its business.
 
 Two jobs that measure in the same half second see each other idle (both are between epochs) and
 may both take every core for one epoch; their next boundaries rarely coincide.
+
+Processes of one command that train side by side (a comparison's arms, comparison/side_by_side.py)
+do not measure each other: they share a count of those still running (``siblings``) and divide the
+cores that others left when the command started; when one ends, the others take its cores at
+their next batch, not their next epoch (an LSTM epoch of the seed config is minutes long).
 """
 
 from __future__ import annotations
@@ -87,6 +92,10 @@ class CpuShare:
     say: Callable[[str], None] = field(default=_to_stderr, repr=False)  # module-level: picklable
     threads: int | None = None  # what this process runs with now
     others: float = 0.0  # other processes' busy cores at the last decision
+    # A count shared with this command's other processes that train side by side, this one
+    # included (a multiprocessing RawValue that the parent lowers as each ends); None: alone.
+    siblings: object | None = field(default=None, repr=False)
+    sharing: int = 1  # the siblings' count at the last decision
 
     def __post_init__(self):
         self.cores = self.cores or len(self.cpus)
@@ -95,6 +104,8 @@ class CpuShare:
         """Decide before the first epoch; one line when this job does not take every core."""
         if self.fixed is not None:
             return self._set(self.fixed)
+        if self._shared():
+            return self._divide()
         threads = self._decide()
         if threads < self.cores:
             self.say(f"note: other processes keep {self.others:.1f} of {self.cores} core(s) busy: this job uses "
@@ -105,12 +116,34 @@ class CpuShare:
         """Decide again; one line when the choice changes."""
         if self.fixed is not None:
             return self.threads or self.fixed
+        if self._shared():
+            return self.between_batches()
         before = self.threads
         threads = self._decide()
         if before is not None and threads != before:
             self.say(f"note: other processes now keep {self.others:.1f} of {self.cores} core(s) busy: "
                      f"{before} -> {threads} torch thread(s)")
         return threads
+
+    def between_batches(self) -> int:
+        """Side by side: take the cores of a sibling that ended (one read of a shared integer; alone
+        or with fixed threads, nothing to do)."""
+        if self.fixed is None and self.siblings is not None and self.siblings.value != self.sharing:
+            before = self.threads
+            threads = self._divide()
+            if threads != before:
+                now = ("the run(s) beside this one ended" if self.sharing == 1
+                       else f"this command trains {self.sharing} runs side by side now")
+                self.say(f"note: {now}: {before} -> {threads} torch thread(s)")
+        return self.threads
+
+    def _shared(self) -> bool:
+        return self.siblings is not None and self.siblings.value > 1
+
+    def _divide(self) -> int:
+        """The cores that others left at the last measurement, divided among the siblings running."""
+        self.sharing = max(1, self.siblings.value)
+        return self._set(max(1, threads_for(self.others, self.cores) // self.sharing))
 
     def _decide(self) -> int:
         # The whole machine's counters when every CPU is ours (one row, not one per CPU).

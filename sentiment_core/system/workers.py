@@ -34,21 +34,31 @@ def gpu_for_worker(index: int, gpus: list[str]) -> str | None:
     return gpus[index % len(gpus)] if gpus else None
 
 
-def run_in_processes(target: Callable, argument_lists: list[tuple], threads: int) -> list[int]:
+def run_in_processes(target: Callable, argument_lists: list[tuple], threads: int, share_cores: bool = False) -> list[int]:
     """``target(*arguments)`` in one spawned process per entry, each with ``threads`` torch threads,
     its own GPU when there are several (``CUDA_VISIBLE_DEVICES``, round robin) and the conventions
-    of ``run_main``; waits for all and returns the non-zero exit codes."""
+    of ``run_main``; waits for all and returns the non-zero exit codes. ``share_cores``: the target
+    also gets ``siblings=``, a count of the processes still running that this one lowers as each
+    ends (``CpuShare.siblings``: the others take the cores it leaves)."""
     import multiprocessing
+    from multiprocessing.connection import wait
 
     context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools and locks
     gpus = visible_gpus()
-    procs = [context.Process(target=_spawned, args=(target, arguments, threads, gpu_for_worker(i, gpus)))
+    # Lowered here, once a process has exited, not by the process as it finishes: until it exits
+    # (its model logged, its interpreter torn down) it still uses a core.
+    siblings = context.RawValue("i", len(argument_lists)) if share_cores else None
+    procs = [context.Process(target=_spawned, args=(target, arguments, threads, gpu_for_worker(i, gpus), siblings))
              for i, arguments in enumerate(argument_lists)]
     for proc in procs:
         proc.start()
     try:
-        for proc in procs:
-            proc.join()
+        running = {proc.sentinel: proc for proc in procs}
+        while running:
+            for ended in wait(list(running)):
+                running.pop(ended).join()
+                if siblings is not None:
+                    siblings.value -= 1
     except KeyboardInterrupt:
         # Ctrl-C reaches the whole process group, but SIGTERM (`kill PID`, a batch scheduler) only
         # this process: pass it on, so that the workers end their trials and runs and save their
@@ -120,7 +130,7 @@ def redeliver_lost_interrupts() -> None:
     sys.unraisablehook = hook
 
 
-def _spawned(target: Callable, arguments: tuple, threads: int, gpu: str | None = None) -> None:
+def _spawned(target: Callable, arguments: tuple, threads: int, gpu: str | None = None, siblings=None) -> None:
     signal.signal(signal.SIGTERM, stop_once)
     signal.signal(signal.SIGINT, stop_once)
     redeliver_lost_interrupts()
@@ -131,7 +141,7 @@ def _spawned(target: Callable, arguments: tuple, threads: int, gpu: str | None =
     quiet_libraries()
     torch.set_num_threads(threads)
     try:
-        target(*arguments)
+        target(*arguments, **({"siblings": siblings} if siblings is not None else {}))
     except UserError as exc:
         print(f"error (worker process {os.getpid()}): {exc}", file=sys.stderr)
         sys.exit(2)

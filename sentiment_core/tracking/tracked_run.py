@@ -48,6 +48,7 @@ def run_training(
     cpu: CpuShare | None = None,
     resume_dir: Path | None = None,
     keep_finished: bool = False,
+    epoch_lines: bool | None = None,
 ) -> TrackedRun:
     """Train ``config`` into the (already created) run of ``tracker`` and end the run.
 
@@ -56,6 +57,7 @@ def run_training(
     follow the machine's load) decides again after every epoch. ``resume_dir``: the run saves its
     state there every epoch and goes on from one an interrupted run of it left (``training.resume``);
     ``keep_finished`` keeps it after the run finishes (the caller discards ``run.result.kept_state``).
+    ``epoch_lines``: a line per epoch (default: with ``progress``).
     """
     runtime = runtime_of(config)
     config = resolved_config(config, runtime)
@@ -72,7 +74,8 @@ def run_training(
 
         with monitor_system(run, system_metrics, gpu=runtime.device.type == "cuda"):
             result = train(config, corpus, on_epoch_end=hook, progress=progress, runtime=runtime,
-                           resume_dir=resume_dir, keep_finished=True)
+                           resume_dir=resume_dir, keep_finished=True, epoch_lines=epoch_lines,
+                           between_batches=cpu.between_batches if cpu is not None else None)
         confusion = predictions = None
         if result.best_epoch is not None:
             _, predictions = evaluate_predictions(result.model, corpus.test, runtime, config.eval_batch_size,

@@ -140,6 +140,8 @@ def train(
     runtime: Runtime | None = None,
     resume_dir: str | Path | None = None,
     keep_finished: bool = False,
+    epoch_lines: bool | None = None,
+    between_batches: Callable[[], object] | None = None,
 ) -> TrainResult:
     """Train ``config.cell`` on ``corpus``; call ``on_epoch_end(record)`` after every epoch.
 
@@ -152,17 +154,29 @@ def train(
     the hook asks for during that replay ends the run after the restored epochs, which all ran.
     ``keep_finished``: keep the state of a finished run too (a comparison keeps its finished runs
     until all are done: run again after an interruption, it replays them instead of training them).
+    ``epoch_lines``: print a line per epoch (default: with ``progress``; processes that train side
+    by side print the lines without the bars). ``between_batches()`` is called after every training
+    step (threads that follow a sibling process: ``CpuShare.between_batches``).
     """
     config.validate()
     runtime = runtime or runtime_of(config)
     runtime.apply()
+    show = Show(progress, progress if epoch_lines is None else epoch_lines, between_batches)
     if resume_dir is None:
-        return _train(config, corpus, on_epoch_end, progress, runtime, None, keep_finished)
+        return _train(config, corpus, on_epoch_end, show, runtime, None, keep_finished)
     with ResumeFile.of_run(resume_dir, config, runtime, corpus).claimed() as resume:
-        return _train(config, corpus, on_epoch_end, progress, runtime, resume, keep_finished)
+        return _train(config, corpus, on_epoch_end, show, runtime, resume, keep_finished)
 
 
-def _train(config: TrainConfig, corpus: Corpus, on_epoch_end, progress: bool, runtime: Runtime,
+@dataclass(frozen=True)
+class Show:
+    """What a training prints as it goes, and its call after each step."""
+    bars: bool
+    lines: bool
+    between_batches: Callable[[], object] | None = None
+
+
+def _train(config: TrainConfig, corpus: Corpus, on_epoch_end, show: Show, runtime: Runtime,
            resume: ResumeFile | None, keep_finished: bool) -> TrainResult:
     seed_everything(config.seed)
     model = build_model(config, corpus.vocab).to(runtime.device)
@@ -186,12 +200,12 @@ def _train(config: TrainConfig, corpus: Corpus, on_epoch_end, progress: bool, ru
         history, best, best_state = resumed.history, resumed.best, resumed.best_state
         print(f"{config.cell} seed {config.seed}: resuming after epoch {len(history)} of {config.epochs} "
               f"(state saved by an earlier command that was cut off: {resume.path})", flush=True)
-        status, message = _replay(history, best, config, on_epoch_end, progress)
+        status, message = _replay(history, best, config, on_epoch_end, show.lines)
     epochs_left = range(len(history) + 1, config.epochs + 1) if status == "completed" else range(0)
     for epoch in epochs_left:
         start = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
-        train_loss, train_acc = _train_epoch(model, optimizer, corpus.train, config, runtime, epoch, progress, scaler)
+        train_loss, train_acc = _train_epoch(model, optimizer, corpus.train, config, runtime, epoch, show, scaler)
         train_seconds = time.perf_counter() - start
         if not math.isfinite(train_loss):
             status = "diverged"
@@ -219,7 +233,7 @@ def _train(config: TrainConfig, corpus: Corpus, on_epoch_end, progress: bool, ru
             best_state = copy.deepcopy(model.state_dict())
         if resume is not None:  # before the hook: a kill inside it replays this epoch, not retrains it
             resume.save(model, optimizer, scheduler, scaler, history, best, best_state, last=epoch == config.epochs)
-        if progress:
+        if show.lines:
             tqdm.write(_epoch_line(config.cell, record, config.epochs))
         status, message = _epoch_end(record, best, config, on_epoch_end)
         if status != "completed":
@@ -245,13 +259,13 @@ def _epoch_end(record: dict, best: dict, config: TrainConfig, on_epoch_end) -> t
     return "completed", ""
 
 
-def _replay(history: list[dict], best: dict, config: TrainConfig, on_epoch_end, progress: bool) -> tuple[str, str]:
+def _replay(history: list[dict], best: dict, config: TrainConfig, on_epoch_end, lines: bool) -> tuple[str, str]:
     """Pass restored epochs to the hook as if they had just run. A stop that the hook asks for on
     the way (a pruner whose other trials moved on meanwhile) ends the run once every restored
     epoch is passed: they all ran. Early stopping can only be due at the last one."""
     stop = None
     for record in history:
-        if progress:
+        if lines:
             tqdm.write(_epoch_line(config.cell, record, config.epochs) + "  (restored)")
         if on_epoch_end is not None and (reason := on_epoch_end(record)) and stop is None:
             stop = reason if isinstance(reason, str) else "stopped by the epoch hook"
@@ -300,7 +314,7 @@ def train_step(model: RecurrentClassifier, optimizer: torch.optim.Optimizer, bat
 
 
 def _train_epoch(model, optimizer, split: EncodedSplit, config: TrainConfig, runtime: Runtime,
-                 epoch: int, progress: bool, scaler=None) -> tuple[float, float]:
+                 epoch: int, show: Show, scaler=None) -> tuple[float, float]:
     model.train()
     batches = batch_indices(split.lengths, config.batch_size, shuffle=True, seed=config.seed, epoch=epoch)
     total_loss = torch.zeros((), dtype=accumulator_dtype(runtime.device), device=runtime.device)
@@ -308,11 +322,13 @@ def _train_epoch(model, optimizer, split: EncodedSplit, config: TrainConfig, run
     packed = runtime.sequence_path == "packed"
     seen = 0
     bar = tqdm(batches, desc=f"{config.cell} epoch {epoch}/{config.epochs}", unit="batch",
-               disable=not progress, leave=False, dynamic_ncols=True)
+               disable=not show.bars, leave=False, dynamic_ncols=True)
     for step, indices in enumerate(bar, 1):
         batch = make_batch(split, indices, model.embedding.padding_idx, config.max_len, config.truncate,
                            packed).to(runtime.device)
         loss, logits = train_step(model, optimizer, batch, runtime, config.clip_grad_norm, scaler)
+        if show.between_batches is not None:
+            show.between_batches()
         total_loss += loss.to(total_loss.dtype) * len(batch)
         correct += (logits.argmax(dim=1) == batch.labels).sum()
         seen += len(batch)
