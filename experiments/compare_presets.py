@@ -29,6 +29,7 @@ with heavy_imports():  # torch's, MLflow's and Optuna's imports without the garb
         add_config_arguments,
         add_run_arguments,
         add_seed_arguments,
+        add_side_by_side_argument,
         config_overrides,
         run_main,
         seeds_from,
@@ -49,6 +50,7 @@ def main() -> int:
     parser.add_argument("--no-baseline", dest="baseline", action="store_false",
                         help="skip the TF-IDF + logistic-regression yardstick")
     add_run_arguments(parser, REPO_ROOT, writes="the comparison table and plots")
+    add_side_by_side_argument(parser)
     add_config_arguments(parser, skip=("seed",))
     args = parser.parse_args()
 
@@ -64,7 +66,7 @@ def main() -> int:
                         output_dir=args.output_dir, cache_dir=args.cache_dir, progress=not args.quiet,
                         baseline=args.baseline,
                         register=args.register, system_metrics=args.system_metrics, kind="preset-comparison",
-                        cpu=cpu)
+                        cpu=cpu, workers=args.workers)
     return 0
 
 

@@ -27,6 +27,7 @@ with heavy_imports():  # torch's, MLflow's and Optuna's imports without the garb
         add_config_arguments,
         add_run_arguments,
         add_seed_arguments,
+        add_side_by_side_argument,
         config_overrides,
         run_main,
         seeds_from,
@@ -54,6 +55,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="only end the RUNNING runs whose process died on this host (SIGKILL, out of memory) as "
                              "KILLED, then exit (every comparison and study does this at start anyway)")
     add_run_arguments(parser, REPO_ROOT, writes="the comparison table and plots")
+    add_side_by_side_argument(parser)
     add_config_arguments(parser, skip=("cell", "seed"))
     return parser.parse_args(argv)
 
@@ -76,7 +78,8 @@ def main() -> int:
     comparison.run_comparison(config, models, seeds, repo_root=REPO_ROOT, experiment=args.experiment,
                               output_dir=args.output_dir, cache_dir=args.cache_dir, progress=not args.quiet,
                               baseline=args.baseline,
-                              register=args.register, system_metrics=args.system_metrics, cpu=cpu)
+                              register=args.register, system_metrics=args.system_metrics, cpu=cpu,
+                              workers=args.workers)
     return 0
 
 

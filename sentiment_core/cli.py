@@ -96,6 +96,14 @@ def add_config_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] 
                                     "(a knob given by its own name wins)")
 
 
+def add_side_by_side_argument(parser: argparse.ArgumentParser) -> None:
+    """``--workers N``: a comparison's arms of one seed at a time (comparison/side_by_side.py)."""
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="train up to N arms of a seed at once, side by side, one process each with its share "
+                             "of the cores (default: on a CPU as many as the idle cores, since one training does "
+                             "not use two cores fully; one at a time on a GPU or with --threads)")
+
+
 def add_run_arguments(parser: argparse.ArgumentParser, repo_root: Path, writes: str) -> None:
     """Where a command logs and writes, and how much it prints: the same flags for every script."""
     parser.add_argument("--experiment", help="MLflow experiment (default: $MLFLOW_EXPERIMENT_NAME, else rnn-vs-lstm)")

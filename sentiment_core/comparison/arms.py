@@ -21,14 +21,14 @@ from ..tracking.store import (
     resolve_experiment_name,
     resolve_tracking_uri,
 )
-from ..tracking.tracked_run import TrackedRun, run_training
+from ..tracking.tracked_run import TrackedRun
 from ..training.config import TrainConfig
 from ..training.model import CELLS
-from ..training.resume import resume_dir_of
 from ..training.runtime import resolved_config
 from . import yardstick
 from .report import paired_differences, write_comparison
 from .seeds import AutoSeeds
+from .side_by_side import ArmJob, Setting, train_arm, train_side_by_side, workers_for
 
 # Under three minutes for both cells on a 2-core CPU, and the same story as the full run (LSTM
 # above 80% valid, well above the RNN, below the yardstick): the *last* 100 tokens (a review's
@@ -58,11 +58,13 @@ def run_comparison(config: TrainConfig, models: list[str], seeds: list[int], **k
 def run_arms(arms: dict[str, TrainConfig], seeds: list[int] | AutoSeeds, *, repo_root: Path,
              experiment: str | None = None, output_dir: Path | None = None, cache_dir: Path | None = None,
              progress: bool = True, baseline: bool = True, kind: str = "comparison", register: bool | None = None,
-             system_metrics: bool = True, cpu: CpuShare | None = None) -> pd.DataFrame:
+             system_metrics: bool = True, cpu: CpuShare | None = None, workers: int | None = 1) -> pd.DataFrame:
     """Train every arm (a labelled config) with every seed on one corpus, as child runs of one
     parent run, then write the table, curves and accuracy by length. Arms must share their data
     settings; the first arm is the reference of the paired differences. ``seeds`` as
-    :class:`AutoSeeds`: seeds are added one at a time until its rule stops them (seeds.py)."""
+    :class:`AutoSeeds`: seeds are added one at a time until its rule stops them (seeds.py).
+    ``workers``: how many of a seed's arms train at once, side by side (None: as the CPU allows,
+    ``side_by_side.workers_for``)."""
     auto = seeds if isinstance(seeds, AutoSeeds) else None
     if auto is not None:
         if len(arms) < 2:
@@ -91,6 +93,7 @@ def run_arms(arms: dict[str, TrainConfig], seeds: list[int] | AutoSeeds, *, repo
 
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     labels = list(arms)
+    workers = workers_for(workers, len(arms), first.device, cpu)
     parent = RunTracker.create(client, experiment_id, run_name=f"compare {' vs '.join(labels)} {stamp}",
                                tags={"kind": kind})
     out = Path(output_dir or repo_root / "outputs") / f"compare-{stamp}"
@@ -102,7 +105,7 @@ def run_arms(arms: dict[str, TrainConfig], seeds: list[int] | AutoSeeds, *, repo
                   if k != "seed" and len({str(getattr(c, k)) for c in arms.values()}) == 1}
         rule = {"seeds": "auto", "precision_target": auto.target, "max_seeds": auto.max_seeds} if auto else \
             {"seeds": ",".join(map(str, seeds))}
-        parent.log_params({**shared, "arms": ",".join(labels), **rule,
+        parent.log_params({**shared, "arms": ",".join(labels), **rule, "side_by_side": workers,
                            "baseline": yardstick.NAME if baseline else "none"})
         if baseline:  # seconds, so first: its row is there even if the long runs are interrupted
             reference = run_baseline(client, experiment_id, parent.run_id, first, corpus, data_source_label(first))
@@ -112,18 +115,18 @@ def run_arms(arms: dict[str, TrainConfig], seeds: list[int] | AutoSeeds, *, repo
         stop_reason = None
         overall = tqdm(total=len(seeds) * len(arms), desc="all runs", unit="run", disable=not progress or len(seeds) < 2,
                        position=1, leave=False, dynamic_ncols=True)
+        setting = Setting(repo_root, uri, experiment_name, experiment_id, parent.run_id, cache_dir, progress,
+                          system_metrics, cpu)
         for seed in seeds:
-            for label, config in arms.items():
-                child = RunTracker.create(client, experiment_id, run_name=f"{label} seed {seed}",
-                                          parent_run_id=parent.run_id, tags={"arm": label})
-                run = run_training(child, config.replace(seed=seed), corpus, repo_root=repo_root,
-                                   data_source=data_source_label(config), progress=progress,
-                                   system_metrics=system_metrics, cpu=cpu, resume_dir=resume_dir_of(cache_dir),
-                                   keep_finished=True)
-                runs.append((label, run))
-                overall.update()
-                if register:
-                    register_run(client, run, parent.run_id)
+            jobs = [ArmJob(label, config.replace(seed=seed), data_source_label(config)) for label, config in arms.items()]
+            for group in (jobs[i : i + workers] for i in range(0, len(jobs), workers)):
+                trained = (train_side_by_side(group, setting) if len(group) > 1
+                           else [train_arm(client, setting, group[0], corpus, cpu)])
+                for job, run in zip(group, trained):
+                    runs.append((job.label, run))
+                    overall.update()
+                    if register:  # from this process only: parallel registrations could race for a version
+                        register_run(client, run, parent.run_id)
             if auto is not None:
                 stop_reason = auto.stop(paired_differences(runs, labels))
                 if stop_reason:
@@ -138,7 +141,8 @@ def run_arms(arms: dict[str, TrainConfig], seeds: list[int] | AutoSeeds, *, repo
         # Written apart, uploaded, then moved into `out` whole: two comparisons started in the same
         # second share that folder (system/folders.py says why).
         with private_folder(out) as folder:
-            table, markdown = write_comparison(runs, labels, folder, corpus, reference, auto, stop_reason)
+            table, markdown = write_comparison(runs, labels, folder, corpus, reference, auto, stop_reason,
+                                               side_by_side=workers > 1)
             for path in sorted(folder.iterdir()):
                 parent.log_artifact(path, "comparison")
         # Every run is done: the same command now trains anew. Until here, a comparison run again

@@ -57,13 +57,14 @@ def paired_differences(runs: list[tuple[str, TrackedRun]], labels: list[str]) ->
     return {other: reporting.paired_by_seed(groups, other, labels[0], METRIC)["diffs"] for other in labels[1:]}
 
 
-def seconds_per_seed(runs: list[tuple[str, TrackedRun]]) -> float | None:
-    """Training seconds one seed of every arm took here: the mean over seeds of their runs' epochs."""
-    per_seed: dict[int, float] = {}
+def seconds_per_seed(runs: list[tuple[str, TrackedRun]], side_by_side: bool = False) -> float | None:
+    """Training seconds one seed of every arm took here: the mean over seeds of their runs' epochs,
+    added up, or, for arms trained side by side, the longest arm's (the others ran meanwhile)."""
+    per_seed: dict[int, list[float]] = {}
     for _, run in runs:
-        per_seed[run.config.seed] = per_seed.get(run.config.seed, 0.0) + sum(
-            r.get("epoch_seconds", 0.0) for r in run.result.history)
-    return sum(per_seed.values()) / len(per_seed) if per_seed else None
+        per_seed.setdefault(run.config.seed, []).append(sum(r.get("epoch_seconds", 0.0) for r in run.result.history))
+    combine = max if side_by_side else sum
+    return sum(combine(arms) for arms in per_seed.values()) / len(per_seed) if per_seed else None
 
 
 def bootstrap_line(group: list[TrackedRun], reference: list[TrackedRun], diff: dict, labels: str,
@@ -84,7 +85,7 @@ def bootstrap_line(group: list[TrackedRun], reference: list[TrackedRun], diff: d
 
 def write_comparison(runs: list[tuple[str, TrackedRun]], labels: list[str], out: Path, corpus=None,
                      reference: yardstick.BaselineResult | None = None, auto: AutoSeeds | None = None,
-                     stop_reason: str | None = None) -> tuple[pd.DataFrame, str]:
+                     stop_reason: str | None = None, side_by_side: bool = False) -> tuple[pd.DataFrame, str]:
     out.mkdir(parents=True, exist_ok=True)
     table = comparison_table(runs, labels, reference)
     table.to_csv(out / "comparison.csv", index=False)
@@ -101,7 +102,7 @@ def write_comparison(runs: list[tuple[str, TrackedRun]], labels: list[str], out:
     if auto is not None:
         markdown += f"\n\n--seeds auto (target +-{auto.target:g} points, at most {auto.max_seeds} seeds): " + (
             stop_reason or "interrupted before its rule stopped it; the same command goes on")
-    per_seed = seconds_per_seed(runs)
+    per_seed = seconds_per_seed(runs, side_by_side)
     for other in labels[1:]:
         # Paired by seed against the first arm: the noise a seed brings to both cancels.
         diff = reporting.paired_by_seed(groups, other, labels[0], METRIC)
