@@ -7,7 +7,10 @@
 #   bash benchmarks/main_job_revisions.sh REV [EPOCHS] [OUT]
 #   bash benchmarks/main_job_revisions.sh 5b814fb 5 results/benchmarks/main_job_before_after_zen5
 #
-# Nothing else may run meanwhile (pause other jobs with SIGSTOP); the CPU is printed first.
+# The command runs as a user runs it: its threads (and, since comparison/side_by_side.py, how many
+# arms train at once) follow the machine, so nothing else may run meanwhile (pause other jobs with
+# SIGSTOP); the CPU is printed first. (Before 4b8e51d this script passed --threads 2: the same
+# threads as the default on an idle 2-core machine.)
 set -euo pipefail
 rev=${1:?usage: main_job_revisions.sh REV [EPOCHS] [OUT]}
 epochs=${2:-5}
@@ -29,7 +32,7 @@ from sentiment_core.data.corpus import load_corpus; from sentiment_core.training
 load_corpus(TrainConfig())")
   start=$(date +%s.%N)
   (cd "$tree" && MLFLOW_TRACKING_URI="sqlite:///$work/mlflow.db" XDG_CACHE_HOME="$work/cache" \
-    python experiments/compare_rnn_lstm.py --epochs "$epochs" --no-baseline --no-register --quiet --threads 2 \
+    python experiments/compare_rnn_lstm.py --epochs "$epochs" --no-baseline --no-register --quiet \
     --no-system-metrics --output-dir "$work/out") > "$out/$side.log" 2>&1
   end=$(date +%s.%N)
   cp "$work"/out/compare-*/histories.csv "$out/$side-histories.csv"
