@@ -93,6 +93,7 @@ def precision_table() -> Rendered:
 
 MAIN_JOB_ZEN5 = "results/benchmarks/main_job_before_after_zen5"
 MAIN_JOB_ZEN3 = "results/benchmarks/main_job_before_after_zen3"
+MAIN_JOB_SIDE_BY_SIDE_ZEN3 = "results/benchmarks/main_job_side_by_side_zen3"
 
 
 def main_job_before_after(folder: str = MAIN_JOB_ZEN5) -> Rendered:
@@ -290,3 +291,26 @@ def startup_ratios(source: str = STARTUP) -> Rendered:
     ratios = [med["reference", "cpu_s"] / med["now", "cpu_s"]
               for case, med in startup_medians(source).items() if case.endswith("--help")]
     return Rendered(f"{min(ratios):.2f}-{max(ratios):.2f}x", (source,))
+
+
+SIDE_BY_SIDE_ZEN3 = "results/benchmarks/side_by_side_zen3.txt"
+SIDE_BY_SIDE_JOB_ZEN3 = "results/benchmarks/side_by_side_job_zen3.txt"
+
+
+def side_by_side_threads(source: str = SIDE_BY_SIDE_ZEN3) -> Rendered:
+    """benchmarks/side_by_side.py --part threads: its tokens/s table and the epoch it implies."""
+    text = (REPO / source).read_text()
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    implied = re.search(r"^training time of an epoch of both cells.*: side by side (.*)$", text, re.M)[1]
+    cited = f"`{source}`"
+    return Rendered("\n" + "\n".join(lines) + f"\n\nAn epoch of both cells' training from these rates: side by side "
+                    f"takes {implied}.\n\n(Rendered by `python results/render.py` from {cited}.)\n", (source,))
+
+
+def side_by_side_job(source: str = SIDE_BY_SIDE_JOB_ZEN3) -> Rendered:
+    """benchmarks/side_by_side.py --part job: the main job's wall time both ways, as a sentence."""
+    found = re.search(r"^main job, (\d+) epoch\(s\), mean of (\d+) round\(s\): one after the other ([\d.]+) s, "
+                      r"side by side ([\d.]+) s: ([\d.]+% less) \(([\d.]+x)\)", (REPO / source).read_text(), re.M)
+    epochs, rounds, before, after, less, ratio = found.groups()
+    return Rendered(f"{float(before):.0f} s one after the other, {float(after):.0f} s side by side: {less} "
+                    f"({epochs} epoch(s), {rounds} round(s))", (source,))

@@ -1,11 +1,12 @@
 """A seed's arms trained side by side on a CPU, one process each, each on its share of the cores.
 
-At the seed config's shapes one training does not use two cores fully: on a 2-core Zen 3, 2
-threads run the RNN 1.30x and the LSTM 1.59x as fast as 1 thread, while the two trained at once
-with 1 thread each keep 95% and 100% of their 1-thread speed (benchmarks/side_by_side.py,
-results/benchmarks/side_by_side_zen3.txt). So the arms of a seed finish sooner side by side than
-one after the other; when one ends, the other takes its cores at its next batch
-(``CpuShare.siblings``). On a GPU the arms train one after the other, as before.
+At the seed config's shapes one training does not use two cores fully (its per-step products have
+32 rows): on a 2-core Zen 3, 2 threads run a cell well under 2x as fast as 1 thread, while two
+cells trained at once with 1 thread each keep most of their 1-thread speed. So the arms of a seed
+finish sooner side by side than one after the other: the main job 11-22% sooner there
+(benchmarks/side_by_side.py, benchmarks/main_job_revisions.sh; docs/speed.md, "A seed's arms side
+by side"). When one ends, the other takes its cores at its next batch (``CpuShare.siblings``). On a
+GPU the arms train one after the other, as before.
 
 Each process opens the store, reads the token cache, and trains its arm as a child run of the
 comparison, exactly as the command's own process does one after the other (:func:`train_arm`);
