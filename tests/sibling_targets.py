@@ -23,3 +23,11 @@ def report_siblings(folder: str, index: int, siblings=None) -> None:
     (folder / "seen-1").write_text(str(siblings.value))
     wait_for(lambda: siblings.value == 1)
     (folder / "seen-2").write_text(str(siblings.value))
+
+
+def report_sigint(folder: str) -> None:
+    """Whether this worker ignores SIGINT (a file "ignored") or stops on it ("stops")."""
+    import signal
+
+    ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    (Path(folder) / "sigint").write_text("ignored" if ignored else "stops")

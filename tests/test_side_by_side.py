@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import torch
 from mlflow import MlflowClient
-from sibling_targets import report_siblings, wait_for
+from sibling_targets import report_siblings, report_sigint, wait_for
 
 from helpers import COMPARE, TINY, store
 from sentiment_core.comparison.side_by_side import workers_for
@@ -69,6 +69,21 @@ def test_the_count_of_side_by_side_processes_falls_as_each_ends(tmp_path):
     assert (tmp_path / "seen-1").read_text() == "2" and (tmp_path / "seen-2").read_text() == "1"
 
 
+@pytest.mark.processes
+def test_workers_of_a_command_deaf_to_ctrl_c_stay_deaf(tmp_path):
+    # A command started with SIGINT ignored (`cmd &` in a script): a Ctrl-C meant for the
+    # terminal's foreground job must not stop its workers under it.
+    # (This test process may itself run with SIGINT ignored: both cases are set here.)
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        for handler, seen in ((signal.SIG_IGN, "ignored"), (signal.default_int_handler, "stops")):
+            signal.signal(signal.SIGINT, handler)
+            assert run_in_processes(report_sigint, [(str(tmp_path),)], 1) == []
+            assert (tmp_path / "sigint").read_text() == seen
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _histories(out: Path) -> pd.DataFrame:
     (csv,) = out.glob("compare-*/histories.csv")
     return pd.read_csv(csv).drop(columns=["run_id", "epoch_seconds", "train_reviews_per_s", "train_tokens_per_s"])
@@ -108,8 +123,11 @@ def test_ctrl_c_ends_side_by_side_runs_killed_and_the_same_command_resumes_them(
     args = [*TINY, "--epochs", "12", "--no-baseline", "--workers", "2", "--output-dir", tmp_path / "out"]
     command = [sys.executable, str(COMPARE), *map(str, args)]
     states = tmp_path / "cache" / "sentiment_core" / "interrupted-runs"
+    # As a terminal's foreground job: SIGINT at its default (a test run started in the background of
+    # a script, `cmd &`, ignores it, and its children inherit that), in a process group of its own.
     victim = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, start_new_session=True)
+                              text=True, start_new_session=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         wait_for(lambda: len(list(states.glob("*.pt"))) >= 2 or victim.poll() is not None, timeout=240)
         assert victim.poll() is None, victim.communicate()[1][-3000:]

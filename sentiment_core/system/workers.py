@@ -132,7 +132,11 @@ def redeliver_lost_interrupts() -> None:
 
 def _spawned(target: Callable, arguments: tuple, threads: int, gpu: str | None = None, siblings=None) -> None:
     signal.signal(signal.SIGTERM, stop_once)
-    signal.signal(signal.SIGINT, stop_once)
+    # A command started with SIGINT ignored (in the background of a script: `cmd &`) is deaf to
+    # Ctrl-C, and its workers inherit that: a Ctrl-C for the terminal's foreground job would
+    # otherwise stop the workers under a parent that trains on.
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, stop_once)
     redeliver_lost_interrupts()
     if gpu is not None:  # before anything initializes CUDA in this process
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
