@@ -199,6 +199,8 @@ def run_main(main: Callable[[], int | None]) -> None:
     an interruption is exit 130 after the runs were marked KILLED."""
     signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
     redeliver_lost_interrupts()
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # Ctrl-C, the same, and marked
+        signal.signal(signal.SIGINT, raise_keyboard_interrupt)
     quiet_libraries()
     try:
         code = main()

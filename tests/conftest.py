@@ -145,7 +145,7 @@ def run_inprocess(monkeypatch, capsys):
             monkeypatch.chdir(cwd)
         monkeypatch.setattr(sys, "argv", [str(script), *map(str, args)])
         monkeypatch.setattr(sys, "path", list(sys.path))  # the script prepends the repository root
-        handler = signal.getsignal(signal.SIGTERM)  # run_main installs its own
+        handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}  # run_main installs its own
         capsys.readouterr()
         try:
             runpy.run_path(str(script), run_name="__main__")
@@ -153,7 +153,8 @@ def run_inprocess(monkeypatch, capsys):
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
         finally:
-            signal.signal(signal.SIGTERM, handler)
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
         out = capsys.readouterr()
         return subprocess.CompletedProcess([str(script), *args], code, out.out, out.err)
 

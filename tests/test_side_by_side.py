@@ -84,6 +84,39 @@ def test_workers_of_a_command_deaf_to_ctrl_c_stay_deaf(tmp_path):
         signal.signal(signal.SIGINT, previous)
 
 
+AFTERMATH = """
+import sys
+from sqlalchemy.orm.state import InstanceState
+from sentiment_core.system.workers import mark_interrupted, redeliver_lost_interrupts
+
+class Dropped:
+    def __del__(self):
+        raise AssertionError("an unraisable error")
+
+captured = []
+sys.unraisablehook = captured.append
+Dropped()  # its error reaches the hook as Python's own UnraisableHookArgs
+sys.unraisablehook = sys.__unraisablehook__
+redeliver_lost_interrupts()
+real = captured[0]
+aftermath = type(real)((AssertionError, AssertionError(), None, None, InstanceState.__new__(InstanceState)._cleanup))
+sys.unraisablehook(aftermath)
+print("-- interrupted --", file=sys.stderr, flush=True)
+mark_interrupted()
+sys.unraisablehook(aftermath)
+sys.unraisablehook(real)  # any other error is still printed
+"""
+
+
+def test_after_an_interruption_the_orms_half_made_entries_clean_up_without_a_word():
+    proc = subprocess.run([sys.executable, "-c", AFTERMATH], cwd=COMPARE.parents[1], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    before, after = proc.stderr.split("-- interrupted --")
+    assert "InstanceState._cleanup" in before and "AssertionError" in before
+    assert "InstanceState" not in after and "an unraisable error" in after
+
+
 def _histories(out: Path) -> pd.DataFrame:
     (csv,) = out.glob("compare-*/histories.csv")
     return pd.read_csv(csv).drop(columns=["run_id", "epoch_seconds", "train_reviews_per_s", "train_tokens_per_s"])

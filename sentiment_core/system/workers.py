@@ -14,7 +14,25 @@ from ..errors import UserError, was_interrupted
 
 
 def raise_keyboard_interrupt(signum, frame):
+    mark_interrupted()
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+def mark_interrupted() -> None:
+    """Note on this process's unraisable hook (:func:`redeliver_lost_interrupts`) that it has been
+    interrupted: from now on it drops the ORM's clean-up errors that an interruption leaves."""
+    if getattr(sys.unraisablehook, "redelivers_interrupts", False):
+        sys.unraisablehook.interrupted = True
+
+
+def interruption_aftermath(unraisable) -> bool:
+    """SQLAlchemy's ``InstanceState._cleanup`` failing ``assert key is not None``: a weakref callback
+    on an object whose identity-map entry an interruption cut off half made (seen when Ctrl-C
+    landed in a side-by-side worker's MLflow write). Harmless, and Python ignores it anyway; printed,
+    it is a screen of tracebacks under "interrupted"."""
+    function = getattr(unraisable.object, "__func__", None)
+    return (isinstance(unraisable.exc_value, AssertionError) and function is not None
+            and function.__qualname__ == "InstanceState._cleanup" and function.__module__ == "sqlalchemy.orm.state")
 
 
 def visible_gpus(environ: dict | None = None, count: int | None = None) -> list[str]:
@@ -81,6 +99,7 @@ def stop_once(signum, frame):
     "OSError: Signal 15 ignored due to race condition" in the middle of the clean-up."""
     signal.signal(signal.SIGINT, _after_the_first)
     signal.signal(signal.SIGTERM, _after_the_first)
+    mark_interrupted()
     raise KeyboardInterrupt(f"signal {signum}")
 
 
@@ -99,18 +118,22 @@ def redeliver_lost_interrupts() -> None:
     handler and has another thread trip it 10 ms later, when the hook has returned (tripped from
     inside the hook, the handler runs at once, still inside, and is dropped again); if it lands in
     such a place again, the hook sees it again. The handler puts back the one it replaced (a worker's
-    do-nothing handler after its first interruption stays). Installed once per process; other unraisable
-    errors are printed as before.
+    do-nothing handler after its first interruption stays). Once the process has been interrupted
+    (:func:`mark_interrupted`), the hook drops :func:`interruption_aftermath`. Installed once per
+    process; other unraisable errors are printed as before.
     """
     if getattr(sys.unraisablehook, "redelivers_interrupts", False):
         return
     previous = sys.unraisablehook
 
     def hook(unraisable) -> None:
+        if hook.interrupted and interruption_aftermath(unraisable):
+            return
         if not (isinstance(unraisable.exc_value, KeyboardInterrupt)
                 and threading.current_thread() is threading.main_thread()):
             previous(unraisable)
             return
+        mark_interrupted()
         replaced = signal.getsignal(signal.SIGINT)
         if getattr(replaced, "redelivers", False):  # one is on its way already: one interruption
             return
@@ -127,6 +150,7 @@ def redeliver_lost_interrupts() -> None:
         trip.start()
 
     hook.redelivers_interrupts = True
+    hook.interrupted = False
     sys.unraisablehook = hook
 
 
