@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..data.corpus import Corpus, load_corpus
 from ..errors import UserError
-from ..system.cpu_share import CpuShare, threads_for
+from ..system.cpu_share import CpuShare
 from ..system.workers import run_in_processes
 from ..tracking.runs import RunTracker
 from ..tracking.store import open_experiment
@@ -82,7 +82,7 @@ def train_arm(client, setting: Setting, job: ArmJob, corpus: Corpus, cpu: CpuSha
 def train_side_by_side(jobs: list[ArmJob], setting: Setting) -> list[TrackedRun]:
     """Every job at once, one spawned process each; their runs in the order of ``jobs``."""
     cpu = setting.cpu or CpuShare()
-    threads = max(1, threads_for(cpu.others, cpu.cores) // len(jobs)) if cpu.fixed is None else cpu.fixed
+    threads = cpu.divided(len(jobs))  # what each worker's CpuShare starts with
     print(f"side by side: {', '.join(f'{job.label} seed {job.config.seed}' for job in jobs)}, one process each "
           f"with {threads} torch thread(s) (one that ends leaves its cores to the others)"
           + ("; a line per epoch, no progress bars" if setting.progress else ""), flush=True)

@@ -141,9 +141,15 @@ class CpuShare:
         return self.siblings is not None and self.siblings.value > 1
 
     def _divide(self) -> int:
-        """The cores that others left at the last measurement, divided among the siblings running."""
         self.sharing = max(1, self.siblings.value)
-        return self._set(max(1, threads_for(self.others, self.cores) // self.sharing))
+        return self._set(self.divided(self.sharing))
+
+    def divided(self, processes: int) -> int:
+        """Each of ``processes``' threads: the cores that others left at the last measurement,
+        divided among them (fixed threads stay fixed)."""
+        if self.fixed is not None:
+            return self.fixed
+        return max(1, threads_for(self.others, self.cores) // processes)
 
     def _decide(self) -> int:
         # The whole machine's counters when every CPU is ours (one row, not one per CPU).
