@@ -51,6 +51,7 @@ RENDERERS: dict[str, Callable[[], Rendered]] = {
     "rnn-over-lstm-zen3": lambda: runs.rnn_over_lstm(REVISIONS_ZEN3),
     "eval-batches-zen3": lambda: runs.eval_batches_table("results/benchmarks/eval_batches_zen3.txt"),
     "side-by-side-threads-zen3": runs.side_by_side_threads,
+    "side-by-side-epoch-zen3": runs.side_by_side_epoch,
     "side-by-side-job-zen3": runs.side_by_side_job,
     "main-job-side-by-side-zen3": lambda: runs.main_job_before_after(runs.MAIN_JOB_SIDE_BY_SIDE_ZEN3),
     "main-job-hours": runs.training_time,

@@ -298,13 +298,17 @@ SIDE_BY_SIDE_JOB_ZEN3 = "results/benchmarks/side_by_side_job_zen3.txt"
 
 
 def side_by_side_threads(source: str = SIDE_BY_SIDE_ZEN3) -> Rendered:
-    """benchmarks/side_by_side.py --part threads: its tokens/s table and the epoch it implies."""
+    """benchmarks/side_by_side.py --part threads: its tokens/s table."""
+    lines = [line for line in (REPO / source).read_text().splitlines() if line.startswith("|")]
+    header, _, *body = ([cell.strip() for cell in line.strip("|").split("|")] for line in lines)
+    return table(header, body, (source,))
+
+
+def side_by_side_epoch(source: str = SIDE_BY_SIDE_ZEN3) -> Rendered:
+    """benchmarks/side_by_side.py --part threads: the share of an epoch that its rates imply."""
     text = (REPO / source).read_text()
-    lines = [line for line in text.splitlines() if line.startswith("|")]
-    implied = re.search(r"^training time of an epoch of both cells.*: side by side (.*)$", text, re.M)[1]
-    cited = f"`{source}`"
-    return Rendered("\n" + "\n".join(lines) + f"\n\nAn epoch of both cells' training from these rates: side by side "
-                    f"takes {implied}.\n\n(Rendered by `python results/render.py` from {cited}.)\n", (source,))
+    return Rendered(re.search(r"^training time of an epoch of both cells.*: side by side (.*)$", text, re.M)[1],
+                    (source,))
 
 
 def side_by_side_job(source: str = SIDE_BY_SIDE_JOB_ZEN3) -> Rendered:
